@@ -1,0 +1,84 @@
+# moqgate build and test plumbing.
+#
+#   make run            go run ./cmd/moqgate (pass flags with ARGS="serve --listen :4443")
+#   make build          static binary in bin/moqgate
+#   make test           install missing test peers, then vet, gofmt check, go test
+#   make deps           only install what the tests need (ffmpeg, chromium, web/)
+#   make fuzz           fuzz every Fuzz target for FUZZTIME each (go test already runs the seeds)
+#   make docker         docker build -t moqgate .
+
+GO           ?= go
+ARGS         ?=
+GOTESTFLAGS  ?= -race
+TEST_TIMEOUT ?= 20m
+FUZZTIME     ?= 30s
+PKGS         ?= ./...
+
+# Go files to check with gofmt: everything but web/, .git and testdata.
+GOFILES = $(shell find . \( -path ./web -o -path ./.git -o -name testdata \) -prune -o -name '*.go' -print)
+
+.PHONY: all run build test deps system-deps web vet fmt-check go-test fuzz docker clean
+
+all: build
+
+run:
+	$(GO) run ./cmd/moqgate $(ARGS)
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/moqgate ./cmd/moqgate
+
+test: deps vet fmt-check go-test
+
+deps: system-deps web
+
+# ffmpeg and Chromium for the interop tests: installed with apt when missing
+# and running as root; otherwise the tests that need them skip (or fail when
+# CI=true).
+system-deps:
+	@missing=""; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffprobe"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing ffmpeg chromium (missing:$$missing)"; \
+		apt-get -o DPkg::Lock::Timeout=600 update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q ffmpeg chromium; \
+	else \
+		echo "warning: missing$$missing; run as root: apt-get install -y ffmpeg chromium" >&2; \
+	fi
+
+# web/: npm ci when the lock file is newer than the install, then the bundles.
+web: web/dist/.built
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund
+	@touch $@
+
+web/dist/.built: web/node_modules/.package-lock.json web/build.mjs $(wildcard web/src/*) $(wildcard web/pages/*)
+	npm run --prefix web build
+	@touch $@
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $(GOFILES)); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+go-test:
+	$(GO) test $(GOTESTFLAGS) -timeout $(TEST_TIMEOUT) $(PKGS)
+
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
+
+docker:
+	docker build -t moqgate .
+
+clean:
+	rm -rf bin web/dist

@@ -1,0 +1,465 @@
+// Package config loads and validates moqgate's YAML configuration.
+//
+// The default configuration is configs/moqgate.yaml, embedded in the binary.
+// A configuration file is laid over that default, so it only needs the keys it
+// changes. Decoding is strict: an unknown key, a duplicate key or a value of
+// the wrong type is an error that names the key and its line.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/moqgate/moqgate/configs"
+)
+
+// Config is moqgate's whole configuration.
+type Config struct {
+	Listen    Listen   `yaml:"listen"`
+	RTMP      RTMP     `yaml:"rtmp"`
+	WebRTC    WebRTC   `yaml:"webrtc"`
+	TLS       TLS      `yaml:"tls"`
+	Relay     Relay    `yaml:"relay"`
+	Upstreams []string `yaml:"upstreams"`
+	Auth      Auth     `yaml:"auth"`
+	HLS       HLS      `yaml:"hls"`
+	Limits    Limits   `yaml:"limits"`
+	Log       Log      `yaml:"log"`
+}
+
+// Listen is the web and MoQ listener: one address used on TCP (HTTP/HTTPS)
+// and on UDP (QUIC: raw MoQ and WebTransport).
+type Listen struct {
+	Addr string `yaml:"addr"`
+}
+
+// RTMP is the RTMP / Enhanced RTMP ingest listener.
+type RTMP struct {
+	// Addr is the TCP address; empty disables RTMP ingest.
+	Addr string `yaml:"addr"`
+	// GracePeriod is how long a broadcast stays live after its publisher
+	// disconnects, so a reconnecting encoder resumes it.
+	GracePeriod time.Duration `yaml:"grace_period"`
+	// AllowTakeover lets a second publisher to a live path replace the first
+	// instead of being refused.
+	AllowTakeover bool `yaml:"allow_takeover"`
+}
+
+// WebRTC configures WHIP ingest and WHEP playback.
+type WebRTC struct {
+	// UDP is the single UDP address shared by all peer connections; empty
+	// disables WHIP and WHEP.
+	UDP string `yaml:"udp"`
+}
+
+// TLS names the certificate used for QUIC and HTTPS.
+type TLS struct {
+	// CertFile and KeyFile are PEM files. Both empty means a self-signed
+	// certificate made and renewed by moqgate.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Hostnames are extra DNS names or IP addresses for the self-signed
+	// certificate, besides localhost, 127.0.0.1 and ::1.
+	Hostnames []string `yaml:"hostnames"`
+}
+
+// SelfSigned reports whether moqgate makes its own certificate.
+func (t TLS) SelfSigned() bool { return t.CertFile == "" && t.KeyFile == "" }
+
+// Relay sizes the per-track relay cache.
+type Relay struct {
+	// CacheMaxGroups is the number of newest groups kept per track.
+	CacheMaxGroups int `yaml:"cache_max_groups"`
+	// CacheMaxBytes bounds the bytes cached per track.
+	CacheMaxBytes ByteSize `yaml:"cache_max_bytes"`
+	// MaxSubscriberLagGroups is how many groups a subscriber may fall behind
+	// the newest before it skips ahead to the newest group.
+	MaxSubscriberLagGroups int `yaml:"max_subscriber_lag_groups"`
+}
+
+// Auth modes.
+const (
+	AuthNone = "none"
+	AuthJWT  = "jwt"
+)
+
+// Auth configures authorization.
+type Auth struct {
+	// Mode is AuthNone or AuthJWT.
+	Mode string `yaml:"mode"`
+	// JWTSecretFile holds the HS256 secret; required when Mode is AuthJWT.
+	JWTSecretFile string `yaml:"jwt_secret_file"`
+}
+
+// HLS configures LL-HLS egress.
+type HLS struct {
+	PartDuration       time.Duration `yaml:"part_duration"`
+	SegmentMinDuration time.Duration `yaml:"segment_min_duration"`
+	// SegmentCount is the number of segments listed in a playlist.
+	SegmentCount int `yaml:"segment_count"`
+	// IdleTimeout stops a muxer that had no client for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// AlwaysOn muxes every broadcast from its start rather than on demand.
+	AlwaysOn bool `yaml:"always_on"`
+}
+
+// Limits bounds resource use. For the counts and the rate, 0 means unlimited.
+type Limits struct {
+	SessionsTotal           int `yaml:"sessions_total"`
+	SessionsPerIP           int `yaml:"sessions_per_ip"`
+	SubscriptionsPerSession int `yaml:"subscriptions_per_session"`
+	// MaxControlMessageRate is control messages per second per session.
+	MaxControlMessageRate float64 `yaml:"max_control_message_rate"`
+	// HTTPBodyMax is the largest HTTP request body accepted.
+	HTTPBodyMax ByteSize `yaml:"http_body_max"`
+	// HandshakeTimeout bounds the QUIC/WebTransport and MoQ setup.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// IdleTimeout closes a session with no traffic for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+}
+
+// SlogLevel returns Level as a slog.Level (info when Level is invalid;
+// Validate rejects invalid levels).
+func (l Log) SlogLevel() slog.Level {
+	lvl, err := ParseLogLevel(l.Level)
+	if err != nil {
+		return slog.LevelInfo
+	}
+	return lvl
+}
+
+// ParseLogLevel parses debug, info, warn or error (case-insensitive).
+func ParseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", s)
+}
+
+// Default returns the embedded default configuration.
+func Default() (*Config, error) {
+	c := &Config{}
+	if err := decodeInto(c, configs.Default); err != nil {
+		return nil, fmt.Errorf("embedded default config: %w", err)
+	}
+	return c, nil
+}
+
+// Load reads the configuration file at path, laid over the embedded default,
+// and validates it. An empty path returns the embedded default.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		c, err := Default()
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("embedded default config: %w", err)
+		}
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML data laid over the embedded default and validates the
+// result. Empty data (or only comments) gives the default.
+func Parse(data []byte) (*Config, error) {
+	c, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	if err := decodeInto(c, data); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Marshal encodes the configuration as YAML that Parse reads back.
+func (c *Config) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeInto strictly decodes one YAML document over c.
+func decodeInto(c *Config, data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(c)
+	if errors.Is(err, io.EOF) {
+		return nil // empty document: keep what c has
+	}
+	if err != nil {
+		return fmt.Errorf("decode: %w", friendlyYAMLError(err))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return fmt.Errorf("decode: %w", friendlyYAMLError(err))
+		}
+		return errors.New("decode: more than one YAML document")
+	}
+	return nil
+}
+
+// sectionNames maps Go type names of config sections to their YAML keys,
+// so that yaml.v3's "field x not found in type config.Listen" reads
+// "unknown field x in section listen".
+func sectionNames() map[string]string {
+	m := map[string]string{"config.Config": "top level"}
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			m[f.Type.String()] = "section " + key
+		}
+	}
+	return m
+}
+
+// friendlyYAMLError rewrites yaml.v3 type errors to use YAML names. The
+// returned error wraps yaml's *yaml.TypeError when there is one.
+func friendlyYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	names := sectionNames()
+	msgs := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		msgs[i] = e
+		// yaml.v3 says: "line N: field NAME not found in type config.Listen".
+		prefix, rest, ok := strings.Cut(e, "field ")
+		if !ok {
+			continue
+		}
+		field, typ, ok := strings.Cut(rest, " not found in type ")
+		if !ok {
+			continue
+		}
+		where, ok := names[typ]
+		if !ok {
+			where = "type " + typ
+		}
+		msgs[i] = fmt.Sprintf("%sunknown field %q in %s", prefix, field, where)
+	}
+	return &typeError{msg: strings.Join(msgs, "; "), err: te}
+}
+
+type typeError struct {
+	msg string
+	err *yaml.TypeError
+}
+
+func (e *typeError) Error() string { return e.msg }
+func (e *typeError) Unwrap() error { return e.err }
+
+// Validate checks every field and returns all problems found, joined, each
+// naming its key (e.g. "hls.segment_count: must be at least 2, got 1").
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	checkAddr := func(key, addr string, emptyOK bool) {
+		if addr == "" {
+			if !emptyOK {
+				bad(key, "must be set (host:port, e.g. \":4443\")")
+			}
+			return
+		}
+		if err := validateAddr(addr); err != nil {
+			bad(key, "%v", err)
+		}
+	}
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad(key, "must be a positive duration, got %s", d)
+		}
+	}
+	nonNegative := func(key string, n int) {
+		if n < 0 {
+			bad(key, "must not be negative (0 = unlimited), got %d", n)
+		}
+	}
+
+	checkAddr("listen.addr", c.Listen.Addr, false)
+
+	checkAddr("rtmp.addr", c.RTMP.Addr, true)
+	if c.RTMP.GracePeriod < 0 {
+		bad("rtmp.grace_period", "must not be negative, got %s", c.RTMP.GracePeriod)
+	}
+
+	checkAddr("webrtc.udp", c.WebRTC.UDP, true)
+
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file must be set together (both empty = self-signed)")
+	}
+	for i, h := range c.TLS.Hostnames {
+		if err := validateHostname(h); err != nil {
+			bad(fmt.Sprintf("tls.hostnames[%d]", i), "%v", err)
+		}
+	}
+
+	if c.Relay.CacheMaxGroups < 1 {
+		bad("relay.cache_max_groups", "must be at least 1, got %d", c.Relay.CacheMaxGroups)
+	}
+	if c.Relay.CacheMaxBytes < 64*KiB {
+		bad("relay.cache_max_bytes", "must be at least 64KiB, got %s", c.Relay.CacheMaxBytes)
+	}
+	if c.Relay.MaxSubscriberLagGroups < 1 {
+		bad("relay.max_subscriber_lag_groups", "must be at least 1, got %d", c.Relay.MaxSubscriberLagGroups)
+	} else if c.Relay.CacheMaxGroups >= 1 && c.Relay.MaxSubscriberLagGroups > c.Relay.CacheMaxGroups {
+		bad("relay.max_subscriber_lag_groups", "must not exceed relay.cache_max_groups (%d), got %d",
+			c.Relay.CacheMaxGroups, c.Relay.MaxSubscriberLagGroups)
+	}
+
+	for i, u := range c.Upstreams {
+		if err := validateUpstream(u); err != nil {
+			bad(fmt.Sprintf("upstreams[%d]", i), "%v", err)
+		}
+	}
+
+	switch c.Auth.Mode {
+	case AuthNone:
+		if c.Auth.JWTSecretFile != "" {
+			bad("auth.jwt_secret_file", "is set but auth.mode is %q; set auth.mode to %q", AuthNone, AuthJWT)
+		}
+	case AuthJWT:
+		if c.Auth.JWTSecretFile == "" {
+			bad("auth.jwt_secret_file", "must be set when auth.mode is %q", AuthJWT)
+		}
+	default:
+		bad("auth.mode", "must be %q or %q, got %q", AuthNone, AuthJWT, c.Auth.Mode)
+	}
+
+	positive("hls.part_duration", c.HLS.PartDuration)
+	positive("hls.segment_min_duration", c.HLS.SegmentMinDuration)
+	if c.HLS.PartDuration > 0 && c.HLS.SegmentMinDuration > 0 && c.HLS.SegmentMinDuration < c.HLS.PartDuration {
+		bad("hls.segment_min_duration", "must be at least hls.part_duration (%s), got %s",
+			c.HLS.PartDuration, c.HLS.SegmentMinDuration)
+	}
+	if c.HLS.SegmentCount < 2 {
+		bad("hls.segment_count", "must be at least 2, got %d", c.HLS.SegmentCount)
+	}
+	positive("hls.idle_timeout", c.HLS.IdleTimeout)
+
+	nonNegative("limits.sessions_total", c.Limits.SessionsTotal)
+	nonNegative("limits.sessions_per_ip", c.Limits.SessionsPerIP)
+	nonNegative("limits.subscriptions_per_session", c.Limits.SubscriptionsPerSession)
+	if r := c.Limits.MaxControlMessageRate; r < 0 || r != r { // r != r: NaN
+		bad("limits.max_control_message_rate", "must not be negative (0 = unlimited), got %v", r)
+	}
+	if c.Limits.HTTPBodyMax < 1*KiB {
+		bad("limits.http_body_max", "must be at least 1KiB, got %s", c.Limits.HTTPBodyMax)
+	}
+	positive("limits.handshake_timeout", c.Limits.HandshakeTimeout)
+	positive("limits.idle_timeout", c.Limits.IdleTimeout)
+
+	if _, err := ParseLogLevel(c.Log.Level); err != nil {
+		bad("log.level", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+func validateAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid address %q: want host:port (e.g. \":4443\" or \"127.0.0.1:4443\")", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("invalid port %q in %q: want a number 0-65535", port, addr)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("invalid host %q in %q", host, addr)
+	}
+	return nil
+}
+
+func validateHostname(h string) error {
+	if h == "" {
+		return errors.New("empty hostname")
+	}
+	if net.ParseIP(h) != nil {
+		return nil
+	}
+	if len(h) > 253 {
+		return fmt.Errorf("hostname %q is too long", h)
+	}
+	for _, label := range strings.Split(strings.TrimPrefix(h, "*."), ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("invalid hostname %q", h)
+		}
+		for _, r := range label {
+			if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+				return fmt.Errorf("invalid hostname %q: character %q", h, r)
+			}
+		}
+	}
+	return nil
+}
+
+func validateUpstream(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("invalid URL %q: %w", s, err)
+	}
+	switch u.Scheme {
+	case "moqt", "https", "http":
+	default:
+		return fmt.Errorf("invalid URL %q: scheme must be moqt, https or http", s)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return fmt.Errorf("invalid URL %q: missing host", s)
+	}
+	if p := u.Port(); p != "" {
+		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+			return fmt.Errorf("invalid URL %q: bad port", s)
+		}
+	}
+	return nil
+}

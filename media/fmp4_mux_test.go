@@ -1,0 +1,364 @@
+package media
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/Eyevinn/mp4ff/mp4"
+)
+
+var ffprobeCodecName = map[Codec]string{
+	H264: "h264", H265: "hevc", AV1: "av1", VP9: "vp9", VP8: "vp8",
+	AAC: "aac", Opus: "opus", MP3: "mp3",
+}
+
+// fmp4MuxFrames re-fragments demuxed frames the way a MoQ publisher does (one
+// single-sample moof+mdat per frame, per-track init segments with arbitrary
+// track IDs) and feeds them, interleaved in file order, to an FMP4Muxer.
+// Audio objects carry two fragments each and use an explicit
+// base_data_offset; video keyframe objects start with a styp.
+func fmp4MuxFrames(t *testing.T, src fmp4Demuxed) []byte {
+	t.Helper()
+	srcIDs := map[string]uint32{"video": 7, "audio": 3}
+	var ins []FMP4MuxTrack
+	for _, ti := range src.tracks {
+		ins = append(ins, FMP4MuxTrack{Name: ti.Name, Init: fmp4TestInit(t, ti, srcIDs[ti.Name])})
+	}
+	var out bytes.Buffer
+	m, err := NewFMP4Muxer(&out, ins)
+	if err != nil {
+		t.Fatalf("NewFMP4Muxer: %v", err)
+	}
+	styp := []byte{0, 0, 0, 16, 's', 't', 'y', 'p', 'm', 's', 'd', 'h', 0, 0, 0, 0}
+	next := map[string]int{}
+	seq := map[string]uint32{"video": 1000, "audio": 5}
+	var pending []byte // audio fragments waiting for their pair
+	for _, name := range src.order {
+		f := src.frames[name][next[name]]
+		next[name]++
+		seq[name]++
+		switch name {
+		case "audio":
+			pending = append(pending, fmp4TestFragment(t, srcIDs[name], seq[name], f, 40000+uint64(seq[name])*1000)...)
+			if next[name]%2 == 0 || next[name] == len(src.frames[name]) {
+				if err := m.WriteObject(name, pending); err != nil {
+					t.Fatalf("WriteObject(audio): %v", err)
+				}
+				pending = nil
+			}
+		default:
+			obj := fmp4TestFragment(t, srcIDs[name], seq[name], f, 0)
+			if f.Keyframe {
+				obj = append(bytes.Clone(styp), obj...)
+			}
+			if err := m.WriteObject(name, obj); err != nil {
+				t.Fatalf("WriteObject(%s): %v", name, err)
+			}
+		}
+	}
+	return out.Bytes()
+}
+
+func TestFMP4MuxRoundTrip(t *testing.T) {
+	for _, s := range fmp4Samples {
+		t.Run(s.file, func(t *testing.T) {
+			src := fmp4DemuxFile(t, filepath.Join("testdata", s.file))
+			out := fmp4MuxFrames(t, src)
+			checkFMP4MuxStructure(t, out, 2)
+
+			// Our own demuxer gets back exactly what went in.
+			back := fmp4DemuxAll(t, bytes.NewReader(out))
+			for i, ti := range back.tracks {
+				if ti.Codec != src.tracks[i].Codec || ti.Name != src.tracks[i].Name {
+					t.Fatalf("track %d: %s %s, want %s %s", i, ti.Name, ti.Codec, src.tracks[i].Name, src.tracks[i].Codec)
+				}
+			}
+			if !equalFMP4Frames(src.frames, back.frames) {
+				t.Fatal("frames differ after mux and demux")
+			}
+			checkFMP4WithFFmpeg(t, out, src)
+		})
+	}
+}
+
+// TestFMP4MuxFFmpegFragments feeds ffmpeg's own GOP-long single-track
+// fragments, whose tfhd has an absolute base_data_offset instead of
+// default-base-is-moof (-movflags separate_moof without default_base_moof).
+func TestFMP4MuxFFmpegFragments(t *testing.T) {
+	path := filepath.Join("testdata", "fmp4_h264_aac_sep.mp4")
+	b, _ := os.ReadFile(path)
+	src := fmp4DemuxFile(t, path)
+	ins := []FMP4MuxTrack{
+		{Name: "audio", Init: fmp4TestInit(t, src.track("audio"), 2)},
+		{Name: "video", Init: fmp4TestInit(t, src.track("video"), 1)},
+	}
+	var out bytes.Buffer
+	m, err := NewFMP4Muxer(&out, ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moof []byte
+	n := 0
+	fmp4IterBoxes(t, b, func(typ string, box []byte) {
+		switch typ {
+		case "moof":
+			moof = box
+		case "mdat":
+			id := binary.BigEndian.Uint32(moof[8+16+8+12:]) // moof hdr, mfhd, traf hdr, tfhd hdr+flags
+			name := map[uint32]string{1: "video", 2: "audio"}[id]
+			if err := m.WriteObject(name, append(bytes.Clone(moof), box...)); err != nil {
+				t.Fatalf("WriteObject(%s): %v", name, err)
+			}
+			n++
+		}
+	})
+	if n != 4 {
+		t.Fatalf("%d fragments in %s, want 4", n, path)
+	}
+	checkFMP4MuxStructure(t, out.Bytes(), 2)
+	back := fmp4DemuxAll(t, bytes.NewReader(out.Bytes()))
+	if back.tracks[0].Name != "audio" || back.tracks[1].Name != "video" {
+		t.Fatalf("tracks %+v", back.tracks)
+	}
+	if !equalFMP4Frames(src.frames, back.frames) {
+		t.Fatal("frames differ after mux and demux")
+	}
+	checkFMP4WithFFmpeg(t, out.Bytes(), back)
+}
+
+// checkFMP4MuxStructure checks the combined file: one ftyp+moov with track
+// IDs 1..n and a trex each, then moof/mdat pairs with globally increasing
+// sequence numbers and only those track IDs.
+func checkFMP4MuxStructure(t *testing.T, out []byte, n int) {
+	t.Helper()
+	f, err := mp4.DecodeFile(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("mp4ff cannot decode the output: %v", err)
+	}
+	if f.Ftyp == nil || f.Moov == nil || len(f.Moov.Traks) != n || f.Moov.Mvex == nil || len(f.Moov.Mvex.Trexs) != n {
+		t.Fatalf("bad init: ftyp %v moov %v", f.Ftyp != nil, f.Moov != nil)
+	}
+	if f.Moov.Mvhd.NextTrackID != uint32(n+1) || f.Moov.Mvhd.Timescale == 0 {
+		t.Errorf("mvhd next_track_ID %d timescale %d", f.Moov.Mvhd.NextTrackID, f.Moov.Mvhd.Timescale)
+	}
+	for i, trak := range f.Moov.Traks {
+		if trak.Tkhd.TrackID != uint32(i+1) || f.Moov.Mvex.Trexs[i].TrackID != uint32(i+1) {
+			t.Errorf("trak %d: track ID %d, trex %d", i, trak.Tkhd.TrackID, f.Moov.Mvex.Trexs[i].TrackID)
+		}
+	}
+	var seq uint32
+	var types []string
+	fmp4IterBoxes(t, out, func(typ string, _ []byte) { types = append(types, typ) })
+	if types[0] != "ftyp" || types[1] != "moov" {
+		t.Fatalf("file starts with %v", types[:2])
+	}
+	for i := 2; i < len(types); i++ {
+		want := "moof"
+		if i%2 == 1 {
+			want = "mdat"
+		}
+		if types[i] != want {
+			t.Fatalf("box %d is %s, want %s", i, types[i], want)
+		}
+	}
+	for _, seg := range f.Segments {
+		for _, frag := range seg.Fragments {
+			if frag.Moof.Mfhd.SequenceNumber != seq+1 {
+				t.Fatalf("sequence number %d after %d", frag.Moof.Mfhd.SequenceNumber, seq)
+			}
+			seq++
+			for _, traf := range frag.Moof.Trafs {
+				if id := traf.Tfhd.TrackID; id < 1 || id > uint32(n) || !traf.Tfhd.DefaultBaseIfMoof() || traf.Tfhd.HasBaseDataOffset() {
+					t.Fatalf("tfhd track %d flags %06x", id, traf.Tfhd.Flags)
+				}
+			}
+		}
+	}
+	if seq == 0 {
+		t.Fatal("no fragments")
+	}
+}
+
+// checkFMP4WithFFmpeg writes out to a file and checks that ffprobe sees the
+// expected streams and frame counts and that ffmpeg decodes it cleanly.
+func checkFMP4WithFFmpeg(t *testing.T, out []byte, want fmp4Demuxed) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out.mp4")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	streams := ffprobeStreams(t, path)
+	if len(streams) != len(want.tracks) {
+		t.Fatalf("ffprobe sees %d streams, want %d", len(streams), len(want.tracks))
+	}
+	for i, ti := range want.tracks {
+		s := streams[i]
+		n := len(want.frames[ti.Name])
+		if s.CodecName != ffprobeCodecName[ti.Codec] || s.NbReadFrames != strconv.Itoa(n) || s.NbReadPackets != strconv.Itoa(n) {
+			t.Errorf("stream %d: %s, %s frames %s packets; want %s, %d", i, s.CodecName, s.NbReadFrames, s.NbReadPackets, ffprobeCodecName[ti.Codec], n)
+		}
+		if ti.Codec.Kind() == Video && (s.Width != ti.Width || s.Height != ti.Height) {
+			t.Errorf("stream %d: %dx%d, want %dx%d", i, s.Width, s.Height, ti.Width, ti.Height)
+		}
+		if ti.Codec.Kind() == Audio && s.SampleRate != strconv.Itoa(ti.SampleRate) {
+			t.Errorf("stream %d: %s Hz, want %d", i, s.SampleRate, ti.SampleRate)
+		}
+	}
+	if msg := ffmpegDecodeErrors(t, path); msg != "" {
+		t.Errorf("ffmpeg decode: %s", msg)
+	}
+}
+
+func fmp4TestMuxer(t *testing.T) (*FMP4Muxer, *bytes.Buffer, fmp4Demuxed) {
+	t.Helper()
+	src := fmp4DemuxFile(t, filepath.Join("testdata", "fmp4_h264_aac.mp4"))
+	var out bytes.Buffer
+	m, err := NewFMP4Muxer(&out, []FMP4MuxTrack{
+		{Name: "video", Init: fmp4TestInit(t, src.track("video"), 1)},
+		{Name: "audio", Init: fmp4TestInit(t, src.track("audio"), 2)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, &out, src
+}
+
+func TestFMP4MuxErrors(t *testing.T) {
+	m, out, src := fmp4TestMuxer(t)
+	good := fmp4TestFragment(t, 1, 1, src.frames["video"][0], 0)
+	cmaf, _ := os.ReadFile(filepath.Join("testdata", "fmp4_h264_aac.mp4"))
+	var boxes [][]byte
+	fmp4IterBoxes(t, cmaf, func(_ string, box []byte) { boxes = append(boxes, box) })
+	shortMdat := bytes.Clone(good[:len(good)-10])
+	moofLen := binary.BigEndian.Uint32(good)
+	binary.BigEndian.PutUint32(shortMdat[moofLen:], uint32(len(shortMdat))-moofLen)
+
+	cases := []struct {
+		name, track string
+		obj         []byte
+		want        string
+	}{
+		{"unknown track", "subtitles", good, "unknown track"},
+		{"empty", "video", nil, "no moof+mdat"},
+		{"truncated", "video", good[:len(good)-1], "truncated"},
+		{"mdat only", "video", good[binary.BigEndian.Uint32(good):], "without moof"},
+		{"moof only", "video", good[:binary.BigEndian.Uint32(good)], "has no mdat"},
+		{"two moofs", "video", append(good[:moofLen:moofLen], good...), "has no mdat"},
+		{"init segment", "video", append(bytes.Clone(boxes[0]), good...), "unexpected ftyp"},
+		{"garbage", "video", []byte("\x00\x00\x00\x10moofgarbagegarb\x00\x00\x00\x08mdat"), "moof"},
+		{"tiny size", "video", []byte("\x00\x00\x00\x04moof"), "smaller than its header"},
+		{"sample outside mdat", "video", shortMdat, "outside mdat"},
+		{"multi-track fragment", "video", bytes.Join(boxes[2:4], nil), "several tracks"},
+	}
+	for _, c := range cases {
+		before := out.Len()
+		err := m.WriteObject(c.track, c.obj)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+		if out.Len() != before {
+			t.Errorf("%s: %d bytes written despite the error", c.name, out.Len()-before)
+		}
+	}
+	// The muxer still works after rejected objects.
+	if err := m.WriteObject("video", good); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFMP4MuxBadInits(t *testing.T) {
+	src := fmp4DemuxFile(t, filepath.Join("testdata", "fmp4_h264_aac.mp4"))
+	vinit := fmp4TestInit(t, src.track("video"), 1)
+	twoTraks, _ := os.ReadFile(filepath.Join("testdata", "fmp4_h264_aac.mp4"))
+	cases := []struct {
+		name   string
+		tracks []FMP4MuxTrack
+		want   string
+	}{
+		{"none", nil, "no tracks"},
+		{"no name", []FMP4MuxTrack{{Init: vinit}}, "no name"},
+		{"duplicate", []FMP4MuxTrack{{"video", vinit}, {"video", vinit}}, "duplicate"},
+		{"empty init", []FMP4MuxTrack{{"video", nil}}, "no moov"},
+		{"garbage", []FMP4MuxTrack{{"video", []byte("\x00\x00\x00\x0cmoovjunk")}}, "moov"},
+		{"truncated", []FMP4MuxTrack{{"video", vinit[:len(vinit)-3]}}, "truncated"},
+		{"two traks", []FMP4MuxTrack{{"video", twoTraks}}, "2 traks"},
+	}
+	for _, c := range cases {
+		var out bytes.Buffer
+		_, err := NewFMP4Muxer(&out, c.tracks)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%s: wrote %d bytes", c.name, out.Len())
+		}
+	}
+}
+
+type failWriter struct{ n int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if w.n == 0 {
+		return 0, errors.New("broken pipe")
+	}
+	w.n--
+	return len(p), nil
+}
+
+func TestFMP4MuxWriteErrorSticky(t *testing.T) {
+	src := fmp4DemuxFile(t, filepath.Join("testdata", "fmp4_h264_aac.mp4"))
+	w := &failWriter{n: 2} // init, one object
+	m, err := NewFMP4Muxer(w, []FMP4MuxTrack{{"video", fmp4TestInit(t, src.track("video"), 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frag := fmp4TestFragment(t, 1, 1, src.frames["video"][0], 0)
+	if err := m.WriteObject("video", frag); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteObject("video", frag); err == nil || !strings.Contains(err.Error(), "broken pipe") {
+		t.Fatalf("err = %v", err)
+	}
+	w.n = 100
+	if err := m.WriteObject("video", frag); err == nil {
+		t.Fatal("write error not sticky")
+	}
+}
+
+// TestFMP4MuxConcurrent: tracks written from their own goroutines, as MoQ
+// subscriptions deliver them, still give a clean file.
+func TestFMP4MuxConcurrent(t *testing.T) {
+	m, out, src := fmp4TestMuxer(t)
+	objs := map[string][][]byte{}
+	for i, name := range []string{"video", "audio"} {
+		for j, f := range src.frames[name] {
+			objs[name] = append(objs[name], fmp4TestFragment(t, uint32(i+1), uint32(j+1), f, 0))
+		}
+	}
+	var wg sync.WaitGroup
+	for _, name := range []string{"video", "audio"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, obj := range objs[name] {
+				if err := m.WriteObject(name, obj); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	checkFMP4MuxStructure(t, out.Bytes(), 2)
+	back := fmp4DemuxAll(t, bytes.NewReader(out.Bytes()))
+	if !equalFMP4Frames(src.frames, back.frames) {
+		t.Fatal("frames differ")
+	}
+}

@@ -1,0 +1,541 @@
+package moq
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/moqgate/moqgate/moq/wire"
+)
+
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	Logger *slog.Logger
+	// TrackLimits bound each track's cache.
+	TrackLimits TrackLimits
+	// GracePeriod keeps a broadcast (and its subscribers) alive after its
+	// publisher left, so that a reconnecting publisher continues it.
+	GracePeriod time.Duration
+	// AllowTakeover lets a new publisher replace a live one on the same
+	// path; otherwise the newcomer is refused.
+	AllowTakeover bool
+	// Authorize, if set, is asked before every publish or subscribe
+	// request: action is "publish" or "subscribe", path the broadcast.
+	Authorize func(s *Session, action, path string, params wire.Params) error
+}
+
+// Relay is the relay core: it routes subscriptions to publishers, keeps
+// one upstream subscription per track whatever the number of subscribers,
+// caches recent groups and tells namespace subscribers what exists.
+type Relay struct {
+	cfg RelayConfig
+	log *slog.Logger
+
+	mu         sync.Mutex
+	broadcasts map[string]*broadcast
+	nsSubs     map[*Session]map[string]Namespace
+}
+
+type broadcast struct {
+	path      string
+	ns        Namespace
+	publisher *Session
+	tracks    map[string]*relayTrack
+	grace     *time.Timer
+	started   time.Time
+}
+
+type relayTrack struct {
+	name   string
+	track  *Track
+	refs   int
+	sub    *Subscription
+	ready  chan struct{}
+	err    error
+	pushed bool
+	subs   map[string]int // subscriber count by transport
+}
+
+// NewRelay makes a relay.
+func NewRelay(cfg RelayConfig) *Relay {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Relay{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		broadcasts: make(map[string]*broadcast),
+		nsSubs:     make(map[*Session]map[string]Namespace),
+	}
+}
+
+var _ Handler = (*Relay)(nil)
+
+func (r *Relay) authorize(s *Session, action, path string, params wire.Params) error {
+	if r.cfg.Authorize == nil {
+		return nil
+	}
+	return r.cfg.Authorize(s, action, path, params)
+}
+
+// ---- publishers ----
+
+// HandlePublishNamespace registers a publisher's broadcast.
+func (r *Relay) HandlePublishNamespace(ctx context.Context, s *Session, ns Namespace, params wire.Params) error {
+	path := ns.Path()
+	if path == "" {
+		return &RequestError{Code: wire.PublishNamespaceErrorUninterested, Reason: "empty namespace"}
+	}
+	if err := r.authorize(s, "publish", path, params); err != nil {
+		return err
+	}
+	_, err := r.attachPublisher(s, ns)
+	return err
+}
+
+// attachPublisher makes s the publisher of the broadcast at ns.
+func (r *Relay) attachPublisher(s *Session, ns Namespace) (*broadcast, error) {
+	path := ns.Path()
+	r.mu.Lock()
+	b := r.broadcasts[path]
+	switch {
+	case b == nil:
+		b = &broadcast{path: path, ns: ns, publisher: s, tracks: make(map[string]*relayTrack), started: time.Now()}
+		r.broadcasts[path] = b
+		r.mu.Unlock()
+		r.log.Info("broadcast started", "path", path, "publisher", s.conn.RemoteAddr().String())
+		r.announce(b, true)
+		return b, nil
+	case b.publisher == s:
+		r.mu.Unlock()
+		return b, nil
+	case b.publisher != nil && b.publisher.ctx.Err() == nil && !r.cfg.AllowTakeover:
+		r.mu.Unlock()
+		r.log.Warn("refused second publisher: broadcast is already live", "path", path,
+			"publisher", s.conn.RemoteAddr().String())
+		return nil, &RequestError{Code: wire.PublishNamespaceErrorUninterested, Reason: "broadcast " + path + " is already being published"}
+	}
+	// Reconnect within the grace period, or a take-over.
+	if b.grace != nil {
+		b.grace.Stop()
+		b.grace = nil
+	}
+	old := b.publisher
+	b.publisher = s
+	b.ns = ns
+	var resub []*relayTrack
+	for _, rt := range b.tracks {
+		if rt.pushed {
+			continue
+		}
+		rt.track.Reconnect()
+		if rt.refs > 0 {
+			resub = append(resub, rt)
+		}
+	}
+	r.mu.Unlock()
+	if old != nil && old != s {
+		r.log.Info("publisher taken over", "path", path)
+		old.PublishNamespaceDone(ns) // no-op unless we announced to it
+	} else {
+		r.log.Info("publisher reconnected; broadcast continues", "path", path)
+	}
+	for _, rt := range resub {
+		go r.subscribeUpstream(b, rt, s)
+	}
+	return b, nil
+}
+
+// HandlePublishNamespaceDone starts the grace period of the broadcast.
+func (r *Relay) HandlePublishNamespaceDone(s *Session, ns Namespace) {
+	r.detachPublisher(s, ns.Path())
+}
+
+func (r *Relay) detachPublisher(s *Session, path string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.broadcasts[path]
+	if b == nil || b.publisher != s {
+		return
+	}
+	b.publisher = nil
+	if r.cfg.GracePeriod <= 0 {
+		r.endLocked(b)
+		return
+	}
+	r.log.Info("publisher left; keeping broadcast for the grace period", "path", path, "grace", r.cfg.GracePeriod)
+	b.grace = time.AfterFunc(r.cfg.GracePeriod, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.broadcasts[path] == b && b.publisher == nil {
+			r.endLocked(b)
+		}
+	})
+}
+
+// endLocked ends a broadcast: every track ends (PUBLISH_DONE to
+// subscribers) and namespace subscribers get PUBLISH_NAMESPACE_DONE.
+func (r *Relay) endLocked(b *broadcast) {
+	delete(r.broadcasts, b.path)
+	for _, rt := range b.tracks {
+		rt.track.End(wire.PublishDoneTrackEnded, "broadcast ended")
+		if rt.sub != nil {
+			rt.sub.Unsubscribe()
+		}
+	}
+	r.log.Info("broadcast ended", "path", b.path)
+	go r.announce(b, false)
+}
+
+// HandlePublish accepts a pushed track (PUBLISH).
+func (r *Relay) HandlePublish(ctx context.Context, s *Session, req *PublishRequest) (*Track, func(), error) {
+	path := req.Namespace.Path()
+	if err := r.authorize(s, "publish", path, req.Params); err != nil {
+		return nil, nil, err
+	}
+	b, err := r.attachPublisher(s, req.Namespace)
+	if err != nil {
+		return nil, nil, &RequestError{Code: wire.PublishErrorUninterested, Reason: err.Error()}
+	}
+	r.mu.Lock()
+	rt := b.tracks[req.TrackName]
+	if rt == nil {
+		rt = &relayTrack{name: req.TrackName, track: NewTrack(req.Namespace, req.TrackName, r.cfg.TrackLimits),
+			ready: make(chan struct{}), subs: map[string]int{}}
+		close(rt.ready)
+		b.tracks[req.TrackName] = rt
+	} else {
+		rt.track.Reconnect()
+	}
+	rt.pushed = true
+	rt.refs++
+	r.mu.Unlock()
+	return rt.track, func() { r.release(b, rt, "") }, nil
+}
+
+// ---- subscribers ----
+
+func (r *Relay) acquire(ctx context.Context, s *Session, ns Namespace, name string, params wire.Params) (*broadcast, *relayTrack, error) {
+	path := ns.Path()
+	if err := r.authorize(s, "subscribe", path, params); err != nil {
+		return nil, nil, err
+	}
+	r.mu.Lock()
+	b := r.broadcasts[path]
+	if b == nil {
+		r.mu.Unlock()
+		return nil, nil, &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "no such broadcast"}
+	}
+	rt := b.tracks[name]
+	if rt == nil {
+		if b.publisher == nil {
+			r.mu.Unlock()
+			return nil, nil, &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "publisher is reconnecting"}
+		}
+		rt = &relayTrack{name: name, track: NewTrack(b.ns, name, r.cfg.TrackLimits), ready: make(chan struct{}), subs: map[string]int{}}
+		b.tracks[name] = rt
+		go r.subscribeUpstream(b, rt, b.publisher)
+	}
+	rt.refs++
+	rt.subs[s.conn.Protocol()]++
+	r.mu.Unlock()
+	select {
+	case <-rt.ready:
+	case <-ctx.Done():
+		r.release(b, rt, s.conn.Protocol())
+		return nil, nil, ctx.Err()
+	}
+	if rt.err != nil {
+		r.release(b, rt, s.conn.Protocol())
+		return nil, nil, rt.err
+	}
+	return b, rt, nil
+}
+
+// subscribeUpstream makes the one upstream subscription of a track.
+func (r *Relay) subscribeUpstream(b *broadcast, rt *relayTrack, pub *Session) {
+	ctx, cancel := context.WithTimeout(pub.ctx, 10*time.Second)
+	sub, err := pub.Subscribe(ctx, b.ns, rt.name, SubscribeOptions{Track: rt.track, Priority: 128})
+	cancel()
+	r.mu.Lock()
+	first := rt.err == nil && rt.sub == nil
+	select {
+	case <-rt.ready:
+		first = false
+	default:
+	}
+	if err != nil {
+		if first {
+			var re *RequestError
+			if errors.As(err, &re) {
+				rt.err = re
+			} else {
+				rt.err = &RequestError{Code: wire.SubscribeErrorInternalError, Reason: "upstream: " + err.Error()}
+			}
+			if b.tracks[rt.name] == rt {
+				delete(b.tracks, rt.name)
+			}
+			close(rt.ready)
+		}
+		r.mu.Unlock()
+		r.log.Debug("upstream subscribe failed", "path", b.path, "track", rt.name, "err", err)
+		return
+	}
+	rt.sub = sub
+	if first {
+		close(rt.ready)
+	}
+	r.mu.Unlock()
+	<-sub.Done()
+	// The publisher ended the track deliberately (its session is still up
+	// and it is still the broadcast's publisher): end ours too.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt.sub == sub && b.publisher == pub && pub.ctx.Err() == nil && r.broadcasts[b.path] == b {
+		status, reason := sub.Status()
+		if status != wire.PublishDoneSubscriptionEnded || reason != "unsubscribed" {
+			rt.track.End(status, reason)
+			delete(b.tracks, rt.name)
+		}
+	}
+}
+
+func (r *Relay) release(b *broadcast, rt *relayTrack, proto string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rt.refs--
+	if proto != "" {
+		rt.subs[proto]--
+	}
+	if rt.refs > 0 || rt.pushed {
+		if rt.refs <= 0 && rt.pushed {
+			// The pushing publisher went away; its track ends unless the
+			// broadcast's grace period brings a new one.
+			if b.publisher != nil && b.publisher.ctx.Err() == nil {
+				rt.track.End(wire.PublishDoneTrackEnded, "publisher ended the track")
+				delete(b.tracks, rt.name)
+			}
+		}
+		return
+	}
+	// Last subscriber gone: drop the upstream subscription.
+	if b.tracks[rt.name] == rt {
+		delete(b.tracks, rt.name)
+	}
+	if rt.sub != nil {
+		go rt.sub.Unsubscribe()
+	}
+}
+
+// HandleSubscribe serves a subscription from the relay's track.
+func (r *Relay) HandleSubscribe(ctx context.Context, s *Session, req *SubscribeRequest) (*Track, func(), error) {
+	b, rt, err := r.acquire(ctx, s, req.Namespace, req.TrackName, req.Params)
+	if err != nil {
+		return nil, nil, err
+	}
+	var once sync.Once
+	return rt.track, func() { once.Do(func() { r.release(b, rt, s.conn.Protocol()) }) }, nil
+}
+
+// HandleFetch answers a standalone fetch from the cache.
+func (r *Relay) HandleFetch(ctx context.Context, s *Session, req *FetchRequest) (*Track, func(), error) {
+	b, rt, err := r.acquire(ctx, s, req.Namespace, req.TrackName, req.Params)
+	if err != nil {
+		var re *RequestError
+		if errors.As(err, &re) && re.Code == wire.SubscribeErrorTrackDoesNotExist {
+			re = &RequestError{Code: wire.FetchErrorTrackDoesNotExist, Reason: re.Reason}
+			return nil, nil, re
+		}
+		return nil, nil, err
+	}
+	return rt.track, func() { r.release(b, rt, s.conn.Protocol()) }, nil
+}
+
+// HandleTrackStatus reports from the relay's track.
+func (r *Relay) HandleTrackStatus(ctx context.Context, s *Session, req *SubscribeRequest) (*Track, func(), error) {
+	return r.HandleSubscribe(ctx, s, req)
+}
+
+// ---- namespace subscribers ----
+
+// HandleSubscribeNamespace registers a namespace subscriber.
+func (r *Relay) HandleSubscribeNamespace(ctx context.Context, s *Session, prefix Namespace, params wire.Params) (func(), error) {
+	if err := r.authorize(s, "subscribe", prefix.Path(), params); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	m := r.nsSubs[s]
+	if m == nil {
+		m = make(map[string]Namespace)
+		r.nsSubs[s] = m
+	}
+	m[prefix.Path()] = prefix
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		var live []*broadcast
+		for _, b := range r.broadcasts {
+			if b.publisher != s && HasPrefix(b.path, prefix) {
+				live = append(live, b)
+			}
+		}
+		r.mu.Unlock()
+		for _, b := range live {
+			go r.announceTo(s, prefix, b.path, true)
+		}
+	}, nil
+}
+
+// HandleUnsubscribeNamespace forgets a namespace subscriber.
+func (r *Relay) HandleUnsubscribeNamespace(s *Session, prefix Namespace) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m := r.nsSubs[s]; m != nil {
+		delete(m, prefix.Path())
+		if len(m) == 0 {
+			delete(r.nsSubs, s)
+		}
+	}
+}
+
+// announce tells every matching namespace subscriber that a broadcast
+// started or ended.
+func (r *Relay) announce(b *broadcast, active bool) {
+	type target struct {
+		s      *Session
+		prefix Namespace
+	}
+	r.mu.Lock()
+	var ts []target
+	for s, m := range r.nsSubs {
+		if s == b.publisher {
+			continue
+		}
+		for _, p := range m {
+			if HasPrefix(b.path, p) {
+				ts = append(ts, target{s, p})
+			}
+		}
+	}
+	r.mu.Unlock()
+	for _, t := range ts {
+		go r.announceTo(t.s, t.prefix, b.path, active)
+	}
+}
+
+func (r *Relay) announceTo(s *Session, prefix Namespace, path string, active bool) {
+	ns := InPrefixForm(path, prefix)
+	if !active {
+		s.PublishNamespaceDone(ns)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if err := s.PublishNamespace(ctx, ns); err != nil {
+		r.log.Debug("namespace announcement refused", "path", path, "err", err)
+	}
+}
+
+// HandleSessionClosed cleans up after a session.
+func (r *Relay) HandleSessionClosed(s *Session) {
+	r.mu.Lock()
+	delete(r.nsSubs, s)
+	var paths []string
+	for p, b := range r.broadcasts {
+		if b.publisher == s {
+			paths = append(paths, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range paths {
+		r.detachPublisher(s, p)
+	}
+}
+
+// ---- introspection ----
+
+// TrackInfo describes a track for the API.
+type TrackInfo struct {
+	Name        string         `json:"name"`
+	Subscribers map[string]int `json:"subscribers"`
+	Objects     uint64         `json:"objects"`
+	Bytes       uint64         `json:"bytes"`
+	CacheBytes  int            `json:"cache_bytes"`
+	Largest     *Location      `json:"largest,omitempty"`
+	track       *Track
+}
+
+// BroadcastInfo describes a broadcast for the API.
+type BroadcastInfo struct {
+	Path      string      `json:"path"`
+	Live      bool        `json:"live"`
+	Publisher string      `json:"publisher,omitempty"`
+	Since     time.Time   `json:"since"`
+	Tracks    []TrackInfo `json:"tracks"`
+}
+
+// Broadcasts lists the broadcasts the relay knows.
+func (r *Relay) Broadcasts() []BroadcastInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]BroadcastInfo, 0, len(r.broadcasts))
+	for _, b := range r.broadcasts {
+		bi := BroadcastInfo{Path: b.path, Live: b.publisher != nil, Since: b.started}
+		if b.publisher != nil {
+			bi.Publisher = b.publisher.conn.RemoteAddr().String()
+		}
+		for _, rt := range b.tracks {
+			objs, bytes, _ := rt.track.Stats()
+			ti := TrackInfo{Name: rt.name, Subscribers: map[string]int{}, Objects: objs, Bytes: bytes,
+				CacheBytes: rt.track.CachedBytes(), track: rt.track}
+			for k, v := range rt.subs {
+				if v > 0 {
+					ti.Subscribers[k] = v
+				}
+			}
+			if l, ok := rt.track.Largest(); ok {
+				ti.Largest = &l
+			}
+			bi.Tracks = append(bi.Tracks, ti)
+		}
+		sort.Slice(bi.Tracks, func(i, j int) bool { return bi.Tracks[i].Name < bi.Tracks[j].Name })
+		out = append(out, bi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// HasBroadcast reports whether a broadcast exists at path.
+func (r *Relay) HasBroadcast(path string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.broadcasts[path] != nil
+}
+
+// ConnectLocal opens an in-process session to the relay: the client end is
+// returned; it behaves exactly like a remote client's session.
+func (r *Relay) ConnectLocal(ctx context.Context, cfg Config, serverCfg Config) (*Session, error) {
+	a, b := Pipe()
+	serverCfg.Handler = r
+	if serverCfg.Logger == nil {
+		serverCfg.Logger = r.log
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Accept(ctx, b, serverCfg, "")
+		errc <- err
+	}()
+	s, err := Connect(ctx, a, cfg)
+	if err != nil {
+		a.CloseWithError(wire.InternalError, "setup failed")
+		return nil, err
+	}
+	if err := <-errc; err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}

@@ -1,0 +1,757 @@
+package moq
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/moqgate/moqgate/moq/wire"
+)
+
+// serveSub delivers one subscription (a peer's SUBSCRIBE, or our own
+// PUBLISH) from a Track to the peer.
+type serveSub struct {
+	s       *Session
+	reqID   uint64
+	alias   uint64
+	track   *Track
+	release func()
+	ctx     context.Context
+	cancel  context.CancelFunc
+	pushed  bool // our PUBLISH rather than their SUBSCRIBE
+
+	mu         sync.Mutex
+	priority   uint8
+	groupOrder uint8
+	forward    bool
+	filter     uint64
+	start      Location
+	endGroup   uint64 // 0 = open-ended, else last group + 1
+	updated    chan struct{}
+	streams    uint64
+	writers    map[uint64]*groupWriter
+	doneSent   bool
+	stopped    bool
+	wg         sync.WaitGroup
+}
+
+type groupWriter struct {
+	g      *Group
+	cancel context.CancelCauseFunc
+	stream SendStream
+	mu     sync.Mutex
+}
+
+// errLagging cancels a group stream of a subscriber that fell behind.
+var errLagging = errors.New("subscriber fell behind")
+
+func (s *Session) onSubscribe(m *wire.Subscribe) error {
+	if err := s.checkPeerRequestID(m.RequestID); err != nil {
+		return err
+	}
+	if m.GroupOrder > wire.GroupOrderDescending {
+		return protocolViolation("group order %d", m.GroupOrder)
+	}
+	switch m.FilterType {
+	case wire.FilterNextGroupStart, wire.FilterLargestObject, wire.FilterAbsoluteStart, wire.FilterAbsoluteRange:
+	default:
+		return protocolViolation("filter type %d", m.FilterType)
+	}
+	if m.FilterType == wire.FilterAbsoluteRange && m.EndGroup < m.Start.Group {
+		return protocolViolation("end group %d before start group %d", m.EndGroup, m.Start.Group)
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	ss := &serveSub{
+		s: s, reqID: m.RequestID, ctx: ctx, cancel: cancel,
+		priority: m.SubscriberPriority, groupOrder: m.GroupOrder, forward: m.Forward,
+		filter: m.FilterType, start: Location(m.Start), updated: make(chan struct{}),
+		writers: make(map[uint64]*groupWriter),
+	}
+	if m.FilterType == wire.FilterAbsoluteRange {
+		ss.endGroup = m.EndGroup + 1
+	}
+	s.mu.Lock()
+	s.subsIn[m.RequestID] = ss
+	s.mu.Unlock()
+	req := &SubscribeRequest{
+		RequestID: m.RequestID, Namespace: Namespace(m.Namespace), TrackName: m.TrackName,
+		Priority: m.SubscriberPriority, GroupOrder: m.GroupOrder, Forward: m.Forward,
+		Filter: m.FilterType, Start: Location(m.Start), EndGroup: m.EndGroup, Params: m.Params,
+	}
+	go func() {
+		var track *Track
+		var release func()
+		err := error(&RequestError{Code: wire.SubscribeErrorNotSupported, Reason: "not a publisher"})
+		if h := s.cfg.Handler; h != nil {
+			track, release, err = h.HandleSubscribe(ctx, s, req)
+		}
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			if release != nil {
+				release()
+			}
+			code, reason := refusal(err, wire.SubscribeErrorTrackDoesNotExist)
+			s.log.Debug("subscribe refused", "ns", req.Namespace.Path(), "track", req.TrackName, "err", err)
+			s.removeSubIn(m.RequestID)
+			s.sendOrClose(&wire.SubscribeError{RequestID: m.RequestID, ErrorCode: code, Reason: reason})
+			return
+		}
+		ss.track, ss.release = track, release
+		s.mu.Lock()
+		ss.alias = s.nextAlias
+		s.nextAlias++
+		s.mu.Unlock()
+		largest, has := track.Largest()
+		order := m.GroupOrder
+		if order == wire.GroupOrderPublisher {
+			order = wire.GroupOrderAscending
+		}
+		ss.groupOrder = order
+		// SUBSCRIBE_OK before any data stream, so the peer knows the alias.
+		s.sendOrClose(&wire.SubscribeOK{
+			RequestID: m.RequestID, TrackAlias: ss.alias, Expires: 0, GroupOrder: order,
+			ContentExists: has, Largest: wire.Location(largest),
+		})
+		ss.run(largest, has)
+	}()
+	return nil
+}
+
+func (s *Session) removeSubIn(id uint64) {
+	s.mu.Lock()
+	_, ok := s.subsIn[id]
+	delete(s.subsIn, id)
+	s.mu.Unlock()
+	if ok {
+		s.peerRequestDone()
+	}
+}
+
+func (s *Session) onSubscribeUpdate(m *wire.SubscribeUpdate) error {
+	if err := s.checkPeerRequestID(m.RequestID); err != nil {
+		return err
+	}
+	// SUBSCRIBE_UPDATE has no response; its request ID is used up at once.
+	defer s.peerRequestDone()
+	s.mu.Lock()
+	ss := s.subsIn[m.SubscriptionRequestID]
+	s.mu.Unlock()
+	if ss == nil {
+		return nil // the subscription may have just ended
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	start := Location(m.Start)
+	if start.Less(ss.start) {
+		return protocolViolation("SUBSCRIBE_UPDATE moves the start backwards")
+	}
+	ss.start = start
+	ss.priority = m.SubscriberPriority
+	ss.forward = m.Forward
+	if m.EndGroup > 0 {
+		ss.endGroup = m.EndGroup // end group + 1 on the wire, 0 = open-ended
+	}
+	close(ss.updated)
+	ss.updated = make(chan struct{})
+	return nil
+}
+
+func (s *Session) onUnsubscribe(m *wire.Unsubscribe) {
+	s.mu.Lock()
+	ss := s.subsIn[m.RequestID]
+	s.mu.Unlock()
+	if ss == nil {
+		return
+	}
+	ss.mu.Lock()
+	ss.doneSent = true // no PUBLISH_DONE after UNSUBSCRIBE
+	ss.mu.Unlock()
+	ss.stop()
+}
+
+// stop cancels every stream of the subscription and releases it.
+func (ss *serveSub) stop() {
+	ss.cancel()
+}
+
+// run is the dispatcher of one subscription: it starts a writer per group.
+func (ss *serveSub) run(largest Location, has bool) {
+	s := ss.s
+	defer func() {
+		ss.cancel()
+		ss.wg.Wait()
+		if ss.release != nil {
+			ss.release()
+		}
+		if ss.pushed {
+			s.mu.Lock()
+			delete(s.subsIn, ss.reqID)
+			s.mu.Unlock()
+		} else {
+			s.removeSubIn(ss.reqID)
+		}
+	}()
+
+	// Where to start. Largest Object starts at the first object of the
+	// newest group: players need the group's keyframe (see README).
+	var next uint64 // first group to deliver
+	firstObj := uint64(0)
+	haveNext := false
+	switch ss.filter {
+	case wire.FilterLargestObject:
+		// With nothing cached yet (a relay that just subscribed upstream)
+		// the newest group is still on its way from its first object.
+		if g := ss.track.latestGroup(); g != nil {
+			next, haveNext = g.ID, true
+		} else if has {
+			next, haveNext = largest.Group, true
+		}
+	case wire.FilterNextGroupStart:
+		if has {
+			next, haveNext = largest.Group+1, true
+		}
+	case wire.FilterAbsoluteStart, wire.FilterAbsoluteRange:
+		next, haveNext, firstObj = ss.start.Group, true, ss.start.Object
+	}
+	// Groups can complete out of order (one stream each), so remember
+	// which ones were handed to a writer rather than just the last one.
+	delivered := make(map[uint64]bool)
+	var newest uint64
+	for {
+		ss.mu.Lock()
+		forward, endGroup, updated := ss.forward, ss.endGroup, ss.updated
+		if ss.start.Group > next {
+			next, haveNext, firstObj = ss.start.Group, true, ss.start.Object
+		}
+		ss.mu.Unlock()
+		if endGroup > 0 && haveNext && next >= endGroup && len(delivered) == 0 {
+			ss.finish(wire.PublishDoneSubscriptionEnded, "end group reached")
+			return
+		}
+		if !forward {
+			// Paused: when forwarding resumes, start at the newest group.
+			if g := ss.track.latestGroup(); g != nil {
+				next, haveNext, firstObj = g.ID, true, 0
+			}
+		}
+		var g *Group
+		var wait <-chan struct{}
+		var ended bool
+		if forward {
+			g, wait, ended = ss.track.groupFrom(next, haveNext, delivered)
+		} else {
+			_, wait, ended = ss.track.groupAfter(^uint64(0), true)
+		}
+		if g != nil {
+			if endGroup > 0 && g.ID >= endGroup {
+				ss.finish(wire.PublishDoneSubscriptionEnded, "end group reached")
+				return
+			}
+			from := uint64(0)
+			if haveNext && g.ID == next {
+				from = firstObj
+			}
+			delivered[g.ID] = true
+			if g.ID > newest || len(delivered) == 1 {
+				newest = g.ID
+			}
+			// Forget old entries; groups that old are not delivered any more.
+			for id := range delivered {
+				if id+64 < newest {
+					delete(delivered, id)
+				}
+			}
+			if !haveNext || g.ID+uint64(ss.s.cfg.MaxLagGroups) >= newest {
+				if !haveNext {
+					next, haveNext = g.ID, true
+				}
+				ss.startWriter(g, from)
+			}
+			continue
+		}
+		if ended {
+			ss.waitWriters()
+			_, status, reason := ss.track.Ended()
+			if status == 0 {
+				status = wire.PublishDoneTrackEnded
+			}
+			ss.finish(status, reason)
+			return
+		}
+		select {
+		case <-wait:
+		case <-updated:
+		case <-ss.ctx.Done():
+			return
+		}
+	}
+}
+
+// waitWriters waits until the writers have finished their groups.
+func (ss *serveSub) waitWriters() {
+	done := make(chan struct{})
+	go func() { ss.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ss.ctx.Done():
+	}
+}
+
+func (ss *serveSub) finish(status uint64, reason string) {
+	ss.waitWriters()
+	ss.mu.Lock()
+	if ss.doneSent {
+		ss.mu.Unlock()
+		return
+	}
+	ss.doneSent = true
+	count := ss.streams
+	ss.mu.Unlock()
+	if ss.s.ctx.Err() == nil {
+		ss.s.sendOrClose(&wire.PublishDone{RequestID: ss.reqID, StatusCode: status, StreamCount: count, Reason: reason})
+	}
+}
+
+// urgency maps MoQ priorities (lower = more important) to the transport's
+// eight urgency levels; old groups sink below everything current.
+func urgency(subscriber, publisher uint8, old bool) int {
+	u := int(subscriber)/64 + int(publisher)/128 // 0..4
+	if old {
+		u += 2
+	}
+	return min(u, 7)
+}
+
+func (ss *serveSub) startWriter(g *Group, from uint64) {
+	ctx, cancel := context.WithCancelCause(ss.ctx)
+	w := &groupWriter{g: g, cancel: cancel}
+	ss.mu.Lock()
+	ss.writers[g.ID] = w
+	// A subscriber more than MaxLagGroups behind loses its oldest groups.
+	var lagging []*groupWriter
+	var older []*groupWriter
+	for id, ow := range ss.writers {
+		if id+uint64(ss.s.cfg.MaxLagGroups) < g.ID {
+			lagging = append(lagging, ow)
+		} else if id < g.ID {
+			older = append(older, ow)
+		}
+	}
+	prio, order := ss.priority, ss.groupOrder
+	ss.mu.Unlock()
+	for _, ow := range lagging {
+		ow.cancel(errLagging)
+	}
+	if order == wire.GroupOrderDescending {
+		for _, ow := range older {
+			ow.mu.Lock()
+			if ow.stream != nil {
+				ow.stream.SetPriority(urgency(prio, ow.g.Priority(), true))
+			}
+			ow.mu.Unlock()
+		}
+	}
+	ss.wg.Add(1)
+	go func() {
+		defer ss.wg.Done()
+		defer func() {
+			ss.mu.Lock()
+			delete(ss.writers, g.ID)
+			ss.mu.Unlock()
+		}()
+		ss.writeGroup(ctx, w, from)
+	}()
+}
+
+// writeGroup sends one group on its own subgroup stream.
+func (ss *serveSub) writeGroup(ctx context.Context, w *groupWriter, from uint64) {
+	s := ss.s
+	g := w.g
+	var stream SendStream
+	var hdr wire.SubgroupHeader
+	var prevID uint64
+	first := true
+	buf := make([]byte, 0, 64)
+	reset := func(code uint64) {
+		if stream != nil {
+			stream.CancelWrite(code)
+		}
+	}
+	for i := 0; ; {
+		o, ok, done, dropped, wait := g.object(i)
+		if !ok {
+			if done {
+				s.log.Debug("group writer done", "req", ss.reqID, "group", g.ID, "dropped", dropped, "objects", i, "stream", stream != nil)
+				if dropped {
+					s.groupsDropped.Add(1)
+					reset(wire.ResetDeliveryTimeout)
+				} else if stream != nil {
+					stream.Close()
+				}
+				return
+			}
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				if context.Cause(ctx) == errLagging {
+					s.groupsDropped.Add(1)
+					reset(wire.ResetDeliveryTimeout)
+				} else {
+					reset(wire.ResetCancelled)
+				}
+				return
+			}
+		}
+		i++
+		if o.ID < from {
+			continue
+		}
+		if stream == nil {
+			st, err := s.conn.OpenUniStreamSync(ctx)
+			if err != nil {
+				return
+			}
+			stream = st
+			ss.mu.Lock()
+			ss.streams++
+			prio := ss.priority
+			ss.mu.Unlock()
+			st.SetPriority(urgency(prio, g.Priority(), false))
+			w.mu.Lock()
+			w.stream = st
+			w.mu.Unlock()
+			// Subgroup 0 implicit (0x10) unless the object says otherwise;
+			// extensions are carried when the group has them.
+			mode := 0
+			if o.SubgroupID != 0 {
+				mode = 2
+			}
+			hdr = wire.SubgroupHeader{
+				Type:       wire.SubgroupType(len(o.Extensions) > 0, false, mode),
+				TrackAlias: ss.alias, GroupID: g.ID, SubgroupID: o.SubgroupID,
+				PublisherPriority: g.Priority(),
+			}
+			buf = wire.AppendSubgroupHeader(buf[:0], hdr)
+		}
+		ext := o.Extensions
+		if !hdr.HasExtensions() {
+			ext = nil
+		}
+		buf = wire.AppendSubgroupObjectHeader(buf, hdr.Type, prevID, first, wire.ObjectHeader{
+			ObjectID: o.ID, Extensions: ext, PayloadLen: uint64(len(o.Payload)), Status: o.Status,
+		})
+		prevID, first = o.ID, false
+		var err error
+		// Small payloads go out in one write with their header.
+		if len(o.Payload) <= 2048 {
+			buf = append(buf, o.Payload...)
+			_, err = stream.Write(buf)
+		} else {
+			if _, err = stream.Write(buf); err == nil {
+				_, err = stream.Write(o.Payload)
+			}
+		}
+		buf = buf[:0]
+		if err != nil {
+			if context.Cause(ctx) == errLagging {
+				s.groupsDropped.Add(1)
+				reset(wire.ResetDeliveryTimeout)
+			}
+			return
+		}
+		s.objectsOut.Add(1)
+		s.bytesOut.Add(uint64(len(o.Payload)))
+	}
+}
+
+// ---- FETCH ----
+
+type serveFetch struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (s *Session) onFetch(m *wire.Fetch) error {
+	if err := s.checkPeerRequestID(m.RequestID); err != nil {
+		return err
+	}
+	if m.GroupOrder > wire.GroupOrderDescending {
+		return protocolViolation("group order %d", m.GroupOrder)
+	}
+	var joined *serveSub
+	switch m.FetchType {
+	case wire.FetchStandalone:
+		if Location(m.End).Less(Location(m.Start)) && !(m.End.Group == m.Start.Group && m.End.Object == 0) {
+			return protocolViolation("fetch end before start")
+		}
+	case wire.FetchRelativeJoining, wire.FetchAbsoluteJoining:
+		s.mu.Lock()
+		joined = s.subsIn[m.JoiningRequestID]
+		s.mu.Unlock()
+		if joined != nil && joined.filter != wire.FilterLargestObject {
+			return protocolViolation("joining fetch on a subscription without the Largest Object filter")
+		}
+	default:
+		return protocolViolation("fetch type %d", m.FetchType)
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	f := &serveFetch{ctx: ctx, cancel: cancel}
+	s.mu.Lock()
+	s.fetchesIn[m.RequestID] = f
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			cancel()
+			s.mu.Lock()
+			delete(s.fetchesIn, m.RequestID)
+			s.mu.Unlock()
+			s.peerRequestDone()
+		}()
+		fail := func(code uint64, reason string) {
+			s.sendOrClose(&wire.FetchError{RequestID: m.RequestID, ErrorCode: code, Reason: reason})
+		}
+		var track *Track
+		var start Location
+		var end Location // exclusive
+		switch m.FetchType {
+		case wire.FetchStandalone:
+			var release func()
+			err := error(&RequestError{Code: wire.FetchErrorNotSupported, Reason: "not a publisher"})
+			if h := s.cfg.Handler; h != nil {
+				track, release, err = h.HandleFetch(ctx, s, &FetchRequest{
+					RequestID: m.RequestID, Namespace: Namespace(m.Namespace), TrackName: m.TrackName,
+					Start: Location(m.Start), End: Location(m.End), Params: m.Params,
+				})
+			}
+			if release != nil {
+				defer release()
+			}
+			if err != nil {
+				code, reason := refusal(err, wire.FetchErrorTrackDoesNotExist)
+				fail(code, reason)
+				return
+			}
+			start = Location(m.Start)
+			end = Location(m.End)
+			if end.Object == 0 { // the whole end group
+				end = Location{Group: end.Group + 1}
+			}
+		default:
+			if joined == nil || joined.track == nil {
+				fail(wire.FetchErrorInvalidJoiningRequestID, "no such subscription")
+				return
+			}
+			track = joined.track
+			largest, has := track.Largest()
+			if !has {
+				fail(wire.FetchErrorInvalidRange, "no content")
+				return
+			}
+			if m.FetchType == wire.FetchRelativeJoining {
+				g := uint64(0)
+				if largest.Group > m.JoiningStart {
+					g = largest.Group - m.JoiningStart
+				}
+				start = Location{Group: g}
+			} else {
+				start = Location{Group: m.JoiningStart}
+			}
+			// The subscription already delivers the newest group from its
+			// first object, so the fetch stops before it: every object
+			// reaches the subscriber exactly once.
+			end = Location{Group: largest.Group}
+			if g := track.latestGroup(); g != nil && g.ID < end.Group {
+				end = Location{Group: g.ID + 1}
+			}
+		}
+		// Collect the cached objects in range.
+		type item struct{ o Object }
+		var objs []Object
+		for _, g := range track.cachedGroups() {
+			os, _ := g.Objects()
+			for _, o := range os {
+				l := Location{g.ID, o.ID}
+				if l.Less(start) || !l.Less(end) {
+					continue
+				}
+				objs = append(objs, o)
+			}
+		}
+		order := m.GroupOrder
+		if order == wire.GroupOrderPublisher {
+			order = wire.GroupOrderAscending
+		}
+		if len(objs) == 0 && m.FetchType == wire.FetchStandalone {
+			fail(wire.FetchErrorNoObjects, "no objects in range")
+			return
+		}
+		if order == wire.GroupOrderDescending {
+			objs = descendingGroups(objs)
+		}
+		endLoc := start
+		endOfTrack := false
+		if n := len(objs); n > 0 {
+			last := objs[n-1]
+			if order == wire.GroupOrderDescending {
+				last = objs[0]
+				for _, o := range objs {
+					if last.GroupID < o.GroupID || (last.GroupID == o.GroupID && last.ID < o.ID) {
+						last = o
+					}
+				}
+			}
+			endLoc = Location{last.GroupID, last.ID + 1}
+		}
+		if ended, _, _ := track.Ended(); ended {
+			if l, ok := track.Largest(); ok && !endLoc.Less(Location{l.Group, l.Object + 1}) {
+				endOfTrack = true
+			}
+		}
+		s.sendOrClose(&wire.FetchOK{RequestID: m.RequestID, GroupOrder: order, EndOfTrack: endOfTrack, End: wire.Location(endLoc)})
+		st, err := s.conn.OpenUniStreamSync(ctx)
+		if err != nil {
+			return
+		}
+		st.SetPriority(urgency(m.SubscriberPriority, 128, false))
+		buf := wire.AppendFetchHeader(nil, m.RequestID)
+		for _, o := range objs {
+			buf = wire.AppendFetchObjectHeader(buf, wire.FetchObjectHeader{
+				GroupID: o.GroupID, SubgroupID: o.SubgroupID, ObjectID: o.ID, PublisherPriority: o.Priority,
+				Extensions: o.Extensions, PayloadLen: uint64(len(o.Payload)), Status: o.Status,
+			})
+			if _, err := st.Write(buf); err != nil {
+				return
+			}
+			if _, err := st.Write(o.Payload); err != nil {
+				return
+			}
+			buf = buf[:0]
+			s.objectsOut.Add(1)
+			s.bytesOut.Add(uint64(len(o.Payload)))
+			if ctx.Err() != nil {
+				st.CancelWrite(wire.ResetCancelled)
+				return
+			}
+		}
+		if len(buf) > 0 {
+			st.Write(buf)
+		}
+		st.Close()
+	}()
+	return nil
+}
+
+// descendingGroups reorders objects by descending group, keeping object
+// order inside each group.
+func descendingGroups(objs []Object) []Object {
+	out := make([]Object, 0, len(objs))
+	end := len(objs)
+	for end > 0 {
+		startIdx := end - 1
+		for startIdx > 0 && objs[startIdx-1].GroupID == objs[end-1].GroupID {
+			startIdx--
+		}
+		out = append(out, objs[startIdx:end]...)
+		end = startIdx
+	}
+	return out
+}
+
+func (s *Session) onFetchCancel(m *wire.FetchCancel) {
+	s.mu.Lock()
+	f := s.fetchesIn[m.RequestID]
+	s.mu.Unlock()
+	if f != nil {
+		f.cancel()
+	}
+}
+
+// ---- TRACK_STATUS ----
+
+func (s *Session) onTrackStatus(m *wire.TrackStatus) error {
+	if err := s.checkPeerRequestID(m.RequestID); err != nil {
+		return err
+	}
+	go func() {
+		defer s.peerRequestDone()
+		var track *Track
+		var release func()
+		err := error(&RequestError{Code: wire.SubscribeErrorNotSupported, Reason: "not a publisher"})
+		if h := s.cfg.Handler; h != nil {
+			track, release, err = h.HandleTrackStatus(s.ctx, s, &SubscribeRequest{
+				RequestID: m.RequestID, Namespace: Namespace(m.Namespace), TrackName: m.TrackName,
+				Priority: m.SubscriberPriority, GroupOrder: m.GroupOrder, Filter: m.FilterType, Params: m.Params,
+			})
+		}
+		if release != nil {
+			defer release()
+		}
+		if err != nil {
+			code, reason := refusal(err, wire.SubscribeErrorTrackDoesNotExist)
+			s.sendOrClose(&wire.TrackStatusError{RequestID: m.RequestID, ErrorCode: code, Reason: reason})
+			return
+		}
+		largest, has := track.Largest()
+		s.sendOrClose(&wire.TrackStatusOK{RequestID: m.RequestID, TrackAlias: 0, GroupOrder: wire.GroupOrderAscending,
+			ContentExists: has, Largest: wire.Location(largest)})
+	}()
+	return nil
+}
+
+// ---- PUBLISH (push) ----
+
+// Publish pushes a track to the peer with PUBLISH; objects flow as soon
+// as the peer accepts with Forward set. The returned stop function ends
+// the push with PUBLISH_DONE.
+func (s *Session) Publish(ctx context.Context, ns Namespace, name string, track *Track) (func(), error) {
+	id, err := s.allocRequestID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	alias := s.nextAlias
+	s.nextAlias++
+	s.mu.Unlock()
+	largest, has := track.Largest()
+	r, err := s.request(ctx, id, &wire.Publish{
+		RequestID: id, Namespace: ns, TrackName: name, TrackAlias: alias,
+		GroupOrder: wire.GroupOrderAscending, ContentExists: has, Largest: wire.Location(largest), Forward: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch r := r.(type) {
+	case *wire.PublishError:
+		return nil, &RequestError{Code: r.ErrorCode, Reason: r.Reason}
+	case *wire.PublishOK:
+		sctx, cancel := context.WithCancel(s.ctx)
+		ss := &serveSub{
+			s: s, reqID: id, alias: alias, track: track, ctx: sctx, cancel: cancel, pushed: true,
+			priority: r.SubscriberPriority, groupOrder: r.GroupOrder, forward: r.Forward,
+			filter: r.FilterType, start: Location(r.Start), updated: make(chan struct{}),
+			writers: make(map[uint64]*groupWriter),
+		}
+		if ss.groupOrder == wire.GroupOrderPublisher {
+			ss.groupOrder = wire.GroupOrderAscending
+		}
+		if ss.filter == 0 {
+			ss.filter = wire.FilterLargestObject
+		}
+		if r.FilterType == wire.FilterAbsoluteRange {
+			ss.endGroup = r.EndGroup + 1
+		}
+		s.mu.Lock()
+		s.subsIn[id] = ss
+		s.mu.Unlock()
+		go ss.run(largest, has)
+		return func() {
+			ss.finish(wire.PublishDoneTrackEnded, "publisher stopped")
+			ss.stop()
+		}, nil
+	default:
+		return nil, protocolViolation("unexpected reply %T to PUBLISH", r)
+	}
+}

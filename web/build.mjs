@@ -1,0 +1,33 @@
+// Builds the browser test pages into dist/ (gitignored):
+//   dist/moqwatch.js  <moq-watch> element (@moq/watch/element), ES module
+//   dist/hls.js       hls.js, ES module that also sets window.Hls
+//   dist/*.html, *.js test pages copied from pages/
+// Run with `npm run build` (after `npm ci`).
+import { cp, mkdir, rm } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import * as esbuild from "esbuild";
+
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+const dist = here("./dist");
+
+await rm(dist, { recursive: true, force: true });
+await mkdir(dist, { recursive: true });
+
+await esbuild.build({
+	entryPoints: {
+		moqwatch: here("./src/moqwatch.js"),
+		hls: here("./src/hls.js"),
+	},
+	outdir: dist,
+	bundle: true,
+	// ESM: @moq/signals reads import.meta.env, which an IIFE bundle would lose.
+	format: "esm",
+	platform: "browser",
+	target: "chrome120",
+	sourcemap: true,
+	logLevel: "warning",
+	define: { "import.meta.env": "undefined" },
+});
+
+await cp(here("./pages"), dist, { recursive: true });
+console.log("built", dist);
