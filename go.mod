@@ -12,6 +12,7 @@ require (
 	github.com/bluenviron/gortmplib v1.0.1 // indirect
 	github.com/bluenviron/mediacommon/v2 v2.9.4 // indirect
 	github.com/dunglas/httpsfv v1.1.1 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/mengelbart/qlog v0.1.0 // indirect
 	github.com/pion/datachannel v1.6.3 // indirect

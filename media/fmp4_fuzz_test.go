@@ -2,10 +2,12 @@ package media
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -218,4 +220,67 @@ func FuzzFMP4MuxerWriteObject(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFMP4Mutations is a deterministic complement to the fuzz targets for
+// plain `go test`: thousands of mutated streams and objects (bit flips,
+// overwritten size fields, truncation, duplication) must give errors, not
+// panics or hangs.
+func TestFMP4Mutations(t *testing.T) {
+	demux, mux := fmp4FuzzSeeds(t)
+	src := fmp4DemuxFile(t, filepath.Join("testdata", "fmp4_h264_aac.mp4"))
+	ins := []FMP4MuxTrack{
+		{"video", fmp4TestInit(t, src.track("video"), 1)},
+		{"audio", fmp4TestInit(t, src.track("audio"), 2)},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 3000
+	if testing.Short() {
+		n = 300
+	}
+	for i := 0; i < n; i++ {
+		in := fmp4Mutate(rng, demux[i%len(demux)])
+		d := NewFMP4Demuxer(bytes.NewReader(in), 1<<16)
+		d.SetLogger(fmp4QuietLogger())
+		if _, err := d.Tracks(); err == nil {
+			for j := 0; j <= len(in); j++ {
+				if _, _, err := d.Next(); err != nil && !errors.Is(err, ErrFMP4TracksChanged) {
+					break
+				}
+			}
+		}
+		var out bytes.Buffer
+		m, err := NewFMP4Muxer(&out, ins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = m.WriteObject("video", fmp4Mutate(rng, mux[i%len(mux)]))
+	}
+}
+
+func fmp4Mutate(rng *rand.Rand, seed []byte) []byte {
+	b := bytes.Clone(seed)
+	for k := rng.IntN(4) + 1; k > 0 && len(b) > 0; k-- {
+		p := rng.IntN(len(b))
+		switch rng.IntN(6) {
+		case 0: // flip a bit
+			b[p] ^= 1 << rng.IntN(8)
+		case 1: // interesting 32-bit value, often hitting a size or count
+			v := []uint32{0, 1, 7, 8, 0x7fffffff, 0x80000000, 0xffffffff, uint32(len(b)), uint32(rng.IntN(1 << 16))}[rng.IntN(9)]
+			if p+4 <= len(b) {
+				binary.BigEndian.PutUint32(b[p:], v)
+			}
+		case 2: // truncate
+			b = b[:p]
+		case 3: // duplicate a range
+			q := p + rng.IntN(len(b)-p)
+			b = append(b[:q:q], append(bytes.Clone(b[p:q]), b[q:]...)...)
+		case 4: // delete a range
+			q := p + rng.IntN(len(b)-p)
+			b = append(b[:p:p], b[q:]...)
+		case 5: // random byte
+			b[p] = byte(rng.IntN(256))
+		}
+	}
+	return b
 }

@@ -260,3 +260,36 @@ func fmp4IterBoxes(t testing.TB, b []byte, fn func(typ string, box []byte)) {
 		pos += size
 	}
 }
+
+// ffmpegPipeFrameCounts decodes data from ffmpeg's stdin, as `| ffplay -`
+// reads it (non-seekable), and returns the decoded frames per media type
+// ("video", "audio"; one stream of each) and anything ffmpeg complained about.
+func ffmpegPipeFrameCounts(t testing.TB, data []byte) (map[string]int, string) {
+	t.Helper()
+	fmp4NeedTool(t, "ffmpeg")
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-f", "mp4", "-i", "pipe:0", "-f", "framecrc", "-")
+	cmd.Stdin = bytes.NewReader(data)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Sprintf("ffmpeg: %v: %s", err, stderr.String())
+	}
+	kinds := map[string]string{} // output stream index -> media type
+	counts := map[string]int{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "#media_type "); ok {
+			if idx, kind, ok := strings.Cut(rest, ": "); ok {
+				kinds[idx] = kind
+			}
+			continue
+		}
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if i := strings.IndexByte(line, ','); i > 0 {
+			counts[kinds[strings.TrimSpace(line[:i])]]++
+		}
+	}
+	return counts, stderr.String()
+}

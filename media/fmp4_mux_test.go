@@ -214,6 +214,16 @@ func checkFMP4WithFFmpeg(t *testing.T, out []byte, want fmp4Demuxed) {
 	if msg := ffmpegDecodeErrors(t, path); msg != "" {
 		t.Errorf("ffmpeg decode: %s", msg)
 	}
+	counts, msg := ffmpegPipeFrameCounts(t, out)
+	if msg != "" {
+		t.Errorf("ffmpeg decode from a pipe: %s", msg)
+	}
+	for _, ti := range want.tracks {
+		kind := string(ti.Codec.Kind())
+		if n := len(want.frames[ti.Name]); counts[kind] != n {
+			t.Errorf("%s: %d frames decoded from a pipe, want %d", kind, counts[kind], n)
+		}
+	}
 }
 
 func fmp4TestMuxer(t *testing.T) (*FMP4Muxer, *bytes.Buffer, fmp4Demuxed) {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,10 +203,10 @@ func (w *checkingWriter) Close() error { return nil }
 func FuzzChunkGuard(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		plain, perr := readChunkStream(bytes.NewReader(data), nil)
+		plain, perr := readChunkStream(bytes.NewReader(data))
 		g := newChunkGuard(bytes.NewReader(data), libMaxBodySize)
 		g.maxAMF = libMaxBodySize
-		guarded, gerr := readChunkStream(g, g)
+		guarded, gerr := readChunkStream(g)
 		if len(guarded) > len(plain) {
 			t.Fatalf("guard yields %d messages, library %d", len(guarded), len(plain))
 		}
@@ -225,7 +227,7 @@ func FuzzChunkGuard(f *testing.F) {
 }
 
 // readChunkStream reads raw messages like the session does.
-func readChunkStream(r io.Reader, _ *chunkGuard) ([]*rawmessage.Message, error) {
+func readChunkStream(r io.Reader) ([]*rawmessage.Message, error) {
 	br := bytecounter.NewReader(r)
 	rr := rawmessage.NewReader(br, br, func(uint32) error { return nil })
 	var out []*rawmessage.Message
@@ -267,7 +269,7 @@ func TestGenerateFuzzCorpus(t *testing.T) {
 	if os.Getenv("MOQGATE_GEN_FUZZ_CORPUS") == "" {
 		t.Skip("set MOQGATE_GEN_FUZZ_CORPUS=1 to regenerate the seed corpus")
 	}
-	small := "testsrc2=size=64x48:rate=30:duration=0.4"
+	small := "testsrc2=size=64x64:rate=30:duration=0.4"
 	tone := "sine=frequency=440:duration=0.4"
 	demux := map[string][]fuzzRecord{}
 	chunks := map[string][]byte{}
@@ -446,10 +448,12 @@ func TestFuzzSeeds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var data []byte
-			if _, err := fmt.Sscanf(string(bytes.TrimPrefix(b, []byte("go test fuzz v1\n[]byte("))), "%q", &data); err != nil {
+			q := strings.TrimSuffix(strings.TrimPrefix(string(b), "go test fuzz v1\n[]byte("), ")\n")
+			s, err := strconv.Unquote(q)
+			if err != nil {
 				t.Fatal(err)
 			}
+			data := []byte(s)
 			rec := newRecorder()
 			d := newDemuxer(slog.New(slog.DiscardHandler), rec, 1<<20)
 			for len(data) >= 8 {

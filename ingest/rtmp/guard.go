@@ -46,6 +46,7 @@ var errGuard = errors.New("rtmp chunk stream")
 type chunkGuard struct {
 	r          io.Reader
 	maxMsg     uint32
+	maxAMF     uint32
 	maxPartial int64
 
 	chunkSize uint32
@@ -85,6 +86,7 @@ func newChunkGuard(r io.Reader, maxMsg uint32) *chunkGuard {
 	return &chunkGuard{
 		r:          r,
 		maxMsg:     maxMsg,
+		maxAMF:     maxAMFMessageSize,
 		maxPartial: 2 * int64(maxMsg),
 		chunkSize:  128,
 	}
@@ -255,8 +257,8 @@ func (g *chunkGuard) checkLen(s *guardStream) error {
 	switch s.typ {
 	case msgTypeDataAMF3, msgTypeSharedAMF3, msgTypeCommandAMF3,
 		msgTypeDataAMF0, msgTypeSharedAMF0, msgTypeCommandAMF0:
-		if s.msgLen > maxAMFMessageSize {
-			return g.fail("AMF message of %d bytes exceeds the limit of %d", s.msgLen, maxAMFMessageSize)
+		if s.msgLen > g.maxAMF {
+			return g.fail("AMF message of %d bytes exceeds the limit of %d", s.msgLen, g.maxAMF)
 		}
 	}
 	return nil

@@ -26,6 +26,7 @@ package rtmp
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,9 @@ const (
 type Config struct {
 	// Addr is the TCP address ListenAndServe listens on (default ":1935").
 	Addr string
+	// TLSConfig, when set, makes ListenAndServe serve RTMPS (RTMP over
+	// TLS). Serve serves whatever listener it is given (e.g. tls.NewListener).
+	TLSConfig *tls.Config
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 	// OnPublish is called when a publisher starts publishing a path. It
@@ -145,6 +149,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("rtmp: %w", err)
+	}
+	if s.cfg.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.cfg.TLSConfig)
 	}
 	return s.Serve(ctx, ln)
 }
@@ -302,7 +309,9 @@ func (s *session) handshake(bc *bytecounter.ReadWriter) error {
 	case v == 6:
 		return errors.New("handshake: RTMPE (encrypted RTMP) is not supported; use rtmp:// or rtmps://")
 	case v >= 'A' && v <= 'Z':
-		return fmt.Errorf("handshake: not an RTMP client (first byte %q: an HTTP request or TLS to a plain port?)", v)
+		return fmt.Errorf("handshake: not an RTMP client (first byte %q: an HTTP request?)", v)
+	case v == 0x16:
+		return errors.New("handshake: not an RTMP client (a TLS handshake: rtmps:// to a plain rtmp:// port?)")
 	default:
 		return fmt.Errorf("handshake: not an RTMP client (version byte 0x%02x)", v)
 	}
@@ -608,11 +617,12 @@ func (s *session) end(err error, shutdown bool) {
 		s.log.Warn("connection closed: publish refused", "error", err)
 	case shutdown:
 		s.log.Info("connection closed: server shutting down")
-	case err == nil || (s.bw != nil && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed))):
+	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
 		if s.bw != nil {
 			s.log.Info("publisher disconnected")
 		} else {
-			s.log.Debug("connection closed before publishing")
+			// e.g. a TCP health check
+			s.log.Debug("connection closed before publishing", "error", err)
 		}
 	default:
 		s.log.Warn("connection closed", "error", err)

@@ -3,10 +3,16 @@ package rtmp
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
@@ -52,13 +58,17 @@ type publisher struct {
 }
 
 func dialPublisher(addr, path string) (*publisher, error) {
-	u, err := url.Parse("rtmp://" + addr + "/" + path)
+	return dialPublisherURL("rtmp://"+addr+"/"+path, nil)
+}
+
+func dialPublisherURL(rawURL string, tlsCfg *tls.Config) (*publisher, error) {
+	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c := &gortmplib.Client{URL: u, Publish: true}
+	c := &gortmplib.Client{URL: u, Publish: true, TLSConfig: tlsCfg}
 	if err := c.Initialize(ctx); err != nil {
 		return nil, err
 	}
@@ -305,7 +315,7 @@ func TestBadPeers(t *testing.T) {
 			waitClosedByServer(t, c, 3*time.Second)
 		}, "invalid chunk size 0"},
 		{"random bytes after handshake", func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(1, 2))
+			rng := mrand.New(mrand.NewPCG(1, 2))
 			for range 20 {
 				c := rawClient(t, srv.addr, true)
 				b := make([]byte, 4096)
@@ -413,6 +423,59 @@ func TestShutdown(t *testing.T) {
 	case <-rec.closed:
 	default:
 		t.Fatal("BroadcastWriter not closed when Serve returned")
+	}
+}
+
+// TestRTMPS publishes over TLS (Serve with a TLS listener, as
+// ListenAndServe does when Config.TLSConfig is set).
+func TestRTMPS(t *testing.T) {
+	t.Parallel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+
+	rec := newRecorder()
+	srv, err := NewServer(Config{OnPublish: func(context.Context, PublishRequest) (media.BroadcastWriter, error) {
+		return rec, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- srv.Serve(ctx, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	p, err := dialPublisherURL("rtmps://"+ln.Addr().String()+"/live/tls", &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		must(t, p.writeFrame(i))
+	}
+	p.c.Close()
+	rec.waitClosed(t, 5*time.Second)
+	if _, frames := rec.snapshot(t); len(frames["video"]) != 3 {
+		t.Errorf("%d frames over RTMPS, want 3", len(frames["video"]))
 	}
 }
 

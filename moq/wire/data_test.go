@@ -435,3 +435,30 @@ func TestAppendSubgroupObjectHeaderPanics(t *testing.T) {
 		t.Fatalf("% x", b)
 	}
 }
+
+func TestStreamReaderReset(t *testing.T) {
+	a := AppendSubgroupHeader(nil, SubgroupHeader{Type: 0x10, TrackAlias: 1})
+	a = append(AppendSubgroupObjectHeader(a, 0x10, 0, true, ObjectHeader{PayloadLen: 1}), 'a')
+	b := AppendFetchHeader(nil, 4)
+	sr := NewStreamReader(bytes.NewReader(a))
+	if typ, err := sr.ReadStreamType(); err != nil || typ != 0x10 {
+		t.Fatal(typ, err)
+	}
+	if sr.Buffered() == 0 {
+		t.Fatal("nothing buffered")
+	}
+	// Reset discards what was buffered from the previous stream.
+	sr.Reset(bytes.NewReader(b))
+	if typ, err := sr.ReadStreamType(); err != nil || typ != StreamTypeFetch {
+		t.Fatal(typ, err)
+	}
+	if fh, err := sr.ReadFetchHeader(); err != nil || fh.RequestID != 4 {
+		t.Fatal(fh, err)
+	}
+	// A caller's *bufio.Reader is used directly, not wrapped.
+	br := bufio.NewReader(bytes.NewReader(a))
+	sr.Reset(br)
+	if _, err := sr.ReadStreamType(); err != nil || br.Buffered() != len(a)-1 {
+		t.Fatal(err, br.Buffered())
+	}
+}

@@ -1,0 +1,173 @@
+// Package ingest turns publishers (RTMP, WHIP, fMP4 on stdin) into MoQ
+// broadcasts. The adapters in its sub-packages speak their protocol and
+// hand access units to a Broadcast, which packages them (media) and
+// publishes them over a MoQ session (moq), like any remote client.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/moqgate/moqgate/media"
+	"github.com/moqgate/moqgate/moq"
+)
+
+// Publisher priorities: the catalog first, then audio, then video.
+const (
+	priorityCatalog = 0
+	priorityAudio   = 64
+	priorityVideo   = 128
+)
+
+// Broadcast publishes one broadcast over a MoQ session. It implements
+// media.BroadcastWriter.
+type Broadcast struct {
+	sess *moq.Session
+	pub  *moq.Publisher
+	pkg  *media.Packager
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	groups map[string]*moq.Group
+	next   map[string]uint64
+	closed bool
+}
+
+var _ media.BroadcastWriter = (*Broadcast)(nil)
+
+// Dialer opens a MoQ session whose requests are served by h.
+type Dialer func(ctx context.Context, h moq.Handler) (*moq.Session, error)
+
+// LocalDialer connects to a relay in-process.
+func LocalDialer(r *moq.Relay, logger *slog.Logger) Dialer {
+	return func(ctx context.Context, h moq.Handler) (*moq.Session, error) {
+		return r.ConnectLocal(ctx, moq.Config{Handler: h, Logger: logger}, moq.Config{})
+	}
+}
+
+// Start publishes the broadcast at path through a new session from dial.
+func Start(ctx context.Context, dial Dialer, path string, logger *slog.Logger) (*Broadcast, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ns := moq.ParsePath(path)
+	if len(ns) == 0 {
+		return nil, errors.New("ingest: empty broadcast path")
+	}
+	b := &Broadcast{
+		pub:    moq.NewPublisher(ns, moq.TrackLimits{}),
+		log:    logger.With("broadcast", path),
+		groups: make(map[string]*moq.Group),
+		next:   make(map[string]uint64),
+	}
+	sess, err := dial(ctx, b.pub)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: connect to relay: %w", err)
+	}
+	if err := sess.PublishNamespace(ctx, ns); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("ingest: publish %s: %w", path, err)
+	}
+	b.sess = sess
+	b.pkg = media.NewPackager(b, media.PackagerOptions{Logger: b.log})
+	return b, nil
+}
+
+// Session returns the MoQ session the broadcast is published on.
+func (b *Broadcast) Session() *moq.Session { return b.sess }
+
+// Publisher returns the tracks being published.
+func (b *Broadcast) Publisher() *moq.Publisher { return b.pub }
+
+// Done is closed when the MoQ session ends (e.g. the relay went away).
+func (b *Broadcast) Done() <-chan struct{} { return b.sess.Done() }
+
+// SetTracks implements media.BroadcastWriter.
+func (b *Broadcast) SetTracks(tracks []media.TrackInfo) error {
+	// Tracks exist from the moment the catalog names them, so a player
+	// that subscribes before the first key frame waits instead of failing.
+	for _, t := range tracks {
+		b.pub.Track(t.Name)
+	}
+	return b.pkg.SetTracks(tracks)
+}
+
+// WriteFrame implements media.BroadcastWriter.
+func (b *Broadcast) WriteFrame(track string, f media.Frame) error {
+	if b.sess.Context().Err() != nil {
+		return fmt.Errorf("ingest: relay session ended: %w", b.sess.Err())
+	}
+	return b.pkg.WriteFrame(track, f)
+}
+
+// Close ends the broadcast: tracks end, the namespace is withdrawn and the
+// session closes (the relay then keeps the broadcast for its grace period).
+func (b *Broadcast) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	for name, g := range b.groups {
+		g.Close()
+		delete(b.groups, name)
+	}
+	b.mu.Unlock()
+	b.sess.Close()
+	return nil
+}
+
+// OpenGroup implements media.ObjectSink.
+func (b *Broadcast) OpenGroup(track string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("ingest: broadcast closed")
+	}
+	if g := b.groups[track]; g != nil {
+		g.Close()
+	}
+	g := b.pub.Track(track).NewGroup()
+	if g == nil {
+		return fmt.Errorf("ingest: track %s ended", track)
+	}
+	switch {
+	case track == "catalog" || track == "catalog.json":
+		g.SetPriority(priorityCatalog)
+	case len(track) >= 5 && track[:5] == "audio":
+		g.SetPriority(priorityAudio)
+	default:
+		g.SetPriority(priorityVideo)
+	}
+	b.groups[track] = g
+	b.next[track] = 0
+	return nil
+}
+
+// WriteObject implements media.ObjectSink.
+func (b *Broadcast) WriteObject(track string, payload []byte) error {
+	b.mu.Lock()
+	g := b.groups[track]
+	id := b.next[track]
+	b.next[track] = id + 1
+	b.mu.Unlock()
+	if g == nil {
+		return fmt.Errorf("ingest: no open group on track %s", track)
+	}
+	return g.Append(moq.Object{ID: id, Payload: payload})
+}
+
+// CloseGroup implements media.ObjectSink.
+func (b *Broadcast) CloseGroup(track string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if g := b.groups[track]; g != nil {
+		g.Close()
+		delete(b.groups, track)
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+// Package server wires moqgate's pieces together from a configuration:
+// the relay core, the MoQ listener (raw QUIC and WebTransport on UDP), the
+// web listener on TCP, and the ingest and egress adapters.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moqgate/moqgate/ingest"
+	"github.com/moqgate/moqgate/ingest/rtmp"
+	"github.com/moqgate/moqgate/internal/certs"
+	"github.com/moqgate/moqgate/internal/config"
+	"github.com/moqgate/moqgate/media"
+	"github.com/moqgate/moqgate/moq"
+)
+
+// Server is a running moqgate.
+type Server struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	certs *certs.Manager
+	relay *moq.Relay
+	moq   *moq.Server
+	http  *http.Server
+	mux   *http.ServeMux
+
+	// Bound addresses (useful when the config asked for port 0).
+	WebAddr  net.Addr // TCP
+	MoQAddr  net.Addr // UDP
+	RTMPAddr net.Addr
+
+	udp     net.PacketConn
+	tcp     net.Listener
+	rtmpLn  net.Listener
+	rtmpSrv *rtmp.Server
+}
+
+// New binds the listeners; Run serves them.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux()}
+	cm, err := certs.New(certs.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+		Hostnames: cfg.TLS.Hostnames, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	s.certs = cm
+	s.relay = moq.NewRelay(moq.RelayConfig{
+		Logger:        log,
+		TrackLimits:   moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
+		GracePeriod:   cfg.RTMP.GracePeriod,
+		AllowTakeover: cfg.RTMP.AllowTakeover,
+	})
+	s.udp, err = net.ListenPacket("udp", cfg.Listen.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen UDP %s: %w", cfg.Listen.Addr, err)
+	}
+	// The same port number on TCP: browsers fetch /certificate.sha256
+	// there before opening WebTransport on UDP.
+	tcpAddr := cfg.Listen.Addr
+	if udpPort := s.udp.LocalAddr().(*net.UDPAddr).Port; strings.HasSuffix(tcpAddr, ":0") {
+		host, _, _ := net.SplitHostPort(tcpAddr)
+		tcpAddr = net.JoinHostPort(host, fmt.Sprint(udpPort))
+	}
+	s.tcp, err = net.Listen("tcp", tcpAddr)
+	if err != nil {
+		s.udp.Close()
+		return nil, fmt.Errorf("listen TCP %s: %w", tcpAddr, err)
+	}
+	s.WebAddr, s.MoQAddr = s.tcp.Addr(), s.udp.LocalAddr()
+	if cfg.RTMP.Addr != "" {
+		s.rtmpLn, err = net.Listen("tcp", cfg.RTMP.Addr)
+		if err != nil {
+			s.udp.Close()
+			s.tcp.Close()
+			return nil, fmt.Errorf("listen RTMP %s: %w", cfg.RTMP.Addr, err)
+		}
+		s.RTMPAddr = s.rtmpLn.Addr()
+		s.rtmpSrv, err = rtmp.NewServer(rtmp.Config{Logger: log.With("component", "rtmp"), OnPublish: s.onRTMPPublish,
+			HandshakeTimeout: cfg.Limits.HandshakeTimeout})
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.moq = &moq.Server{
+		Handler: s.relay,
+		Session: moq.Config{
+			SetupTimeout: cfg.Limits.HandshakeTimeout,
+			MaxLagGroups: cfg.Relay.MaxSubscriberLagGroups,
+			TrackLimits:  moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
+		},
+		TLSConfig:   &tls.Config{GetCertificate: cm.GetCertificate},
+		HTTPHandler: s.mux,
+		Logger:      log.With("component", "moq"),
+	}
+	s.routes()
+	return s, nil
+}
+
+// Relay returns the relay core.
+func (s *Server) Relay() *moq.Relay { return s.relay }
+
+// Fingerprint returns the hex SHA-256 of the current certificate.
+func (s *Server) Fingerprint() string { return s.certs.Fingerprint() }
+
+func (s *Server) routes() {
+	s.mux.Handle("GET /certificate.sha256", s.certs.Handler())
+	s.mux.Handle("OPTIONS /certificate.sha256", s.certs.Handler())
+	s.mux.HandleFunc("GET /api/broadcasts", s.apiBroadcasts)
+	s.mux.HandleFunc("GET /api/broadcasts/{path...}", s.apiBroadcast)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	})
+	s.mux.HandleFunc("GET /{$}", s.index)
+}
+
+func (s *Server) apiBroadcasts(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]any{"broadcasts": s.relay.Broadcasts()})
+}
+
+func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request) {
+	path := strings.Trim(r.PathValue("path"), "/")
+	for _, b := range s.relay.Broadcasts() {
+		if b.Path == path {
+			writeJSON(w, b)
+			return
+		}
+	}
+	http.Error(w, "no such broadcast", http.StatusNotFound)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, "<!doctype html><title>moqgate</title><h1>moqgate</h1><p>Live broadcasts:</p><ul>")
+	for _, b := range s.relay.Broadcasts() {
+		fmt.Fprintf(w, "<li>%s (<a href=\"/hls/%s/index.m3u8\">HLS</a>)</li>", htmlEscape(b.Path), htmlEscape(b.Path))
+	}
+	fmt.Fprintf(w, "</ul><p>Certificate SHA-256: <code>%s</code></p>", s.certs.Fingerprint())
+}
+
+func htmlEscape(s string) string {
+	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#39;")
+	return r.Replace(s)
+}
+
+// onRTMPPublish turns an RTMP publisher into a MoQ broadcast published
+// through an in-process session.
+func (s *Server) onRTMPPublish(ctx context.Context, req rtmp.PublishRequest) (media.BroadcastWriter, error) {
+	log := s.log.With("component", "rtmp", "path", req.Path, "remote", req.RemoteAddr.String())
+	b, err := ingest.Start(ctx, ingest.LocalDialer(s.relay, log), req.Path, log)
+	if err != nil {
+		var re *moq.RequestError
+		if errors.As(err, &re) {
+			return nil, errors.New(re.Reason)
+		}
+		return nil, err
+	}
+	log.Info("RTMP publisher started")
+	return b, nil
+}
+
+// Run serves until ctx is done, then shuts down gracefully: GOAWAY to MoQ
+// sessions, then everything closes.
+func (s *Server) Run(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.certs.Run(runCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.moq.Serve(runCtx, s.udp); err != nil {
+			errc <- fmt.Errorf("moq listener: %w", err)
+		}
+	}()
+	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var err error
+		if s.certs.SelfSigned() {
+			err = s.http.Serve(s.tcp)
+		} else {
+			s.http.TLSConfig = &tls.Config{GetCertificate: s.certs.GetCertificate}
+			err = s.http.ServeTLS(s.tcp, "", "")
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("web listener: %w", err)
+		}
+	}()
+	if s.rtmpSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.rtmpSrv.Serve(runCtx, s.rtmpLn); err != nil && runCtx.Err() == nil {
+				errc <- fmt.Errorf("rtmp listener: %w", err)
+			}
+		}()
+	}
+	scheme := "http"
+	if !s.certs.SelfSigned() {
+		scheme = "https"
+	}
+	s.log.Info("moqgate serving", "web", scheme+"://"+s.WebAddr.String(), "moq", "moqt://"+s.MoQAddr.String(),
+		"rtmp", addrString(s.RTMPAddr), "fingerprint", s.certs.Fingerprint())
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer scancel()
+	s.moq.Shutdown(sctx)
+	s.http.Shutdown(sctx)
+	cancel()
+	wg.Wait()
+	s.udp.Close()
+	return err
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "off"
+	}
+	return "rtmp://" + a.String()
+}
