@@ -20,6 +20,7 @@ var codecStringTests = []struct {
 }{
 	{"h264_high.mp4", "avc1.64000d", 320, 180},
 	{"h264_baseline.mp4", "avc1.42c01e", 176, 144},
+	{"h264_high422_10.mp4", "avc1.7a000b", 176, 144},
 	{"hevc_main.mp4", "hvc1.1.6.L60.90", 320, 180},
 	{"hevc_main10.mp4", "hvc1.2.4.L60.90", 256, 144},
 	{"av1.ivf", "av01.0.00M.08", 320, 180},

@@ -68,6 +68,9 @@ func NewFMP4Muxer(w io.Writer, tracks []FMP4MuxTrack) (*FMP4Muxer, error) {
 		moov.AddChild(trak)
 		out := *trex
 		out.TrackID = id
+		if out.DefaultSampleDescriptionIndex == 0 {
+			out.DefaultSampleDescriptionIndex = 1 // 0 is invalid, and the stsd is copied whole
+		}
 		mvex.AddChild(&out)
 		m.tracks[in.Name] = &fmp4MuxTrack{id: id, trex: trex}
 	}

@@ -57,10 +57,16 @@ func initSegment(t TrackInfo) ([]byte, error) {
 func setSampleEntry(trak *mp4.TrakBox, t TrackInfo) error {
 	switch t.Codec {
 	case H264:
-		if _, err := avcDecConfRec(t); err != nil { // validates SPS and PPS first
+		rec, err := avcDecConfRec(t)
+		if err != nil {
 			return err
 		}
-		return trak.SetAVCDescriptor("avc1", t.SPS, t.PPS, true)
+		w, h, err := VideoSize(t)
+		if err != nil {
+			return err
+		}
+		setVisual(trak, "avc1", w, h, &mp4.AvcCBox{DecConfRec: *rec})
+		return nil
 	case H265:
 		rec, err := hevcDecConfRec(t)
 		if err != nil {

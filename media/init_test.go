@@ -19,6 +19,7 @@ var initTests = []struct {
 }{
 	{"h264_high.mp4", "avc1", "h264"},
 	{"h264_baseline.mp4", "avc1", "h264"},
+	{"h264_high422_10.mp4", "avc1", "h264"},
 	{"hevc_main.mp4", "hvc1", "hevc"},
 	{"hevc_main10.mp4", "hvc1", "hevc"},
 	{"av1.ivf", "av01", "av1"},

@@ -415,6 +415,16 @@ func (ss *serveSub) writeGroup(ctx context.Context, w *groupWriter, from uint64)
 				return
 			}
 			stream = st
+			// A blocked Write does not watch ctx: reset the stream when the
+			// group is abandoned (lagging subscriber, unsubscribe, close).
+			stop := context.AfterFunc(ctx, func() {
+				code := uint64(wire.ResetCancelled)
+				if context.Cause(ctx) == errLagging {
+					code = wire.ResetDeliveryTimeout
+				}
+				st.CancelWrite(code)
+			})
+			defer stop()
 			ss.mu.Lock()
 			ss.streams++
 			prio := ss.priority

@@ -327,3 +327,14 @@ func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Session, error
 		return nil, fmt.Errorf("moq: unsupported URL scheme %q (want moqt:// or https://)", u.Scheme)
 	}
 }
+
+// SessionList returns the live sessions.
+func (srv *Server) SessionList() []*Session {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	out := make([]*Session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		out = append(out, s)
+	}
+	return out
+}

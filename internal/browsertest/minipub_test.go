@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,7 +104,7 @@ type miniPublisher struct {
 
 func startMiniPublisher(t *testing.T, media *cmafMedia, maxFrames int) *miniPublisher {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cm, err := certs.New(certs.Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -172,10 +172,30 @@ func listenPair(t *testing.T) (net.PacketConn, net.Listener) {
 	return nil, nil
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter logs to t until the test's cleanup starts, so goroutines that
+// outlive the test do not log into a finished test.
+type testWriter struct {
+	t      *testing.T
+	mu     sync.Mutex
+	closed bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p[:len(p)-1]))
+func newTestWriter(t *testing.T) *testWriter {
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.closed = true
+	})
+	return w
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
 	return len(p), nil
 }
 
@@ -421,9 +441,7 @@ func (p *miniPublisher) sendVideo(ctx context.Context, sess *webtransport.Sessio
 			}
 		}
 		if err := writeObject(st, frame); err != nil {
-			if !errors.Is(err, context.Canceled) && ctx.Err() == nil {
-				p.log.Warn("video", "err", err)
-			}
+			p.log.Debug("video stopped", "err", err) // the subscriber went away
 			return
 		}
 	}

@@ -10,17 +10,17 @@ import (
 
 // WatchResult is what web/pages/watch.html reports (the fields tests use).
 type watchResult struct {
-	OK              bool     `json:"ok"`
-	Reason          string   `json:"reason"`
-	Connection      string   `json:"connection"`
-	Broadcast       string   `json:"broadcast"`
-	Codec           string   `json:"codec"`
-	FramesReceived  int      `json:"framesReceived"`
-	DecodedAdvances int      `json:"decodedAdvances"`
-	DecodedSpanMs   float64  `json:"decodedSpanMs"`
+	OK               bool     `json:"ok"`
+	Reason           string   `json:"reason"`
+	Connection       string   `json:"connection"`
+	Broadcast        string   `json:"broadcast"`
+	Codec            string   `json:"codec"`
+	FramesReceived   int      `json:"framesReceived"`
+	DecodedAdvances  int      `json:"decodedAdvances"`
+	DecodedSpanMs    float64  `json:"decodedSpanMs"`
 	RenderedAdvances int      `json:"renderedAdvances"`
-	PixelChanges    int      `json:"pixelChanges"`
-	Errors          []string `json:"errors"`
+	PixelChanges     int      `json:"pixelChanges"`
+	Errors           []string `json:"errors"`
 }
 
 // TestWatchPage plays a broadcast from the minimal publisher in

@@ -11,6 +11,8 @@ SRC="-f lavfi -i testsrc2=size=320x180:rate=30:duration=1"
 $FF $SRC -c:v libx264 -profile:v high -preset veryfast -bf 2 -g 15 -pix_fmt yuv420p $FRAG h264_high.mp4
 # H.264 Constrained Baseline level 3.0, 176x144.
 $FF -f lavfi -i testsrc2=size=176x144:rate=25:duration=0.4 -c:v libx264 -profile:v baseline -level 3.0 -preset veryfast $FRAG h264_baseline.mp4
+# H.264 High 10 4:2:2 (avcC extension fields).
+$FF -f lavfi -i testsrc2=size=176x144:rate=25:duration=0.2 -c:v libx264 -profile:v high422 -preset veryfast -pix_fmt yuv422p10le $FRAG h264_high422_10.mp4
 # H.265 Main with B-frames.
 $FF $SRC -c:v libx265 -x265-params log-level=error:bframes=3:keyint=15 -tag:v hvc1 -pix_fmt yuv420p $FRAG hevc_main.mp4
 # H.265 Main 10.
