@@ -111,6 +111,7 @@ func (d *FMP4Demuxer) readAheadConfig() {
 			if err != io.EOF {
 				d.err = err // reported by Next once the queue is drained
 			}
+			clear(d.missingCfg)
 			return
 		}
 		if changed {

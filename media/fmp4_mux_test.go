@@ -372,3 +372,25 @@ func TestFMP4MuxConcurrent(t *testing.T) {
 		t.Fatal("frames differ")
 	}
 }
+
+// TestFMP4MuxKeepsCMAFBytes: a CMAF fragment (default-base-is-moof, explicit
+// data offsets) comes out with the same size and bytes except for the
+// sequence number and track ID.
+func TestFMP4MuxKeepsCMAFBytes(t *testing.T) {
+	m, out, src := fmp4TestMuxer(t)
+	head := out.Len()
+	in := fmp4TestFragment(t, 42, 7777, src.frames["audio"][3], 0)
+	if err := m.WriteObject("audio", in); err != nil {
+		t.Fatal(err)
+	}
+	got := out.Bytes()[head:]
+	if len(got) != len(in) {
+		t.Fatalf("size changed: %d -> %d", len(in), len(got))
+	}
+	want := bytes.Clone(in)
+	binary.BigEndian.PutUint32(want[8+12:], 1)      // mfhd sequence_number
+	binary.BigEndian.PutUint32(want[8+16+8+12:], 2) // tfhd track_ID
+	if !bytes.Equal(got, want) {
+		t.Fatal("bytes differ beyond sequence number and track ID")
+	}
+}

@@ -27,8 +27,12 @@ const (
 	msgTypeCommandAMF0  = 20
 )
 
-// errGuard marks protocol violations detected by the chunk guard.
-var errGuard = errors.New("rtmp chunk stream")
+// errGuard marks protocol violations detected by the chunk guard; errLimit
+// those that exceed a size limit.
+var (
+	errGuard = errors.New("rtmp chunk stream")
+	errLimit = errors.New("limit exceeded")
+)
 
 // chunkGuard sits between the socket and gortmplib's chunk reader
 // (rawmessage.Reader) and follows the same chunk stream, header by header,
@@ -109,6 +113,10 @@ func (g *chunkGuard) Read(p []byte) (int, error) {
 
 func (g *chunkGuard) fail(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errGuard, fmt.Sprintf(format, args...))
+}
+
+func (g *chunkGuard) failLimit(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: %s", errGuard, errLimit, fmt.Sprintf(format, args...))
 }
 
 // feed advances the shadow parser over b.
@@ -241,7 +249,7 @@ func (g *chunkGuard) headerDone() error {
 	}
 	g.body = min(s.msgLen-s.recv, g.chunkSize)
 	if g.partial+int64(g.body) > g.maxPartial {
-		return g.fail("more than %d bytes of partially received messages", g.maxPartial)
+		return g.failLimit("more than %d bytes of partially received messages", g.maxPartial)
 	}
 	g.st = gsBody
 	if g.body == 0 {
@@ -252,13 +260,13 @@ func (g *chunkGuard) headerDone() error {
 
 func (g *chunkGuard) checkLen(s *guardStream) error {
 	if s.msgLen > g.maxMsg {
-		return g.fail("message of %d bytes exceeds the limit of %d", s.msgLen, g.maxMsg)
+		return g.failLimit("message of %d bytes exceeds the limit of %d", s.msgLen, g.maxMsg)
 	}
 	switch s.typ {
 	case msgTypeDataAMF3, msgTypeSharedAMF3, msgTypeCommandAMF3,
 		msgTypeDataAMF0, msgTypeSharedAMF0, msgTypeCommandAMF0:
 		if s.msgLen > g.maxAMF {
-			return g.fail("AMF message of %d bytes exceeds the limit of %d", s.msgLen, g.maxAMF)
+			return g.failLimit("AMF message of %d bytes exceeds the limit of %d", s.msgLen, g.maxAMF)
 		}
 	}
 	return nil

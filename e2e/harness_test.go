@@ -1,0 +1,300 @@
+// Package e2e runs the moqgate binary as a real process against real peers
+// (ffmpeg, ffprobe, Chromium) on loopback.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moqgate/moqgate/internal/browsertest"
+)
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "moqgate-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "moqgate")
+	build := exec.Command("go", "build", "-o", binPath, "github.com/moqgate/moqgate/cmd/moqgate")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build moqgate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// gate is a running moqgate process.
+type gate struct {
+	Web  string // http://127.0.0.1:port
+	MoQ  string // moqt://127.0.0.1:port
+	WT   string // https://127.0.0.1:port/
+	RTMP string // rtmp://127.0.0.1:port
+	cmd  *exec.Cmd
+	logs *logBuf
+}
+
+type logBuf struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logBuf) add(s string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, s)
+	l.mu.Unlock()
+}
+
+func (l *logBuf) contains(sub string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.lines {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+var servingRE = regexp.MustCompile(`web=(\S+) moq=moqt://(\S+) rtmp=(\S+)`)
+
+// startGate runs `moqgate serve` on free loopback ports with the given
+// extra YAML config (may be "").
+func startGate(t *testing.T, yaml string, args ...string) *gate {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "moqgate.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	all := append([]string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--log-level", "debug"}, args...)
+	cmd := exec.Command(binPath, all...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{cmd: cmd, logs: &logBuf{}}
+	ready := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			g.logs.add(line)
+			if testing.Verbose() || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				t.Log("moqgate:", line)
+			}
+			if m := servingRE.FindStringSubmatch(line); m != nil {
+				ready <- m
+			}
+		}
+	}()
+	select {
+	case m := <-ready:
+		g.Web, g.MoQ, g.RTMP = m[1], "moqt://"+m[2], m[3]
+		g.WT = "https://" + m[2] + "/"
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("moqgate did not start")
+	}
+	t.Cleanup(func() { g.stop(t) })
+	return g
+}
+
+// stop sends SIGINT and expects a clean exit.
+func (g *gate) stop(t *testing.T) {
+	if g.cmd.ProcessState != nil {
+		return
+	}
+	g.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- g.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("moqgate exited with %v after SIGINT", err)
+		}
+	case <-time.After(10 * time.Second):
+		g.cmd.Process.Kill()
+		t.Error("moqgate did not exit within 10s of SIGINT")
+	}
+}
+
+// broadcasts returns the API's view.
+func (g *gate) broadcasts(t *testing.T) []map[string]any {
+	t.Helper()
+	resp, err := http.Get(g.Web + "/api/broadcasts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Broadcasts []map[string]any `json:"broadcasts"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Broadcasts
+}
+
+// waitBroadcast waits until the broadcast has a catalog published.
+func (g *gate) waitBroadcast(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	for {
+		for _, b := range g.broadcasts(t) {
+			if b["path"] == path && g.logs.contains("catalogs published") {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("broadcast %s did not appear", path)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ffmpeg starts ffmpeg with args; it is killed at the end of the test.
+func ffmpeg(t *testing.T, ctx context.Context, args ...string) *exec.Cmd {
+	t.Helper()
+	browsertest.RequirePeer(t, "ffmpeg")
+	cmd := exec.CommandContext(ctx, "ffmpeg", append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, args...)...)
+	cmd.Stderr = testWriter{t, "ffmpeg"}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+type testWriter struct {
+	t      *testing.T
+	prefix string
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w.t.Log(w.prefix+":", l)
+	}
+	return len(p), nil
+}
+
+// sub runs `moqgate sub` and returns the file it writes and a channel
+// that yields its exit status.
+func sub(t *testing.T, ctx context.Context, url, broadcast string, extra ...string) (string, <-chan error) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "sub.mp4")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"sub", "--insecure", "--log-level", "info"}, extra...)
+	args = append(args, url, broadcast)
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Stdout = f
+	cmd.Stderr = testWriter{t, "sub"}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		done <- err
+	}()
+	return out, done
+}
+
+// probe is what ffprobe says of a file.
+type probe struct {
+	Streams []struct {
+		Index     int    `json:"index"`
+		CodecName string `json:"codec_name"`
+		CodecType string `json:"codec_type"`
+		Width     int    `json:"width"`
+		Height    int    `json:"height"`
+		NbFrames  string `json:"nb_read_frames"`
+		Profile   string `json:"profile"`
+	} `json:"streams"`
+	Packets []struct {
+		StreamIndex int    `json:"stream_index"`
+		PTS         *int64 `json:"pts"`
+		DTS         *int64 `json:"dts"`
+	} `json:"packets"`
+}
+
+func ffprobe(t *testing.T, file string) probe {
+	t.Helper()
+	browsertest.RequirePeer(t, "ffprobe")
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-show_streams", "-show_packets",
+		"-show_entries", "stream=index,codec_name,codec_type,width,height,nb_read_frames,profile:packet=stream_index,pts,dts",
+		"-of", "json", file).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if ok := asExit(err, &ee); ok {
+			t.Fatalf("ffprobe %s: %v: %s", file, err, ee.Stderr)
+		}
+		t.Fatalf("ffprobe %s: %v", file, err)
+	}
+	var p probe
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func asExit(err error, ee **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok {
+		*ee = e
+	}
+	return ok
+}
+
+// decodes checks that ffmpeg decodes the whole file without errors.
+func decodes(t *testing.T, file string) {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("ffmpeg could not decode %s cleanly: %v\n%s", file, err, out)
+	}
+}
+
+func waitExit(t *testing.T, done <-chan error, d time.Duration) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("moqgate sub: %v", err)
+		}
+	case <-time.After(d):
+		t.Fatalf("moqgate sub did not exit in %s", d)
+	}
+}
+
+var _ = io.Discard

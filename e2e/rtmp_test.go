@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRTMPToMoQ: ffmpeg pushes H.264/AAC over RTMP, `moqgate sub` records
+// the MoQ broadcast, ffprobe checks what came out.
+func TestRTMPToMoQ(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		bframes string
+		url     func(g *gate) string
+	}{
+		{"no-bframes-quic", "0", func(g *gate) string { return g.MoQ }},
+		{"bframes-quic", "2", func(g *gate) string { return g.MoQ }},
+		{"bframes-webtransport", "2", func(g *gate) string { return g.WT }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			g := startGate(t, "rtmp:\n  grace_period: 500ms\n")
+			const seconds, fps = 6, 30
+			ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+				"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+				"-t", "6", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", tc.bframes,
+				"-c:a", "aac", "-f", "flv", g.RTMP+"/live/test")
+			g.waitBroadcast(t, ctx, "live/test")
+			file, done := sub(t, ctx, tc.url(g), "live/test")
+			// The broadcast ends after ffmpeg stops and the grace period:
+			// sub then sees PUBLISH_DONE and exits by itself.
+			waitExit(t, done, 20*time.Second)
+			p := ffprobe(t, file)
+			if len(p.Streams) != 2 {
+				t.Fatalf("streams %+v", p.Streams)
+			}
+			v, a := p.Streams[0], p.Streams[1]
+			if v.CodecName != "h264" || v.Width != 320 || v.Height != 240 {
+				t.Fatalf("video stream %+v", v)
+			}
+			if a.CodecName != "aac" {
+				t.Fatalf("audio stream %+v", a)
+			}
+			frames := atoi(v.NbFrames)
+			want := seconds * fps
+			if frames < want*95/100 || frames > want*105/100 {
+				t.Fatalf("video frames %d, sent %d (±5%%)", frames, want)
+			}
+			audio := atoi(a.NbFrames)
+			wantAudio := seconds * 48000 / 1024
+			if audio < wantAudio*95/100 || audio > wantAudio*105/100 {
+				t.Fatalf("audio frames %d, sent %d (±5%%)", audio, wantAudio)
+			}
+			checkTimestamps(t, p, v.Index)
+			decodes(t, file)
+			t.Logf("video %d frames, audio %d frames", frames, audio)
+		})
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// checkTimestamps: DTS strictly increasing, PTS >= DTS, and with B-frames
+// some PTS > DTS.
+func checkTimestamps(t *testing.T, p probe, stream int) {
+	t.Helper()
+	var last int64 = -1 << 62
+	n := 0
+	for _, pk := range p.Packets {
+		if pk.StreamIndex != stream || pk.DTS == nil || pk.PTS == nil {
+			continue
+		}
+		if *pk.DTS <= last {
+			t.Fatalf("packet %d: DTS %d after %d", n, *pk.DTS, last)
+		}
+		if *pk.PTS < *pk.DTS {
+			t.Fatalf("packet %d: PTS %d < DTS %d", n, *pk.PTS, *pk.DTS)
+		}
+		last = *pk.DTS
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no video packets")
+	}
+}
