@@ -13,12 +13,15 @@ require (
 )
 
 require (
+	github.com/Eyevinn/moqtransport v0.9.0 // indirect
 	github.com/abema/go-mp4 v1.7.1 // indirect
 	github.com/dunglas/httpsfv v1.1.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/mengelbart/qlog v0.1.0 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
 	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/net v0.56.0 // indirect
+	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/text v0.40.0 // indirect
 )

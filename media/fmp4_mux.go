@@ -159,6 +159,9 @@ func fmp4InitTrak(init []byte, id uint32) (*mp4.TrakBox, *mp4.TrexBox, error) {
 					d = math.MaxUint64 / fmp4MovieTimescale
 				}
 				elst.Entries[i].SegmentDuration = d * fmp4MovieTimescale / srcScale
+				if elst.Entries[i].SegmentDuration > math.MaxUint32 {
+					elst.Version = 1 // 64-bit fields
+				}
 			}
 		}
 	}

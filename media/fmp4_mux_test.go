@@ -394,3 +394,57 @@ func TestFMP4MuxKeepsCMAFBytes(t *testing.T) {
 		t.Fatal("bytes differ beyond sequence number and track ID")
 	}
 }
+
+// TestFMP4MuxInitRewrite: track IDs are renumbered, a trex is synthesized
+// when the init has none, edit list durations follow the new movie
+// timescale and tref (naming source track IDs) is dropped.
+func TestFMP4MuxInitRewrite(t *testing.T) {
+	src := fmp4DemuxFile(t, filepath.Join("testdata", "fmp4_h264_aac.mp4"))
+	f, err := mp4.DecodeFile(bytes.NewReader(fmp4TestInit(t, src.track("video"), 9)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	moov := f.Init.Moov
+	moov.Mvhd.Timescale = 90000
+	edts := &mp4.EdtsBox{}
+	edts.AddChild(&mp4.ElstBox{Entries: []mp4.ElstEntry{{SegmentDuration: 180000, MediaTime: 1024, MediaRateInteger: 1}}})
+	moov.Trak.AddChild(edts)
+	moov.Trak.AddChild(&mp4.TrefBox{})
+	// Drop the mvex: the muxer must synthesize a trex.
+	var kept []mp4.Box
+	for _, c := range moov.Children {
+		if c.Type() != "mvex" {
+			kept = append(kept, c)
+		}
+	}
+	moov.Children, moov.Mvex = kept, nil
+	var init bytes.Buffer
+	if err := f.Init.Encode(&init); err != nil {
+		t.Fatal(err)
+	}
+	ainit := fmp4TestInit(t, src.track("audio"), 9) // same source ID as the video: fine
+	var out bytes.Buffer
+	if _, err := NewFMP4Muxer(&out, []FMP4MuxTrack{{"audio", ainit}, {"video", init.Bytes()}}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := mp4.DecodeFile(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	traks := g.Init.Moov.Traks
+	if len(traks) != 2 || traks[0].Tkhd.TrackID != 1 || traks[1].Tkhd.TrackID != 2 {
+		t.Fatalf("traks %d", len(traks))
+	}
+	if trex, ok := g.Init.Moov.Mvex.GetTrex(2); !ok || trex.DefaultSampleDescriptionIndex != 1 {
+		t.Fatalf("trex for track 2: %+v %v", trex, ok)
+	}
+	v := traks[1]
+	if v.Edts == nil || v.Edts.Elst[0].Entries[0].SegmentDuration != 2000 || v.Edts.Elst[0].Entries[0].MediaTime != 1024 {
+		t.Fatalf("edit list not rescaled: %+v", v.Edts)
+	}
+	for _, c := range v.Children {
+		if c.Type() == "tref" {
+			t.Fatal("tref kept")
+		}
+	}
+}

@@ -238,6 +238,9 @@ func (d *demuxer) setTrack(k int, t *track) error {
 // track (old / oldReady: before the change).
 func (d *demuxer) trackChanged(k int, old media.TrackInfo, oldReady bool) error {
 	t := d.kinds[k].t
+	if !t.ready && !oldReady {
+		return nil // still incomplete (e.g. an SPS without a PPS yet)
+	}
 	if !d.started {
 		if !oldReady || !d.hasPending(k) {
 			return nil

@@ -35,18 +35,20 @@ var (
 )
 
 // chunkGuard sits between the socket and gortmplib's chunk reader
-// (rawmessage.Reader) and follows the same chunk stream, header by header,
-// without buffering message bodies. It rejects, before the library buffers
-// anything, a message whose declared length exceeds maxMsg, AMF messages
-// larger than maxAMFMessageSize, and more than maxPartial bytes of
-// partially received messages across all chunk streams: the library bounds
-// each message to 10 MiB but keeps up to 62 of them in flight.
+// (rawmessage.Reader) and follows the same chunk stream, header by header.
+// It rejects, before the library buffers anything, a message whose declared
+// length exceeds maxMsg, AMF messages larger than maxAMF, and more than
+// maxPartial bytes of partially received messages across all chunk
+// streams: the library bounds each message to 10 MiB but keeps up to 62 of
+// them in flight. It also hands the library whole chunks only (see Read),
+// so that memory follows the bytes a peer actually sends: a 12-byte header
+// declaring a large message cannot make the library allocate megabytes.
 //
 // The guard mirrors the library's reader state machine (chunk size, per
 // chunk stream length / type / extended timestamp flag, abort) so that on any
-// byte stream the library accepts, both agree on chunk boundaries; on a
-// stream the library rejects the guard may stop earlier, with its own error.
-// Errors are sticky.
+// byte stream the library accepts, both agree on chunk boundaries
+// (FuzzChunkGuard checks this); on a stream the library rejects the guard
+// may stop earlier, with its own error. Errors are sticky.
 type chunkGuard struct {
 	r          io.Reader
 	maxMsg     uint32
@@ -56,6 +58,12 @@ type chunkGuard struct {
 	chunkSize uint32
 	streams   [64]guardStream
 	partial   int64 // bytes of partially received messages (all streams)
+
+	buf      []byte // read, not yet returned (starts at offset released)
+	released int64  // bytes returned to the reader
+	parsed   int64  // bytes parsed
+	boundary int64  // end of the last complete chunk
+	rerr     error  // read error, returned once the complete chunks are out
 
 	// parser state
 	st      guardState
@@ -96,19 +104,46 @@ func newChunkGuard(r io.Reader, maxMsg uint32) *chunkGuard {
 	}
 }
 
-// Read implements io.Reader.
+// guardReadSize is the size of the guard's reads from the connection.
+const guardReadSize = 32 << 10
+
+// Read implements io.Reader. It returns only whole chunks: the header of a
+// chunk reaches the library once the chunk's body has arrived, so that the
+// library, which allocates a chunk's body when it reads the header, never
+// allocates more than the peer actually sent.
 func (g *chunkGuard) Read(p []byte) (int, error) {
-	if g.err != nil {
-		return 0, g.err
+	for g.boundary == g.released {
+		if g.err != nil {
+			return 0, g.err
+		}
+		if g.rerr != nil {
+			return 0, g.rerr
+		}
+		g.fill()
 	}
-	n, err := g.r.Read(p)
+	n := copy(p, g.buf[:g.boundary-g.released])
+	g.buf = g.buf[n:]
+	g.released += int64(n)
+	return n, nil
+}
+
+// fill reads once from the connection and parses what it got.
+func (g *chunkGuard) fill() {
+	if cap(g.buf)-len(g.buf) < guardReadSize {
+		nb := make([]byte, len(g.buf), 2*len(g.buf)+guardReadSize)
+		copy(nb, g.buf)
+		g.buf = nb
+	}
+	n, err := g.r.Read(g.buf[len(g.buf):cap(g.buf)])
 	if n > 0 {
-		if gerr := g.feed(p[:n]); gerr != nil {
-			g.err = gerr
-			return 0, gerr
+		g.buf = g.buf[:len(g.buf)+n]
+		if ferr := g.feed(g.buf[len(g.buf)-n:]); ferr != nil {
+			g.err = ferr
 		}
 	}
-	return n, err
+	if err != nil {
+		g.rerr = err
+	}
 }
 
 func (g *chunkGuard) fail(format string, args ...any) error {
@@ -126,6 +161,7 @@ func (g *chunkGuard) feed(b []byte) error {
 		case gsBasic:
 			c := b[0]
 			b = b[1:]
+			g.parsed++
 			csid := c & 0x3f
 			if csid < 2 {
 				return g.fail("extended chunk stream IDs are not supported")
@@ -160,6 +196,7 @@ func (g *chunkGuard) feed(b []byte) error {
 			n := copy(g.hdr[g.hdrHave:g.hdrLen], b)
 			g.hdrHave += n
 			b = b[n:]
+			g.parsed += int64(n)
 			if g.hdrHave < g.hdrLen {
 				continue
 			}
@@ -177,6 +214,7 @@ func (g *chunkGuard) feed(b []byte) error {
 			s.recv += n
 			g.partial += int64(n)
 			b = b[n:]
+			g.parsed += int64(n)
 			if g.body == 0 {
 				if err := g.chunkDone(); err != nil {
 					return err
@@ -275,6 +313,7 @@ func (g *chunkGuard) checkLen(s *guardStream) error {
 // chunkDone is called after the last body byte of a chunk.
 func (g *chunkGuard) chunkDone() error {
 	g.st = gsBasic
+	g.boundary = g.parsed
 	s := g.cur
 	if s.recv < s.msgLen {
 		return nil

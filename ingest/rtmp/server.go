@@ -89,9 +89,10 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxMessageSize bounds any RTMP message (a video frame is one message)
 	// buffered by the server (default 8 MiB, at most MaxMessageSizeLimit).
-	// At most 2×MaxMessageSize bytes of partially received messages and,
-	// until the tracks are known, 2×MaxMessageSize bytes of frames are held
-	// per connection.
+	// Per connection, at most 2×MaxMessageSize bytes of partially received
+	// messages and, until the tracks are known, 2×MaxMessageSize bytes of
+	// frames are held; what is buffered grows only with the bytes the peer
+	// actually sent.
 	MaxMessageSize int
 }
 

@@ -674,3 +674,22 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestGuardHoldsIncompleteChunk: a chunk header reaches the library only
+// with its body, so a header declaring a large message costs nothing.
+func TestGuardHoldsIncompleteChunk(t *testing.T) {
+	setChunkSize := append(chunk0(2, 0, 4, 1), 0, 0x10, 0, 0) // 1 MiB chunks
+	stream := append(bytes.Clone(setChunkSize), chunk0(6, 0, 1<<20, 9)...)
+	stream = append(stream, make([]byte, 1000)...) // 1000 of 1 MiB
+	g := newChunkGuard(bytes.NewReader(stream), 1<<21)
+	got, err := io.ReadAll(g)
+	if err != nil || !bytes.Equal(got, setChunkSize) {
+		t.Fatalf("guard released %d bytes (%v), want only the %d of the complete chunk", len(got), err, len(setChunkSize))
+	}
+	// the same with the body complete: everything goes through
+	stream = append(stream, make([]byte, 1<<20-1000)...)
+	g = newChunkGuard(bytes.NewReader(stream), 1<<21)
+	if got, err := io.ReadAll(g); err != nil || len(got) != len(stream) {
+		t.Fatalf("guard released %d of %d bytes: %v", len(got), len(stream), err)
+	}
+}

@@ -2,8 +2,10 @@ package browsertest
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,9 +14,10 @@ import (
 // is opened in headless Chromium, computes values in the browser and hands
 // them back as JSON.
 func TestHarness(t *testing.T) {
-	base := Serve(t, map[string]string{
-		"/extra.html": `<!doctype html><script>window.__result = {fromPage: 6 * 7, path: location.pathname};</script>`,
-	})
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	base := Serve(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -50,18 +53,41 @@ func TestHarness(t *testing.T) {
 	if !res.HLSSupported || !res.MoqWatchDefined {
 		t.Errorf("bundles: hls.js supported %v, moq-watch defined %v", res.HLSSupported, res.MoqWatchDefined)
 	}
+}
 
-	raw, err = RunPage(t, ctx, base+"/extra.html", PageOptions{Timeout: 20 * time.Second})
+// TestServe checks the static server without a browser: web/dist files, the
+// extra files laid over them, and the content types a browser needs.
+func TestServe(t *testing.T) {
+	base := Serve(t, map[string]string{"/extra.html": "<p>extra</p>", "/dist-override.js": "export {}"})
+	for path, want := range map[string]string{
+		"/extra.html":       "text/html",
+		"/dist-override.js": "text/javascript",
+		"/moqwatch.js":      "text/javascript",
+		"/watch.html":       "text/html",
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) {
+			t.Errorf("GET %s: %d %q, want 200 %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), want)
+		}
+	}
+	resp, err := http.Get(base + "/favicon.ico")
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra := Decode[map[string]any](t, raw)
-	if extra["fromPage"] != float64(42) || extra["path"] != "/extra.html" {
-		t.Errorf("extra page result %v", extra)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("favicon: %d", resp.StatusCode)
 	}
 }
 
 func TestRunPageErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
 	base := Serve(t, map[string]string{
 		"/fail.html":  `<!doctype html><script>window.__error = "boom";</script>`,
 		"/never.html": `<!doctype html><script>window.__progress = {step: "waiting"};</script>`,
@@ -83,6 +109,9 @@ func TestRunPageErrors(t *testing.T) {
 }
 
 func TestRunContextCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
 	base := Serve(t, map[string]string{"/never.html": `<!doctype html><p>never done</p>`})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

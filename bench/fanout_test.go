@@ -1,0 +1,141 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary double as the relay child (see
+// RelayChildEnv): BenchmarkFanout re-executes it.
+func TestMain(m *testing.M) {
+	MaybeRunRelayChild()
+	os.Exit(m.Run())
+}
+
+// Environment knobs of BenchmarkFanout.
+const (
+	// envSubs lists the subscriber counts, e.g. "1,10,100" (default
+	// 1,10,100,500; -short drops the counts above 100).
+	envSubs = "MOQGATE_BENCH_FANOUT_N"
+	// envWindow is the measured steady state (default 5s), envWarmup the
+	// wait before it (default 2s).
+	envWindow = "MOQGATE_BENCH_WINDOW"
+	envWarmup = "MOQGATE_BENCH_WARMUP"
+	// envProfile names a directory for CPU profiles of the relay over the
+	// window: relay-N.pprof for every N.
+	envProfile = "MOQGATE_BENCH_RELAY_PROFILE"
+)
+
+func subscriberCounts(b *testing.B) []int {
+	counts := []int{1, 10, 100, 500}
+	if v := os.Getenv(envSubs); v != "" {
+		counts = nil
+		for f := range strings.SplitSeq(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				b.Fatalf("%s: bad subscriber count %q", envSubs, f)
+			}
+			counts = append(counts, n)
+		}
+	}
+	if testing.Short() {
+		short := counts[:0:0]
+		for _, n := range counts {
+			if n <= 100 {
+				short = append(short, n)
+			}
+		}
+		counts = short
+	}
+	return counts
+}
+
+func envDuration(b *testing.B, name string) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		b.Fatalf("%s: %v", name, err)
+	}
+	return d
+}
+
+// BenchmarkFanout measures relay fan-out of one 2 Mbit/s track (30
+// objects/s, one group per second) to N raw-QUIC subscribers:
+//
+//	go test ./bench/ -run '^$' -bench Fanout -benchtime 1x [-short]
+//
+// The relay (moq.Server + moq.Relay) runs in a child process; the
+// publisher and the subscribers run here. Each sub-benchmark is one
+// measurement over a steady-state window whatever b.N is, so use
+// -benchtime 1x. Metrics: delivered payload Mbit/s summed over the
+// subscribers, delivered-% of what was published, relay CPU seconds per
+// delivered Gbit (and its inverse Gbit/s-per-core), relay and
+// load-generator cores in use, relay allocations per delivered object,
+// and p50/p99/max publish-to-receive latency. Both processes share the
+// machine's cores: with many subscribers the load generator's own CPU use
+// inflates the latency figures.
+func BenchmarkFanout(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	profDir := os.Getenv(envProfile)
+	window, warmup := envDuration(b, envWindow), envDuration(b, envWarmup)
+	for _, n := range subscriberCounts(b) {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			relay, err := StartRelayProcess(ctx, exe, os.Stderr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer relay.Close()
+			cfg := FanoutConfig{
+				URL:         "moqt://" + relay.Addr + "/",
+				Subscribers: n,
+				Window:      window,
+				Warmup:      warmup,
+				RelayStats:  relay.Stats,
+				Logger:      slog.New(slog.DiscardHandler),
+			}
+			if profDir != "" {
+				path, err := filepath.Abs(filepath.Join(profDir, fmt.Sprintf("relay-%d.pprof", n)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg.WindowStart = func() error { return relay.StartProfile(path) }
+				cfg.WindowEnd = relay.StopProfile
+			}
+			b.ResetTimer()
+			res, err := RunFanout(ctx, cfg)
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Log(res)
+			b.ReportMetric(0, "ns/op") // one fixed-length measurement, not per-op
+			b.ReportMetric(float64(n), "subscribers")
+			b.ReportMetric(res.DeliveredMbps(), "Mbit/s")
+			b.ReportMetric(100*res.DeliveredRatio(), "delivered-%")
+			b.ReportMetric(res.RelayCPUPerGbit(), "cpu-s/Gbit")
+			b.ReportMetric(1/res.RelayCPUPerGbit(), "Gbit/s-per-core")
+			b.ReportMetric(res.RelayCores(), "relay-cores")
+			b.ReportMetric(res.LoadGenCores(), "loadgen-cores")
+			b.ReportMetric(res.OtherCores(), "other-cores")
+			b.ReportMetric(res.RelayAllocsPerObject(), "relay-allocs/obj")
+			b.ReportMetric(ms(res.P50), "p50-ms")
+			b.ReportMetric(ms(res.P99), "p99-ms")
+			b.ReportMetric(ms(res.Max), "max-ms")
+		})
+	}
+}
