@@ -129,19 +129,32 @@ func (s *Session) Subscribe(ctx context.Context, ns Namespace, name string, opts
 	}
 }
 
-// Unsubscribe ends the subscription.
+// Unsubscribe ends the subscription. No UNSUBSCRIBE is sent once the
+// publisher ended the subscription with PUBLISH_DONE: the request is closed
+// (some peers, e.g. Eyevinn/moqtransport, treat an UNSUBSCRIBE for it as a
+// fatal unknown request ID).
 func (sub *Subscription) Unsubscribe() {
 	sub.mu.Lock()
 	already := sub.unsubscribe
 	sub.unsubscribe = true
+	status, reason := uint64(wire.PublishDoneSubscriptionEnded), "unsubscribed"
+	ended := sub.expected != nil // PUBLISH_DONE received
+	if ended {
+		status, reason = sub.status, sub.reason
+	}
 	sub.mu.Unlock()
 	if already {
 		return
 	}
-	if sub.s.ctx.Err() == nil {
+	select {
+	case <-sub.done:
+		ended = true
+	default:
+	}
+	if !ended && sub.s.ctx.Err() == nil {
 		sub.s.send(&wire.Unsubscribe{RequestID: sub.RequestID})
 	}
-	sub.finish(wire.PublishDoneSubscriptionEnded, "unsubscribed", false)
+	sub.finish(status, reason, false)
 }
 
 // Update sends SUBSCRIBE_UPDATE (priority, forward, range).
