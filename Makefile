@@ -3,13 +3,14 @@
 #   make run            go run ./cmd/moqgate (pass flags with ARGS="serve --listen :4443")
 #   make build          static binary in bin/moqgate
 #   make test           install missing test peers, then vet, gofmt check, go test
+#   make test-race      the same with the race detector (GOTESTFLAGS=-race)
 #   make deps           only install what the tests need (ffmpeg, chromium, web/)
 #   make fuzz           fuzz every Fuzz target for FUZZTIME each (go test already runs the seeds)
 #   make docker         docker build -t moqgate .
 
 GO           ?= go
 ARGS         ?=
-GOTESTFLAGS  ?= -race
+GOTESTFLAGS  ?=
 TEST_TIMEOUT ?= 20m
 FUZZTIME     ?= 30s
 PKGS         ?= ./...
@@ -17,7 +18,7 @@ PKGS         ?= ./...
 # Go files to check with gofmt: everything but web/, .git and testdata.
 GOFILES = $(shell find . \( -path ./web -o -path ./.git -o -name testdata \) -prune -o -name '*.go' -print)
 
-.PHONY: all run build test deps system-deps web vet fmt-check go-test fuzz docker clean
+.PHONY: all run build test test-race deps system-deps web vet fmt-check go-test fuzz docker clean
 
 all: build
 
@@ -28,6 +29,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/moqgate ./cmd/moqgate
 
 test: deps vet fmt-check go-test
+
+test-race:
+	$(MAKE) test GOTESTFLAGS=-race
 
 deps: system-deps web
 

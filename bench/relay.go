@@ -49,8 +49,11 @@ func MaybeRunRelayChild() {
 // writes "addr HOST:PORT", then answers the commands read from in:
 //
 //	stats            -> "stats USER_NS SYS_NS MALLOCS TOTAL_ALLOC_BYTES NUM_GC"
-//	profile PATH     -> "ok" (CPU profile to PATH until "stopprofile") or "err ..."
-//	stopprofile      -> "ok"
+//	profile PATH     -> "ok" or "err ...": CPU profile to PATH until
+//	                    "stopprofile", and an allocation profile to PATH.allocs0
+//	stopprofile      -> "ok": ends the CPU profile, allocation profile to
+//	                    PATH.allocs1 (go tool pprof -sample_index=alloc_space
+//	                    -base PATH.allocs0 PATH.allocs1 shows the window's)
 //
 // It shuts the relay down and returns when in reaches EOF.
 func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logger) error {
@@ -79,6 +82,7 @@ func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.L
 		return err
 	}
 	var prof *os.File
+	var profPath string
 	stopProfile := func() error {
 		if prof == nil {
 			return nil
@@ -86,7 +90,7 @@ func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.L
 		pprof.StopCPUProfile()
 		err := prof.Close()
 		prof = nil
-		return err
+		return errors.Join(err, writeAllocs(profPath+".allocs1"))
 	}
 	defer stopProfile()
 
@@ -114,12 +118,12 @@ func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.L
 				err = reply("err %v", ferr)
 				break
 			}
-			if perr := pprof.StartCPUProfile(f); perr != nil {
+			if perr := errors.Join(writeAllocs(arg+".allocs0"), pprof.StartCPUProfile(f)); perr != nil {
 				f.Close()
 				err = reply("err %v", perr)
 				break
 			}
-			prof = f
+			prof, profPath = f, arg
 			err = reply("ok")
 		case "stopprofile":
 			if perr := stopProfile(); perr != nil {
@@ -139,6 +143,16 @@ func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.L
 	scancel()
 	cancel()
 	return <-served
+}
+
+// writeAllocs writes the allocation profile (everything since the start).
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC() // up-to-date statistics
+	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
 }
 
 // RelayStats is a snapshot of a relay child's resource use.

@@ -448,3 +448,48 @@ func TestFMP4MuxInitRewrite(t *testing.T) {
 		}
 	}
 }
+
+// TestFMP4MuxSizeChange: a traf without any base flag whose second trun has
+// no data_offset (its data follows the first run's) gets default-base-is-moof
+// and explicit offsets; the moof grows and the offsets must follow.
+func TestFMP4MuxSizeChange(t *testing.T) {
+	m, out, src := fmp4TestMuxer(t)
+	f0, f1 := src.frames["video"][0], src.frames["video"][1]
+	frag, err := mp4.CreateFragment(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traf := frag.Moof.Traf
+	traf.Tfhd.Flags = 0 // base = moof start (first traf), no flags
+	traf.Tfdt.SetBaseMediaDecodeTime(uint64(f0.DTS))
+	sample := func(f Frame, flags uint32) mp4.Sample {
+		return mp4.Sample{Flags: flags, Dur: uint32(f.Duration), Size: uint32(len(f.Data)), CompositionTimeOffset: int32(f.CTO)}
+	}
+	traf.Trun.AddSample(sample(f0, mp4.SyncSampleFlags))
+	trun2 := mp4.CreateTrun(0)
+	trun2.Flags &^= mp4.TrunDataOffsetPresentFlag
+	trun2.AddSample(sample(f1, mp4.NonSyncSampleFlags))
+	if err := traf.AddChild(trun2); err != nil {
+		t.Fatal(err)
+	}
+	frag.Mdat.AddSampleData(f0.Data)
+	frag.Mdat.AddSampleData(f1.Data)
+	traf.Trun.DataOffset = int32(frag.Moof.Size() + 8)
+	var obj bytes.Buffer
+	for _, b := range []mp4.Box{frag.Moof, frag.Mdat} {
+		if err := b.Encode(&obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := out.Len()
+	if err := m.WriteObject("video", obj.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if grown := out.Len() - head - obj.Len(); grown != 4 {
+		t.Errorf("output grew by %d bytes, want 4 (one data_offset)", grown)
+	}
+	back := fmp4DemuxAll(t, bytes.NewReader(out.Bytes()))
+	if !equalFMP4Frames(map[string][]Frame{"video": {f0, f1}}, back.frames) {
+		t.Fatalf("frames differ: %+v", back.frames)
+	}
+}

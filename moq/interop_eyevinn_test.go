@@ -456,6 +456,25 @@ func testEyevinnPublisher(t *testing.T, tr eyTransport) {
 			t.Fatalf("third subscriber: object #%d has ID %d", o, obj.ID)
 		}
 	}
+
+	// The last viewer leaving makes the relay UNSUBSCRIBE upstream; the
+	// Eyevinn publisher's writer then reports ErrUnsusbcribed. (The probe
+	// is a datagram for a far-away group, harmless if it is delivered.)
+	sub3.Unsubscribe()
+	for {
+		err := up.w.SendDatagram(moqtransport.Object{GroupID: 1000, Payload: []byte("probe")})
+		if errors.Is(err, moqtransport.ErrUnsusbcribed) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("probe datagram: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("no UNSUBSCRIBE reached the Eyevinn publisher after the last subscriber left")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // ---- 2. moqgate publisher -> relay -> Eyevinn subscriber ----

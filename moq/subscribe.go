@@ -349,6 +349,9 @@ func (s *Session) readSubgroup(r *wire.StreamReader, typ uint64, st ReceiveStrea
 			s.dataStreamError(st, err)
 			return
 		}
+		if first && hdr.SubgroupIDMode() == wire.SubgroupIDFirstObject {
+			hdr.SubgroupID = oh.ObjectID
+		}
 		prev, first = oh.ObjectID, false
 		var payload []byte
 		if oh.PayloadLen > 0 {

@@ -2,11 +2,13 @@ package rtmp
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -266,6 +268,77 @@ func readChunkStream(r io.Reader) ([]*rawmessage.Message, error) {
 	return out, nil
 }
 
+// FuzzSession feeds raw RTMP messages (after the chunk layer) to a session:
+// control messages, AMF commands (connect, publish...), metadata and media.
+// Input records: type (1) | timestamp (4) | length (3) | body.
+func FuzzSession(f *testing.F) {
+	cmd := func(v ...any) []byte {
+		b, err := amf0.Data(v).Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	meta, _ := amf0.Data{"@setDataFrame", "onMetaData", amfMeta(7, 10)}.Marshal()
+	avcC := []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x28, 0xff, 0xe1, 0, byte(len(testSPS))}
+	avcC = append(append(avcC, testSPS...), 1, 0, 4, 8, 6, 7, 8)
+	f.Add(encodeRecords([]fuzzRecord{
+		{20, 0, cmd("connect", 1.0, amf0.Object{{Key: "app", Value: "live"}, {Key: "tcUrl", Value: "rtmp://h/live"}})},
+		{1, 0, []byte{0, 0, 16, 0}},
+		{20, 0, cmd("createStream", 2.0, nil)},
+		{20, 0, cmd("publish", 3.0, nil, "test?k=v", "live")},
+		{18, 0, meta},
+		{9, 0, avcC},
+		{8, 0, []byte{0xaf, 0, 0x12, 0x10}},
+		{9, 0, []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 3, 0x65, 0x88, 0x80}},
+		{8, 23, []byte{0xaf, 1, 0x21, 0x1b}},
+		{4, 0, []byte{0, 6, 0, 0, 0, 1}},
+		{20, 0, cmd("deleteStream", 4.0, nil, 1.0)},
+	}))
+	f.Add(encodeRecords([]fuzzRecord{
+		{20, 0, cmd("connect", 1.0, amf0.Object{{Key: "app", Value: "live"}})},
+		{20, 0, cmd("play", 2.0, nil, "x")},
+	}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		srv, err := NewServer(Config{
+			Logger: slog.New(slog.DiscardHandler),
+			OnPublish: func(context.Context, PublishRequest) (media.BroadcastWriter, error) {
+				return &checkingWriter{}, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc := bytecounter.NewReadWriter(struct {
+			io.Reader
+			io.Writer
+		}{bytes.NewReader(nil), io.Discard})
+		s := &session{srv: srv, nc: &deadlineConn{Conn: nopConn{}}, log: srv.log}
+		s.w = message.NewWriter(bc.Writer, bc.Writer, false)
+		s.r = rawmessage.NewReader(bc.Reader, bc.Reader, func(uint32) error { return nil })
+		var err2 error
+		for len(data) >= 8 && err2 == nil && !s.done {
+			typ, ts := data[0], binary.BigEndian.Uint32(data[1:])
+			n := min(int(data[5])<<16|int(data[6])<<8|int(data[7]), len(data)-8)
+			raw := &rawmessage.Message{Type: typ, Timestamp: time.Duration(ts) * time.Millisecond, Body: data[8 : 8+n]}
+			data = data[8+n:]
+			err2 = s.handle(context.Background(), raw)
+		}
+		s.end(err2, false)
+		if s.bw != nil && s.bw.(*checkingWriter).err != nil {
+			t.Fatal(s.bw.(*checkingWriter).err)
+		}
+	})
+}
+
+// nopConn is a net.Conn that does nothing.
+type nopConn struct{ net.Conn }
+
+func (nopConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (nopConn) SetDeadline(time.Time) error      { return nil }
+func (nopConn) SetReadDeadline(time.Time) error  { return nil }
+func (nopConn) SetWriteDeadline(time.Time) error { return nil }
+
 // ---------------------------------------------------------------------------
 // Seed corpus generation (committed under testdata/fuzz/): run with
 //
@@ -483,7 +556,20 @@ func TestFuzzSeeds(t *testing.T) {
 			must(t, d.finish())
 			sets, frames := rec.snapshot(t)
 			if len(sets) == 0 || len(frames["video"]) < 5 {
-				t.Errorf("%d SetTracks, %d video frames", len(sets), len(frames["video"]))
+				t.Fatalf("%d SetTracks, %d video frames", len(sets), len(frames["video"]))
+			}
+			want := map[string][]media.Codec{
+				"flv-h264-aac-bframes": {media.H264, media.AAC},
+				"flv-h264-mp3":         {media.H264, media.MP3},
+				"ertmp-hevc-opus":      {media.H265, media.Opus},
+				"ertmp-av1":            {media.AV1},
+				"ertmp-vp9":            {media.VP9},
+			}[filepath.Base(f)]
+			last := sets[len(sets)-1]
+			for i, c := range want {
+				if i >= len(last) || last[i].Codec != c || len(frames[last[i].Name]) == 0 {
+					t.Errorf("tracks %+v, want codecs %v with frames", last, want)
+				}
 			}
 		})
 	}

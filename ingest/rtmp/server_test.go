@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,9 +175,9 @@ func TestSecondPublisherRefused(t *testing.T) {
 // TestPlayRefused: play requests get an error status and a closed connection.
 func TestPlayRefused(t *testing.T) {
 	t.Parallel()
-	called := false
+	var called atomic.Bool
 	srv := startServer(t, Config{OnPublish: func(context.Context, PublishRequest) (media.BroadcastWriter, error) {
-		called = true
+		called.Store(true)
 		return newRecorder(), nil
 	}})
 	u, _ := url.Parse("rtmp://" + srv.addr + "/live/test")
@@ -189,7 +190,7 @@ func TestPlayRefused(t *testing.T) {
 	}
 	srv.logs.waitLog(t, "refusing play request: ingest only", 5*time.Second)
 	srv.logs.waitLog(t, "play refused", 5*time.Second)
-	if called {
+	if called.Load() {
 		t.Error("OnPublish called for a play request")
 	}
 }
