@@ -16,11 +16,13 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -29,6 +31,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/moqgate/moqgate/moq"
 )
@@ -148,6 +152,12 @@ type FanoutResult struct {
 	// LoadGenCPU is the CPU time of this process (publisher and
 	// subscribers) over the window.
 	LoadGenCPU time.Duration
+	// PacketsIn and PacketsOut are the QUIC packets the subscribers
+	// received and sent (ACKs, mostly) in the window.
+	PacketsIn, PacketsOut uint64
+	// PacketBytesIn is the size of the packets received (QUIC, without
+	// UDP and IP headers).
+	PacketBytesIn uint64
 	// MachineBusy is the busy time of all the machine's CPUs over the
 	// window (/proc/stat; 0 where unavailable): what it has beyond relay
 	// and load generator is other work disturbing the measurement.
@@ -194,6 +204,16 @@ func (r FanoutResult) OtherCores() float64 {
 	return max(0, (r.MachineBusy-r.Relay.CPU-r.LoadGenCPU).Seconds()/r.Window.Seconds())
 }
 
+// PacketsPerObject is the QUIC packets a subscriber received per
+// delivered object, and AcksPerObject the packets it sent.
+func (r FanoutResult) PacketsPerObject() (in, out float64) {
+	if r.DeliveredObjects == 0 {
+		return 0, 0
+	}
+	n := float64(r.DeliveredObjects)
+	return float64(r.PacketsIn) / n, float64(r.PacketsOut) / n
+}
+
 // RelayAllocsPerObject is relay heap allocations per delivered object.
 func (r FanoutResult) RelayAllocsPerObject() float64 {
 	if r.DeliveredObjects == 0 {
@@ -218,9 +238,11 @@ func (r FanoutResult) String() string {
 	if r.MachineBusy > 0 {
 		s += fmt.Sprintf(" other=%.2f cores", r.OtherCores())
 	}
+	in, out := r.PacketsPerObject()
+	s += fmt.Sprintf(" packets/object: %.2f in (%.0f B each), %.2f out", in, float64(r.PacketBytesIn)/float64(max(r.PacketsIn, 1)), out)
 	if r.HaveRelay {
-		s += fmt.Sprintf(" relay: %.2f cores, %.3f cpu-s/Gbit (%.2f Gbit/s per core), %.1f allocs/object, %.0f B/object, %d GCs",
-			r.RelayCores(), r.RelayCPUPerGbit(), 1/r.RelayCPUPerGbit(), r.RelayAllocsPerObject(),
+		s += fmt.Sprintf(" relay: %.2f cores (%.0f%% system), %.3f cpu-s/Gbit (%.2f Gbit/s per core), %.1f allocs/object, %.0f B/object, %d GCs",
+			r.RelayCores(), 100*r.Relay.SysCPU.Seconds()/r.Relay.CPU.Seconds(), r.RelayCPUPerGbit(), 1/r.RelayCPUPerGbit(), r.RelayAllocsPerObject(),
 			r.RelayAllocBytesPerObject(), r.Relay.NumGC)
 	}
 	return s
@@ -243,8 +265,11 @@ func (w *window) contains(t int64) bool { return t >= w.start.Load() && t < w.en
 
 // subscriber is one subscriber's tally.
 type subscriber struct {
+	conn      *quic.Conn
 	first     chan struct{}
 	firstOnce sync.Once
+	// QUIC packets received and sent (ACKs, mostly) at the window's start.
+	pktsIn0, pktsOut0, bytesIn0 uint64
 
 	mu      sync.Mutex
 	objects uint64
@@ -383,6 +408,30 @@ func machineBusy() time.Duration {
 	return time.Duration(busy) * (time.Second / userHZ)
 }
 
+// dialQUIC connects a session over raw QUIC like moq.Dial does with
+// Insecure set, and also returns the QUIC connection for its statistics.
+func dialQUIC(ctx context.Context, rawURL string, cfg moq.Config) (*moq.Session, *quic.Conn, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.Scheme != "moqt" || u.Port() == "" {
+		return nil, nil, fmt.Errorf("bench: want moqt://HOST:PORT/, got %q", rawURL)
+	}
+	tlsConf := &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: true, NextProtos: []string{moq.ALPN14}}
+	qc, err := quic.DialAddr(ctx, u.Host, tlsConf, moq.QUICConfig())
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial %s: %w", u.Host, err)
+	}
+	cfg.Path, cfg.Authority = u.EscapedPath(), u.Host
+	s, err := moq.Connect(ctx, moq.NewQUICConn(qc), cfg)
+	if err != nil {
+		qc.CloseWithError(0, "setup failed")
+		return nil, nil, err
+	}
+	return s, qc, nil
+}
+
 // RunFanout publishes one track to the relay at cfg.URL, connects
 // cfg.Subscribers subscribers to it and measures the steady state.
 func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
@@ -445,12 +494,12 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 				return
 			}
 			defer func() { <-sem }()
-			s, err := moq.Dial(setupCtx, cfg.URL, dialOpts)
+			s, qc, err := dialQUIC(setupCtx, cfg.URL, dialOpts.Session)
 			if err != nil {
 				errc <- fmt.Errorf("bench: subscriber %d: %w", i, err)
 				return
 			}
-			sessions[i] = s
+			sessions[i], subs[i].conn = s, qc
 			sub, err := s.Subscribe(setupCtx, ns, cfg.Track, moq.SubscribeOptions{Limits: moq.TrackLimits{MaxGroups: 2}})
 			if err != nil {
 				errc <- fmt.Errorf("bench: subscriber %d: subscribe: %w", i, err)
@@ -503,6 +552,10 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 			return res, err
 		}
 	}
+	for _, s := range subs {
+		st := s.conn.ConnectionStats()
+		s.pktsIn0, s.pktsOut0, s.bytesIn0 = st.PacketsReceived, st.PacketsSent, st.BytesReceived
+	}
 	c0, m0 := selfCPU(), machineBusy()
 	start := time.Now()
 	w.end.Store(start.Add(cfg.Window).UnixNano())
@@ -517,12 +570,18 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 	}
 	c1, m1 := selfCPU(), machineBusy()
 	res.Window = time.Since(start)
+	for _, s := range subs {
+		st := s.conn.ConnectionStats()
+		res.PacketsIn += st.PacketsReceived - s.pktsIn0
+		res.PacketsOut += st.PacketsSent - s.pktsOut0
+		res.PacketBytesIn += st.BytesReceived - s.bytesIn0
+	}
 	if cfg.WindowEnd != nil {
 		if err := cfg.WindowEnd(); err != nil {
 			return res, err
 		}
 	}
-	res.Relay = RelayStats{CPU: r1.CPU - r0.CPU, Mallocs: r1.Mallocs - r0.Mallocs,
+	res.Relay = RelayStats{CPU: r1.CPU - r0.CPU, SysCPU: r1.SysCPU - r0.SysCPU, Mallocs: r1.Mallocs - r0.Mallocs,
 		AllocBytes: r1.AllocBytes - r0.AllocBytes, NumGC: r1.NumGC - r0.NumGC}
 	res.LoadGenCPU = c1 - c0
 	if m0 > 0 && m1 > m0 {

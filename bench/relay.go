@@ -157,8 +157,9 @@ func writeAllocs(path string) error {
 
 // RelayStats is a snapshot of a relay child's resource use.
 type RelayStats struct {
-	// CPU is user plus system time (getrusage RUSAGE_SELF).
-	CPU time.Duration
+	// CPU is user plus system time (getrusage RUSAGE_SELF), SysCPU the
+	// system part (0 from ProcCPU).
+	CPU, SysCPU time.Duration
 	// Mallocs and AllocBytes are the Go heap allocations so far.
 	Mallocs, AllocBytes uint64
 	NumGC               uint32
@@ -266,7 +267,7 @@ func (p *RelayProcess) Stats() (RelayStats, error) {
 			return RelayStats{}, fmt.Errorf("relay child: bad stats line %q", l)
 		}
 	}
-	return RelayStats{CPU: time.Duration(v[0] + v[1]), Mallocs: v[2], AllocBytes: v[3], NumGC: uint32(v[4])}, nil
+	return RelayStats{CPU: time.Duration(v[0] + v[1]), SysCPU: time.Duration(v[1]), Mallocs: v[2], AllocBytes: v[3], NumGC: uint32(v[4])}, nil
 }
 
 // StartProfile starts a CPU profile of the child, written to path.

@@ -157,12 +157,13 @@ func (g *gate) broadcasts(t *testing.T) []map[string]any {
 	return v.Broadcasts
 }
 
-// waitBroadcast waits until the broadcast has a catalog published.
+// waitBroadcast waits until the broadcast is announced (its catalog
+// tracks exist from then on, so a subscriber waits for the catalog).
 func (g *gate) waitBroadcast(t *testing.T, ctx context.Context, path string) {
 	t.Helper()
 	for {
 		for _, b := range g.broadcasts(t) {
-			if b["path"] == path && g.logs.contains("catalogs published") {
+			if b["path"] == path {
 				return
 			}
 		}

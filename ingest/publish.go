@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
@@ -63,6 +64,10 @@ func Start(ctx context.Context, dial Dialer, path string, logger *slog.Logger) (
 		groups: make(map[string]*moq.Group),
 		next:   make(map[string]uint64),
 	}
+	// The catalog tracks exist from the start: a subscriber that comes
+	// before the first catalog waits for it instead of being refused.
+	b.pub.Track(media.HangCatalogTrack)
+	b.pub.Track(media.MSFCatalogTrack)
 	sess, err := dial(ctx, b.pub)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: connect to relay: %w", err)
@@ -117,6 +122,12 @@ func (b *Broadcast) Close() error {
 		delete(b.groups, name)
 	}
 	b.mu.Unlock()
+	// The tracks do not end here: the relay keeps the broadcast for its
+	// grace period so that a reconnecting publisher continues it. What is
+	// in flight is delivered first.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b.sess.Drain(ctx)
 	b.sess.Close()
 	return nil
 }

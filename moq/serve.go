@@ -354,8 +354,10 @@ func (ss *serveSub) startWriter(g *Group, from uint64) {
 		}
 	}
 	ss.wg.Add(1)
+	ss.s.writers.Add(1)
 	go func() {
 		defer ss.wg.Done()
+		defer ss.s.writers.Done()
 		defer func() {
 			ss.mu.Lock()
 			delete(ss.writers, g.ID)

@@ -145,6 +145,8 @@ type Session struct {
 	goawaySent    bool
 
 	wg sync.WaitGroup
+	// writers counts group streams being written, for Drain.
+	writers sync.WaitGroup
 
 	// Stats.
 	objectsOut, bytesOut, objectsIn, bytesIn, groupsDropped atomic.Uint64
@@ -471,6 +473,17 @@ func (s *Session) GoAway(uri string) error {
 	s.goawaySent = true
 	s.mu.Unlock()
 	return s.send(&wire.GoAway{NewSessionURI: uri})
+}
+
+// Drain waits until the group streams being written have been handed to
+// the transport (or ctx is done), so that closing afterwards loses nothing.
+func (s *Session) Drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.writers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // Shutdown sends GOAWAY, waits until the peer closes or ctx is done, then

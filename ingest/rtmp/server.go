@@ -14,13 +14,21 @@
 // FLV audio/video tag bodies (legacy and Enhanced RTMP), so that an
 // unsupported codec leaves that track out instead of killing the connection.
 //
-// Output: H.264 (also legacy codec id 12 H.265), H.265, AV1, VP9 and VP8
-// video; AAC, Opus and MP3 audio. Tracks are named "video" and "audio"; the
-// timescale of DTS and CTO is 1000 (RTMP timestamps are milliseconds).
-// H.264/H.265 frames are 4-byte length-prefixed NAL units without parameter
-// sets or AUDs (those go to TrackInfo), AV1 frames are OBUs without temporal
-// delimiters, audio frames are raw. In multitrack streams only track 0 of
-// each kind is ingested.
+// Codecs: H.264, H.265 (Enhanced RTMP, or the pre-standard legacy codec id
+// 12), AV1, VP9 and VP8 video; AAC, Opus and MP3 audio. Others (FLAC, AC-3,
+// G.711, Speex, VP6...) leave their track out; a publish with no supported
+// track is refused. Tracks are named "video" and "audio"; the timescale of
+// DTS and CTO is 1000 (RTMP timestamps are milliseconds). H.264/H.265 frames
+// are 4-byte length-prefixed NAL units without parameter sets or AUDs (those
+// go to TrackInfo), AV1 frames are OBUs without temporal delimiters, audio
+// frames are raw. In multitrack streams only track 0 of each kind is
+// ingested.
+//
+// SetTracks is called once the sequence headers of the expected tracks are
+// known (from onMetaData, else after at most 1 s of media), and again when a
+// track is added later or its parameters change (new sequence header,
+// in-band SPS/PPS/VPS or AV1 sequence header, VP8/VP9 resolution change).
+// Slices in a TrackInfo passed to SetTracks are never modified afterwards.
 package rtmp
 
 import (
