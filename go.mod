@@ -15,6 +15,9 @@ require (
 require (
 	github.com/Eyevinn/moqtransport v0.9.0 // indirect
 	github.com/abema/go-mp4 v1.7.1 // indirect
+	github.com/asticode/go-astikit v0.30.0 // indirect
+	github.com/asticode/go-astits v1.16.0 // indirect
+	github.com/bluenviron/gohlslib/v2 v2.4.4 // indirect
 	github.com/dunglas/httpsfv v1.1.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/mengelbart/qlog v0.1.0 // indirect

@@ -94,3 +94,42 @@ func checkTimestamps(t *testing.T, p probe, stream int) {
 		t.Fatal("no video packets")
 	}
 }
+
+// TestRTMPReconnect: the encoder drops and reconnects within the grace
+// period. The subscriber keeps its subscriptions (one `moqgate sub` runs
+// throughout), group IDs keep increasing and the media timeline continues.
+func TestRTMPReconnect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	g := startGate(t, "rtmp:\n  grace_period: 3s\n")
+	push := func() {
+		cmd := ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+			"-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "0",
+			"-c:a", "aac", "-f", "flv", g.RTMP+"/live/re")
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("ffmpeg: %v", err)
+		}
+	}
+	go push()
+	g.waitBroadcast(t, ctx, "live/re")
+	file, done := sub(t, ctx, g.MoQ, "live/re")
+	time.Sleep(5 * time.Second) // first publisher ends after 4 s
+	push()                      // reconnect within the 3 s grace period
+	waitExit(t, done, 20*time.Second)
+	if !g.logs.contains("publisher reconnected; broadcast continues") {
+		t.Fatal("the relay did not see a reconnect")
+	}
+	p := ffprobe(t, file)
+	if len(p.Streams) != 2 {
+		t.Fatalf("streams %+v", p.Streams)
+	}
+	frames := atoi(p.Streams[0].NbFrames)
+	// Two 4 s pushes, the subscriber joined shortly after the first began.
+	if frames < 200 || frames > 250 {
+		t.Fatalf("video frames %d, want about 240 from both publishers", frames)
+	}
+	checkTimestamps(t, p, p.Streams[0].Index)
+	decodes(t, file)
+	t.Logf("%d video frames across the reconnect", frames)
+}

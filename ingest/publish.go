@@ -35,6 +35,21 @@ type Broadcast struct {
 	groups map[string]*moq.Group
 	next   map[string]uint64
 	closed bool
+
+	// Timeline continuity across publisher reconnects.
+	path       string
+	continuity *Continuity
+	start      time.Duration            // where this publisher's timeline starts
+	shift      map[string]int64         // per track, added to DTS
+	timescale  map[string]uint32        // per track
+	end        map[string]time.Duration // per track, end of the last frame
+}
+
+// Options tune Start.
+type Options struct {
+	// Continuity, if set, makes a reconnecting publisher continue the
+	// broadcast's media timeline.
+	Continuity *Continuity
 }
 
 var _ media.BroadcastWriter = (*Broadcast)(nil)
@@ -51,6 +66,11 @@ func LocalDialer(r *moq.Relay, logger *slog.Logger) Dialer {
 
 // Start publishes the broadcast at path through a new session from dial.
 func Start(ctx context.Context, dial Dialer, path string, logger *slog.Logger) (*Broadcast, error) {
+	return StartWith(ctx, dial, path, logger, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, dial Dialer, path string, logger *slog.Logger, opts Options) (*Broadcast, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -63,6 +83,13 @@ func Start(ctx context.Context, dial Dialer, path string, logger *slog.Logger) (
 		log:    logger.With("broadcast", path),
 		groups: make(map[string]*moq.Group),
 		next:   make(map[string]uint64),
+
+		path:       path,
+		continuity: opts.Continuity,
+		start:      opts.Continuity.Resume(path),
+		shift:      make(map[string]int64),
+		timescale:  make(map[string]uint32),
+		end:        make(map[string]time.Duration),
 	}
 	// The catalog tracks exist from the start: a subscriber that comes
 	// before the first catalog waits for it instead of being refused.
@@ -94,9 +121,15 @@ func (b *Broadcast) Done() <-chan struct{} { return b.sess.Done() }
 func (b *Broadcast) SetTracks(tracks []media.TrackInfo) error {
 	// Tracks exist from the moment the catalog names them, so a player
 	// that subscribes before the first key frame waits instead of failing.
+	b.mu.Lock()
 	for _, t := range tracks {
 		b.pub.Track(t.Name)
+		if b.timescale[t.Name] != t.Timescale {
+			delete(b.shift, t.Name)
+		}
+		b.timescale[t.Name] = t.Timescale
 	}
+	b.mu.Unlock()
 	return b.pkg.SetTracks(tracks)
 }
 
@@ -105,6 +138,24 @@ func (b *Broadcast) WriteFrame(track string, f media.Frame) error {
 	if b.sess.Context().Err() != nil {
 		return fmt.Errorf("ingest: relay session ended: %w", b.sess.Err())
 	}
+	b.mu.Lock()
+	ts := int64(b.timescale[track])
+	shift, ok := b.shift[track]
+	if !ok && ts > 0 {
+		// The first frame of each track lands where the previous
+		// publisher's timeline ended.
+		shift = int64(b.start)*ts/int64(time.Second) - f.DTS
+		b.shift[track] = shift
+	}
+	f.DTS += shift
+	if ts > 0 {
+		dur := f.Duration
+		if dur <= 0 {
+			dur = ts / 30 // unknown: about one video frame
+		}
+		b.end[track] = time.Duration((f.DTS + dur) * int64(time.Second) / ts)
+	}
+	b.mu.Unlock()
 	return b.pkg.WriteFrame(track, f)
 }
 
@@ -117,6 +168,13 @@ func (b *Broadcast) Close() error {
 		return nil
 	}
 	b.closed = true
+	var end time.Duration
+	for _, e := range b.end {
+		end = max(end, e)
+	}
+	if end > 0 {
+		b.continuity.Ended(b.path, end)
+	}
 	for name, g := range b.groups {
 		g.Close()
 		delete(b.groups, name)

@@ -471,6 +471,14 @@ func testEyevinnPublisher(t *testing.T, tr eyTransport) {
 		}
 		select {
 		case <-ctx.Done():
+			for _, b := range ts.relay.Broadcasts() {
+				t.Logf("DEBUG broadcast %+v", b)
+			}
+			for _, s := range ts.srv.SessionList() {
+				o, bo, i, bi, d := s.Stats()
+				t.Logf("DEBUG session %v: out %d/%d in %d/%d dropped %d subsIn %d subsOut %d", s.conn.RemoteAddr(), o, bo, i, bi, d, len(s.subsIn), len(s.subsOut))
+			}
+			t.Logf("DEBUG sub3 done=%v", sub3.Done())
 			t.Fatal("no UNSUBSCRIBE reached the Eyevinn publisher after the last subscriber left")
 		case <-time.After(20 * time.Millisecond):
 		}

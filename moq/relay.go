@@ -257,9 +257,22 @@ func (r *Relay) acquire(ctx context.Context, s *Session, ns Namespace, name stri
 
 // subscribeUpstream makes the one upstream subscription of a track.
 func (r *Relay) subscribeUpstream(b *broadcast, rt *relayTrack, pub *Session) {
-	ctx, cancel := context.WithTimeout(pub.ctx, 10*time.Second)
-	sub, err := pub.Subscribe(ctx, b.ns, rt.name, SubscribeOptions{Track: rt.track, Priority: 128})
-	cancel()
+	var sub *Subscription
+	var err error
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(pub.ctx, 10*time.Second)
+		sub, err = pub.Subscribe(ctx, b.ns, rt.name, SubscribeOptions{Track: rt.track, Priority: 128})
+		cancel()
+		if err == nil || !r.shouldRetry(b, rt, pub, attempt) {
+			break
+		}
+		// A reconnecting publisher may not know its tracks yet (an
+		// encoder announces before its first frames): try again.
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-pub.ctx.Done():
+		}
+	}
 	r.mu.Lock()
 	first := rt.err == nil && rt.sub == nil
 	select {
@@ -301,6 +314,19 @@ func (r *Relay) subscribeUpstream(b *broadcast, rt *relayTrack, pub *Session) {
 			delete(b.tracks, rt.name)
 		}
 	}
+}
+
+// shouldRetry: a re-subscription after a publisher reconnect is retried
+// for a while; a first subscription reports its error at once.
+func (r *Relay) shouldRetry(b *broadcast, rt *relayTrack, pub *Session, attempt int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-rt.ready:
+	default:
+		return false
+	}
+	return attempt < 50 && rt.refs > 0 && b.publisher == pub && pub.ctx.Err() == nil && r.broadcasts[b.path] == b
 }
 
 func (r *Relay) release(b *broadcast, rt *relayTrack, proto string) {

@@ -36,7 +36,6 @@ func QUICConfig() *quic.Config {
 		MaxIdleTimeout:                   30 * time.Second,
 		KeepAlivePeriod:                  10 * time.Second,
 		HandshakeIdleTimeout:             10 * time.Second,
-		InitialPacketSize:                1452,
 	}
 }
 

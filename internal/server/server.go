@@ -43,11 +43,13 @@ type Server struct {
 	tcp     net.Listener
 	rtmpLn  net.Listener
 	rtmpSrv *rtmp.Server
+	// continuity lets a reconnecting publisher continue the timeline.
+	continuity *ingest.Continuity
 }
 
 // New binds the listeners; Run serves them.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), continuity: ingest.NewContinuity(cfg.RTMP.GracePeriod)}
 	cm, err := certs.New(certs.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
 		Hostnames: cfg.TLS.Hostnames, Logger: log})
 	if err != nil {
@@ -164,7 +166,7 @@ func htmlEscape(s string) string {
 // through an in-process session.
 func (s *Server) onRTMPPublish(ctx context.Context, req rtmp.PublishRequest) (media.BroadcastWriter, error) {
 	log := s.log.With("component", "rtmp", "path", req.Path, "remote", req.RemoteAddr.String())
-	b, err := ingest.Start(ctx, ingest.LocalDialer(s.relay, log), req.Path, log)
+	b, err := ingest.StartWith(ctx, ingest.LocalDialer(s.relay, log), req.Path, log, ingest.Options{Continuity: s.continuity})
 	if err != nil {
 		var re *moq.RequestError
 		if errors.As(err, &re) {
