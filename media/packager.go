@@ -109,7 +109,9 @@ func NewPackager(sink ObjectSink, opts PackagerOptions) *Packager {
 // differs from the last call, it ends the open media groups, publishes
 // both catalogs (each as a new group holding one object) and starts every
 // track afresh: video waits for its next key frame. An identical set is a
-// no-op.
+// no-op. A set that only adds tracks after the unchanged existing ones (an
+// extra rendition, e.g. transcoded audio) publishes the catalogs and keeps
+// the existing tracks' groups going.
 func (p *Packager) SetTracks(tracks []TrackInfo) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -126,6 +128,9 @@ func (p *Packager) SetTracks(tracks []TrackInfo) error {
 	msf, err := BuildMSFCatalog(tracks, MSFOptions{GeneratedAt: p.now()})
 	if err != nil {
 		return err
+	}
+	if p.tracks != nil && len(tracks) > len(p.tracks) && reflect.DeepEqual(p.tracks, tracks[:len(p.tracks)]) {
+		return p.addTracksLocked(tracks, hang, msf)
 	}
 	var firstErr error
 	for name, st := range p.state {
@@ -158,6 +163,32 @@ func (p *Packager) SetTracks(tracks []TrackInfo) error {
 	p.log.Info("media: tracks set, catalogs published", "tracks", len(tracks),
 		"hang_bytes", len(hang), "msf_bytes", len(msf))
 	return firstErr
+}
+
+// addTracksLocked publishes the catalogs of tracks, whose first tracks are
+// the current ones unchanged, and starts the added ones.
+func (p *Packager) addTracksLocked(tracks []TrackInfo, hang, msf []byte) error {
+	if err := p.publishCatalog(HangCatalogTrack, hang); err != nil {
+		return err
+	}
+	if err := p.publishCatalog(MSFCatalogTrack, msf); err != nil {
+		return err
+	}
+	p.stats.CatalogUpdates++
+	added := cloneTracks(tracks[len(p.tracks):])
+	for _, t := range added {
+		p.state[t.Name] = &packTrack{info: t, fw: NewFragmentWriter(t)}
+		if t.Codec.Kind() == Video {
+			p.hasVideo = true
+			if p.primaryVideo == "" {
+				p.primaryVideo = t.Name
+			}
+		}
+	}
+	p.tracks = append(p.tracks[:len(p.tracks):len(p.tracks)], added...)
+	p.log.Info("media: tracks added, catalogs published", "tracks", len(tracks), "added", len(added),
+		"hang_bytes", len(hang), "msf_bytes", len(msf))
+	return nil
 }
 
 func (p *Packager) publishCatalog(track string, payload []byte) error {

@@ -458,3 +458,39 @@ func TestPackagerSubscriberView(t *testing.T) {
 		t.Errorf("audio groups %v, want 2 (one per video group)", got)
 	}
 }
+
+func TestPackagerAddTrackKeepsGroups(t *testing.T) {
+	p, sink, _ := newTestPackager(t, PackagerOptions{}, pkgVideo(), pkgAudio())
+	must(t, p.WriteFrame("video", vf(0, true)))
+	must(t, p.WriteFrame("audio", af(0)))
+	extra := pkgAudio()
+	extra.Name = "audio-opus"
+	must(t, p.SetTracks([]TrackInfo{pkgVideo(), pkgAudio(), extra}))
+	ev := strings.Join(sink.take(), ",")
+	if strings.Contains(ev, "close video") || strings.Contains(ev, "close audio") {
+		t.Errorf("adding a track closed groups: %s", ev)
+	}
+	if !strings.Contains(ev, "open catalog.json") || !strings.Contains(ev, "open catalog,") {
+		t.Errorf("no catalog update: %s", ev)
+	}
+	// The video group goes on without waiting for a key frame.
+	must(t, p.WriteFrame("video", vf(3000, false)))
+	must(t, p.WriteFrame("audio-opus", af(960)))
+	if got := fmt.Sprint(sink.groupSizes("video")); got != "[2]" {
+		t.Errorf("video groups %s, want [2]", got)
+	}
+	hang, err := ParseHangCatalog(sink.groups[HangCatalogTrack][len(sink.groups[HangCatalogTrack])-1][0])
+	must(t, err)
+	if n := len(hang.MediaTracks()); n != 3 {
+		t.Errorf("catalog has %d tracks, want 3", n)
+	}
+	// The same set again is a no-op; removing the extra is a full reset.
+	must(t, p.SetTracks([]TrackInfo{pkgVideo(), pkgAudio(), extra}))
+	if ev := sink.take(); len(ev) != 0 {
+		t.Errorf("unchanged SetTracks produced %v", ev)
+	}
+	must(t, p.SetTracks([]TrackInfo{pkgVideo(), pkgAudio()}))
+	if ev := strings.Join(sink.take(), ","); !strings.Contains(ev, "close video") {
+		t.Errorf("removing a track did not restart the groups: %s", ev)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"testing"
 	"time"
@@ -479,6 +481,7 @@ func testEyevinnPublisher(t *testing.T, tr eyTransport) {
 				t.Logf("DEBUG session %v: out %d/%d in %d/%d dropped %d subsIn %d subsOut %d", s.conn.RemoteAddr(), o, bo, i, bi, d, len(s.subsIn), len(s.subsOut))
 			}
 			t.Logf("DEBUG sub3 done=%v", sub3.Done())
+			pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
 			t.Fatal("no UNSUBSCRIBE reached the Eyevinn publisher after the last subscriber left")
 		case <-time.After(20 * time.Millisecond):
 		}

@@ -367,6 +367,10 @@ func (ss *serveSub) startWriter(g *Group, from uint64) {
 	}()
 }
 
+// coalesceMax bounds the payload bytes copied to write them with their
+// object header, and so the buffer of every group writer.
+const coalesceMax = 16 << 10
+
 // writeGroup sends one group on its own subgroup stream.
 func (ss *serveSub) writeGroup(ctx context.Context, w *groupWriter, from uint64) {
 	s := ss.s
@@ -456,15 +460,15 @@ func (ss *serveSub) writeGroup(ctx context.Context, w *groupWriter, from uint64)
 			ObjectID: o.ID, Extensions: ext, PayloadLen: uint64(len(o.Payload)), Status: o.Status,
 		})
 		prevID, first = o.ID, false
-		var err error
-		// Small payloads go out in one write with their header.
-		if len(o.Payload) <= 2048 {
-			buf = append(buf, o.Payload...)
-			_, err = stream.Write(buf)
-		} else {
-			if _, err = stream.Write(buf); err == nil {
-				_, err = stream.Write(o.Payload)
-			}
+		// The header goes out in one write with the payload, or its first
+		// coalesceMax bytes: written alone, QUIC sends it at once in a
+		// packet of its own, which costs a packet (and a send) per object
+		// and subscriber. Write does not keep buf once it returns.
+		k := min(len(o.Payload), coalesceMax)
+		buf = append(buf, o.Payload[:k]...)
+		_, err := stream.Write(buf)
+		if err == nil && k < len(o.Payload) {
+			_, err = stream.Write(o.Payload[k:])
 		}
 		buf = buf[:0]
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,6 +145,8 @@ type Session struct {
 	nextAlias     uint64
 	goawayRecv    bool
 	goawaySent    bool
+	expiry        *time.Timer
+	expiresAt     time.Time
 
 	wg sync.WaitGroup
 	// writers counts group streams being written, for Drain.
@@ -473,6 +477,54 @@ func (s *Session) GoAway(uri string) error {
 	s.goawaySent = true
 	s.mu.Unlock()
 	return s.send(&wire.GoAway{NewSessionURI: uri})
+}
+
+// ExpireAt closes the session with EXPIRED_AUTH_TOKEN at t (the earliest
+// of all calls wins): a token that expires ends what it granted.
+func (s *Session) ExpireAt(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.expiry != nil && !s.expiresAt.After(t) {
+		return
+	}
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.expiresAt = t
+	s.expiry = time.AfterFunc(time.Until(t), func() {
+		s.closeWith(wire.ExpiredAuthToken, "authorization token expired")
+	})
+}
+
+// AuthToken returns the token the peer presented for the whole session:
+// the AUTHORIZATION TOKEN setup parameter, or a jwt query parameter on
+// the connection path (raw QUIC PATH or the WebTransport URL).
+func (s *Session) AuthToken() string {
+	if b, ok := s.PeerParams.Bytes(wire.ParamAuthorizationToken); ok {
+		if tok, err := DecodeAuthToken(b); err == nil {
+			return tok
+		}
+	}
+	if i := strings.IndexByte(s.PeerPath, '?'); i >= 0 {
+		if q, err := url.ParseQuery(s.PeerPath[i+1:]); err == nil {
+			return q.Get("jwt")
+		}
+	}
+	return ""
+}
+
+// RequestAuthToken returns the AUTHORIZATION TOKEN of a request's
+// parameters, if any.
+func RequestAuthToken(params wire.Params) string {
+	if b, ok := params.Bytes(wire.ParamAuthToken); ok {
+		if tok, err := DecodeAuthToken(b); err == nil {
+			return tok
+		}
+	}
+	return ""
 }
 
 // Drain waits until the group streams being written have been handed to

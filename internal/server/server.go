@@ -18,6 +18,7 @@ import (
 
 	"github.com/moqgate/moqgate/ingest"
 	"github.com/moqgate/moqgate/ingest/rtmp"
+	"github.com/moqgate/moqgate/internal/auth"
 	"github.com/moqgate/moqgate/internal/certs"
 	"github.com/moqgate/moqgate/internal/config"
 	"github.com/moqgate/moqgate/media"
@@ -45,6 +46,7 @@ type Server struct {
 	rtmpSrv *rtmp.Server
 	// continuity lets a reconnecting publisher continue the timeline.
 	continuity *ingest.Continuity
+	auth       *auth.Authorizer
 }
 
 // New binds the listeners; Run serves them.
@@ -56,7 +58,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.certs = cm
+	s.auth, err = auth.New(cfg.Auth.Mode, cfg.Auth.JWTSecretFile)
+	if err != nil {
+		return nil, err
+	}
 	s.relay = moq.NewRelay(moq.RelayConfig{
+		Authorize:     s.authorizeMoQ,
 		Logger:        log,
 		TrackLimits:   moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
 		GracePeriod:   cfg.RTMP.GracePeriod,
@@ -166,6 +173,11 @@ func htmlEscape(s string) string {
 // through an in-process session.
 func (s *Server) onRTMPPublish(ctx context.Context, req rtmp.PublishRequest) (media.BroadcastWriter, error) {
 	log := s.log.With("component", "rtmp", "path", req.Path, "remote", req.RemoteAddr.String())
+	// The token travels as ?jwt= on the URL or the stream key.
+	g, err := s.authorizePublish(ctx, "rtmp", req.Query.Get("jwt"), req.Path, req.RemoteAddr.String())
+	if err != nil {
+		return nil, err
+	}
 	b, err := ingest.StartWith(ctx, ingest.LocalDialer(s.relay, log), req.Path, log, ingest.Options{Continuity: s.continuity})
 	if err != nil {
 		var re *moq.RequestError
@@ -175,7 +187,11 @@ func (s *Server) onRTMPPublish(ctx context.Context, req rtmp.PublishRequest) (me
 		return nil, err
 	}
 	log.Info("RTMP publisher started")
-	return b, nil
+	if g.Expires.IsZero() {
+		return b, nil
+	}
+	return &expiringWriter{BroadcastWriter: b, expires: g.Expires,
+		onExp: func() { log.Info("publisher token expired; closing") }}, nil
 }
 
 // Run serves until ctx is done, then shuts down gracefully: GOAWAY to MoQ

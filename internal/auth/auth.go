@@ -1,0 +1,167 @@
+// Package auth decides who may publish and subscribe. It is configured in
+// one place and asked the same question by every protocol: may this token
+// publish (or subscribe to) this broadcast path?
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Actions.
+const (
+	Publish   = "publish"
+	Subscribe = "subscribe"
+)
+
+// Refusals. ErrUnauthenticated: no usable token (401); ErrForbidden: a
+// valid token that does not grant the action on the path (403).
+var (
+	ErrUnauthenticated = errors.New("auth: missing or invalid token")
+	ErrForbidden       = errors.New("auth: not allowed")
+	ErrExpired         = errors.New("auth: token expired")
+)
+
+// Grant is what a valid token allows, and until when.
+type Grant struct {
+	Publish   []string // path prefixes ("" = everything)
+	Subscribe []string
+	Expires   time.Time // zero = no expiry
+}
+
+// Allows reports whether the grant covers action on path.
+func (g *Grant) Allows(action, path string) bool {
+	prefixes := g.Subscribe
+	if action == Publish {
+		prefixes = g.Publish
+	}
+	for _, p := range prefixes {
+		if pathHasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathHasPrefix matches whole segments: "live/" and "live" cover
+// "live/test" but not "lively".
+func pathHasPrefix(path, prefix string) bool {
+	prefix = strings.Trim(prefix, "/")
+	path = strings.Trim(path, "/")
+	if prefix == "" {
+		return true
+	}
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// Authorizer checks tokens. The zero value (or mode none) allows all.
+type Authorizer struct {
+	mode   string
+	mu     sync.RWMutex
+	secret []byte
+	file   string
+	now    func() time.Time
+}
+
+// New makes an authorizer: mode "none" or "jwt" (HS256 secret read from
+// secretFile).
+func New(mode, secretFile string) (*Authorizer, error) {
+	a := &Authorizer{mode: mode, file: secretFile, now: time.Now}
+	switch mode {
+	case "", "none":
+		a.mode = "none"
+		return a, nil
+	case "jwt":
+		if err := a.Reload(); err != nil {
+			return nil, err
+		}
+		return a, nil
+	default:
+		return nil, fmt.Errorf("auth: unknown mode %q", mode)
+	}
+}
+
+// Enabled reports whether tokens are checked.
+func (a *Authorizer) Enabled() bool { return a != nil && a.mode == "jwt" }
+
+// Reload re-reads the secret (SIGHUP).
+func (a *Authorizer) Reload() error {
+	if !a.Enabled() {
+		return nil
+	}
+	b, err := os.ReadFile(a.file)
+	if err != nil {
+		return fmt.Errorf("auth: read secret: %w", err)
+	}
+	b = []byte(strings.TrimSpace(string(b)))
+	if len(b) < 16 {
+		return errors.New("auth: the JWT secret must be at least 16 bytes")
+	}
+	a.mu.Lock()
+	a.secret = b
+	a.mu.Unlock()
+	return nil
+}
+
+// Parse validates a token and returns its grant.
+func (a *Authorizer) Parse(token string) (*Grant, error) {
+	if !a.Enabled() {
+		return &Grant{Publish: []string{""}, Subscribe: []string{""}}, nil
+	}
+	if token == "" {
+		return nil, ErrUnauthenticated
+	}
+	a.mu.RLock()
+	secret := a.secret
+	a.mu.RUnlock()
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) { return secret, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(a.now), jwt.WithLeeway(5*time.Second))
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return nil, fmt.Errorf("%w: %w", ErrExpired, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	g := &Grant{Publish: stringList(claims["pub"]), Subscribe: stringList(claims["sub"])}
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		g.Expires = exp.Time
+	}
+	return g, nil
+}
+
+// Check validates token and that it grants action on path; it returns the
+// grant (for its expiry).
+func (a *Authorizer) Check(token, action, path string) (*Grant, error) {
+	g, err := a.Parse(token)
+	if err != nil {
+		return nil, err
+	}
+	if !g.Allows(action, path) {
+		return nil, fmt.Errorf("%w: %s on %q", ErrForbidden, action, path)
+	}
+	return g, nil
+}
+
+// stringList reads a claim that is a string or a list of strings.
+func stringList(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}

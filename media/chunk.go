@@ -1,0 +1,160 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/Eyevinn/mp4ff/mp4"
+)
+
+// ChunkReader turns the MoQ objects of one CMAF track back into frames:
+// each object is one or more moof+mdat pairs for the single track of the
+// track's init segment (moqgate's packager writes one sample per pair).
+// It is what an egress adapter that needs samples rather than fragments
+// (WHEP) uses. Not safe for concurrent use.
+type ChunkReader struct {
+	info    TrackInfo
+	trex    *mp4.TrexBox
+	nextDTS int64
+}
+
+// NewChunkReader parses a CMAF init segment (ftyp+moov with one trak, as
+// the catalogs carry it) and returns a reader for the track's objects.
+// Info returns what the init segment says of the track (Name is empty).
+func NewChunkReader(init []byte) (*ChunkReader, error) {
+	var r *ChunkReader
+	err := guard(func() error {
+		trak, trex, err := fmp4InitTrak(init, cmafTrackID)
+		if err != nil {
+			return err
+		}
+		info, _, err := fmp4TrakInfo(trak)
+		if err != nil {
+			return err
+		}
+		r = &ChunkReader{info: info, trex: trex}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("media: chunk reader: init segment: %w", err)
+	}
+	return r, nil
+}
+
+// Info describes the track as its init segment does.
+func (r *ChunkReader) Info() TrackInfo { return r.info }
+
+// Frames appends the samples of one object to out and returns it: DTS from
+// tfdt (or continuing the previous object's timeline when a traf has none),
+// signed CTO, duration, keyframe from the sample flags (every audio sample
+// is one), and Data pointing into payload (not copied).
+func (r *ChunkReader) Frames(payload []byte, out []Frame) ([]Frame, error) {
+	n0 := len(out)
+	err := guard(func() error {
+		var err error
+		out, err = r.frames(payload, out)
+		return err
+	})
+	if err != nil {
+		return out[:n0], fmt.Errorf("media: chunk reader: %w", err)
+	}
+	return out, nil
+}
+
+func (r *ChunkReader) frames(payload []byte, out []Frame) ([]Frame, error) {
+	audio := r.info.Codec.Kind() == Audio
+	var moof *mp4.MoofBox
+	moofPos := 0
+	pairs := 0
+	for pos := 0; pos < len(payload); {
+		h, size, err := fmp4SliceBox(payload, pos)
+		if err != nil {
+			return out, err
+		}
+		switch h.typ {
+		case "moof":
+			if moof != nil {
+				return out, fmt.Errorf("moof at offset %d has no mdat", moofPos)
+			}
+			raw, err := fmp4Normalize(h, payload[pos+h.hdrLen:pos+size])
+			if err != nil {
+				return out, err
+			}
+			box, err := decodeFMP4Box(raw)
+			if err != nil {
+				return out, fmt.Errorf("moof at offset %d: %w", pos, err)
+			}
+			var ok bool
+			if moof, ok = box.(*mp4.MoofBox); !ok {
+				return out, fmt.Errorf("moof at offset %d decoded as %T", pos, box)
+			}
+			moofPos = pos
+		case "mdat":
+			if moof == nil {
+				return out, fmt.Errorf("mdat at offset %d without moof", pos)
+			}
+			dataPos := pos + h.hdrLen
+			data := payload[dataPos : pos+size]
+			runs, err := layoutFMP4Moof(moof, int64(moofPos), func(uint32) *mp4.TrexBox { return r.trex })
+			if err != nil {
+				return out, err
+			}
+			lastTraf := -1
+			dts := r.nextDTS
+			for _, run := range runs {
+				if run.abs {
+					return out, errors.New("explicit base_data_offset in a media object")
+				}
+				if run.traf != lastTraf {
+					lastTraf = run.traf
+					dts = r.nextDTS
+					if tfdt := moof.Trafs[run.traf].Tfdt; tfdt != nil {
+						t := tfdt.BaseMediaDecodeTime()
+						if t > fmp4MaxPos {
+							return out, fmt.Errorf("tfdt %d out of range", t)
+						}
+						dts = int64(t)
+					}
+				}
+				if len(run.samples) > 0 && (run.start < int64(dataPos) || run.end > int64(dataPos+len(data))) {
+					return out, fmt.Errorf("sample data [%d,%d) outside mdat [%d,%d)", run.start, run.end, dataPos, dataPos+len(data))
+				}
+				off := run.start - int64(dataPos)
+				for _, s := range run.samples {
+					end := off + int64(s.size)
+					out = append(out, Frame{
+						DTS:      dts,
+						CTO:      s.cto,
+						Duration: int64(s.dur),
+						Keyframe: audio || s.flags&fmp4SampleIsNonSync == 0,
+						Data:     data[off:end:end],
+					})
+					off = end
+					dts += int64(s.dur)
+				}
+				r.nextDTS = dts
+			}
+			pairs++
+			moof = nil
+		case "ftyp", "moov":
+			return out, fmt.Errorf("unexpected %s box in a media object", h.typ)
+		}
+		pos += size
+	}
+	if moof != nil {
+		return out, fmt.Errorf("moof at offset %d has no mdat", moofPos)
+	}
+	if pairs == 0 {
+		return out, errors.New("no moof+mdat in object")
+	}
+	return out, nil
+}
+
+// ParseInit describes the single track of a CMAF init segment.
+func ParseInit(init []byte) (TrackInfo, error) {
+	r, err := NewChunkReader(init)
+	if err != nil {
+		return TrackInfo{}, err
+	}
+	return r.Info(), nil
+}
