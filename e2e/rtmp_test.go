@@ -102,20 +102,24 @@ func TestRTMPReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	g := startGate(t, "rtmp:\n  grace_period: 3s\n")
-	push := func() {
+	push := func() error {
 		cmd := ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
 			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 			"-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "0",
 			"-c:a", "aac", "-f", "flv", g.RTMP+"/live/re")
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("ffmpeg: %v", err)
-		}
+		return cmd.Wait()
 	}
-	go push()
+	first := make(chan error, 1)
+	go func() { first <- push() }()
 	g.waitBroadcast(t, ctx, "live/re")
 	file, done := sub(t, ctx, g.MoQ, "live/re")
 	time.Sleep(5 * time.Second) // first publisher ends after 4 s
-	push()                      // reconnect within the 3 s grace period
+	if err := <-first; err != nil {
+		t.Fatalf("first ffmpeg: %v", err)
+	}
+	if err := push(); err != nil { // reconnect within the 3 s grace period
+		t.Fatalf("second ffmpeg: %v", err)
+	}
 	waitExit(t, done, 20*time.Second)
 	if !g.logs.contains("publisher reconnected; broadcast continues") {
 		t.Fatal("the relay did not see a reconnect")

@@ -1,0 +1,667 @@
+package hls
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moqgate/moqgate/media"
+	"github.com/moqgate/moqgate/moq"
+)
+
+// Subscriber priorities of the muxer's subscriptions: the catalog first,
+// then audio, then video (lower is more urgent).
+const (
+	priorityCatalog = 0
+	priorityAudio   = 64
+	priorityVideo   = 128
+)
+
+// catalogSyncWait bounds how long a media track waits, at the start of a
+// group, for a newer catalog to be applied (see objectSource).
+const catalogSyncWait = time.Second
+
+// errInitChanged stops a track's demuxer at a group boundary when the
+// catalog gave the track a new init segment.
+var errInitChanged = errors.New("hls: init segment changed")
+
+// trackDesc is a media track of the current catalog that HLS can carry.
+type trackDesc struct {
+	name string
+	init []byte
+	info media.TrackInfo
+	key  string
+}
+
+// stream is the LL-HLS muxing of one broadcast: it subscribes to the
+// catalog and media tracks over its own in-process MoQ session (the same
+// API a remote client uses) and feeds muxer generations.
+type stream struct {
+	srv      *Server
+	path     string
+	ns       moq.Namespace
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	alwaysOn bool
+
+	started  chan struct{} // closed when start finished; startErr is then set
+	startErr error
+	done     chan struct{} // closed when the stream has stopped
+
+	lastUse  atomic.Int64 // unix nanoseconds of the last request
+	inflight atomic.Int32 // requests being served
+
+	tl timeline
+
+	sess     *moq.Session
+	catTrack *moq.Track
+
+	mu         sync.Mutex
+	catApplied uint64        // group ID of the catalog applied last
+	catSeen    bool          // a catalog was applied
+	catChanged chan struct{} // closed and replaced when a catalog is applied
+	descs      map[string]*trackDesc
+	loops      map[string]context.CancelFunc
+	genSeq     int
+	cur        *generation // serving
+	next       *generation // being built: not ready yet, gets the samples
+	old        []*generation
+	oldUntil   time.Time                      // when old and history may go
+	history    map[string]map[int64]*histSeg // by media playlist ID, then sequence number
+	changed    chan struct{}                  // closed and replaced when cur changes
+	partTarget time.Duration                  // fixed with the first generation
+	targetDur  int
+	loggedOut  map[string]bool // tracks logged as left out
+	writeLog   time.Time       // last write-error log (rate limit)
+}
+
+func newStream(srv *Server, path string, alwaysOn bool) *stream {
+	ctx, cancel := context.WithCancel(srv.ctx)
+	st := &stream{
+		srv: srv, path: path, ns: moq.ParsePath(path), alwaysOn: alwaysOn,
+		log: srv.log.With("broadcast", path), ctx: ctx, cancel: cancel,
+		started: make(chan struct{}), done: make(chan struct{}),
+		catChanged: make(chan struct{}), changed: make(chan struct{}),
+		loops: map[string]context.CancelFunc{}, loggedOut: map[string]bool{},
+	}
+	st.touch()
+	return st
+}
+
+func (st *stream) touch() { st.lastUse.Store(time.Now().UnixNano()) }
+
+// idleFor is how long the stream has had no request.
+func (st *stream) idleFor(now time.Time) time.Duration {
+	if st.inflight.Load() > 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, st.lastUse.Load()))
+}
+
+// run starts the stream and muxes until the broadcast ends or the stream
+// is stopped.
+func (st *stream) run() {
+	defer close(st.done)
+	defer st.shutdown()
+	err := st.start()
+	st.startErr = err
+	close(st.started)
+	if err != nil {
+		st.log.Debug("hls: cannot mux broadcast", "err", err)
+		return
+	}
+	st.log.Info("hls: muxer started", "always_on", st.alwaysOn)
+	st.catalogLoop()
+}
+
+// start connects to the relay and subscribes to the broadcast's catalog.
+func (st *stream) start() error {
+	sess, err := st.srv.cfg.Relay.ConnectLocal(st.ctx,
+		moq.Config{Logger: st.log, TrackLimits: moq.TrackLimits{MaxGroups: 2, MaxBytes: st.srv.cfg.SegmentMaxSize}},
+		moq.Config{})
+	if err != nil {
+		return fmt.Errorf("hls: connect to relay: %w", err)
+	}
+	st.sess = sess
+	var lastErr error
+	// The hang catalog first (moqgate's own publishers always write it),
+	// the MSF catalog for publishers that only write that one.
+	for _, name := range []string{media.HangCatalogTrack, media.MSFCatalogTrack} {
+		ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
+		sub, err := sess.Subscribe(ctx, st.ns, name, moq.SubscribeOptions{Priority: priorityCatalog})
+		cancel()
+		if err == nil {
+			st.catTrack = sub.Track
+			return nil
+		}
+		lastErr = err
+	}
+	var re *moq.RequestError
+	if errors.As(lastErr, &re) {
+		return fmt.Errorf("%w: %s", errNoBroadcast, re.Reason)
+	}
+	return fmt.Errorf("hls: subscribe to catalog: %w", lastErr)
+}
+
+// shutdown stops everything the stream started.
+func (st *stream) shutdown() {
+	st.cancel()
+	st.mu.Lock()
+	gens := append(slices.Clone(st.old), st.cur, st.next)
+	st.cur, st.next, st.old, st.history = nil, nil, nil, nil
+	close(st.changed)
+	st.changed = make(chan struct{})
+	st.mu.Unlock()
+	for _, g := range gens {
+		if g != nil {
+			g.close()
+		}
+	}
+	if st.sess != nil {
+		st.sess.Close()
+	}
+	st.log.Info("hls: muxer stopped")
+}
+
+// catalogLoop applies every catalog the broadcast publishes.
+func (st *stream) catalogLoop() {
+	rd := st.catTrack.NewReader(true)
+	for {
+		g, err := rd.NextGroup(st.ctx)
+		if err != nil {
+			if errors.Is(err, moq.ErrTrackEnded) {
+				st.log.Info("hls: broadcast ended")
+			}
+			return
+		}
+		o, err := g.Next(st.ctx)
+		if err != nil {
+			if st.ctx.Err() != nil {
+				return
+			}
+			continue // an empty or dropped catalog group
+		}
+		tracks, err := parseCatalog(st.catTrack.Name, o.Payload)
+		if err != nil {
+			st.log.Warn("hls: bad catalog", "err", err)
+			continue
+		}
+		st.apply(g.ID(), tracks)
+	}
+}
+
+func parseCatalog(name string, payload []byte) ([]media.CatalogTrack, error) {
+	if name == media.HangCatalogTrack {
+		c, err := media.ParseHangCatalog(payload)
+		if err != nil {
+			return nil, err
+		}
+		return c.MediaTracks(), nil
+	}
+	c, err := media.ParseMSFCatalog(payload)
+	if err != nil {
+		return nil, err
+	}
+	return c.MediaTracks(), nil
+}
+
+// parseInit reads the track of a CMAF init segment.
+func parseInit(init []byte) (media.TrackInfo, error) {
+	d := media.NewFMP4Demuxer(bytes.NewReader(init), len(init)+64)
+	d.SetLogger(slog.New(slog.DiscardHandler))
+	ts, err := d.Tracks()
+	if err != nil {
+		return media.TrackInfo{}, err
+	}
+	if len(ts) != 1 {
+		return media.TrackInfo{}, fmt.Errorf("init segment has %d tracks, want 1", len(ts))
+	}
+	return ts[0], nil
+}
+
+// leaveOut logs, once per track and reason, that a track is not muxed.
+func (st *stream) leaveOut(name, codec, reason string) {
+	k := name + "|" + codec + "|" + reason
+	if st.loggedOut[k] {
+		return
+	}
+	st.loggedOut[k] = true
+	st.log.Warn("hls: track left out", "track", name, "codec", codec, "reason", reason)
+}
+
+// apply takes a new catalog: it chooses the tracks HLS can carry, follows
+// their subscriptions, and starts a new muxer generation when the decoder
+// configuration of the muxed tracks changed.
+func (st *stream) apply(groupID uint64, tracks []media.CatalogTrack) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	descs := map[string]*trackDesc{}
+	var order []*trackDesc
+	haveVideo := false
+	for _, kind := range []media.Kind{media.Video, media.Audio} {
+		for _, t := range tracks {
+			if t.Kind != kind {
+				continue
+			}
+			if !strings.EqualFold(t.Packaging, "cmaf") || len(t.Init) == 0 {
+				st.leaveOut(t.Name, t.Codec, "not CMAF with an init segment (packaging "+t.Packaging+")")
+				continue
+			}
+			info, err := parseInit(t.Init)
+			if err != nil {
+				st.leaveOut(t.Name, t.Codec, "init segment: "+err.Error())
+				continue
+			}
+			if _, _, err := newCodecAdapter(info); err != nil {
+				st.leaveOut(t.Name, t.Codec, err.Error())
+				continue
+			}
+			if kind == media.Video && haveVideo {
+				st.leaveOut(t.Name, t.Codec, "an HLS variant here carries one video track")
+				continue
+			}
+			haveVideo = haveVideo || kind == media.Video
+			d := &trackDesc{name: t.Name, init: t.Init, info: info, key: codecKey(info)}
+			descs[t.Name] = d
+			order = append(order, d)
+		}
+	}
+	st.descs = descs
+	for name, cancel := range st.loops {
+		if descs[name] == nil {
+			cancel()
+			delete(st.loops, name)
+		}
+	}
+	for _, d := range order {
+		if st.loops[d.name] == nil {
+			ctx, cancel := context.WithCancel(st.ctx)
+			st.loops[d.name] = cancel
+			go st.trackLoop(ctx, d.name, d.info.Codec.Kind())
+		}
+	}
+	st.catApplied, st.catSeen = groupID, true
+	close(st.catChanged)
+	st.catChanged = make(chan struct{})
+	if len(order) == 0 {
+		st.log.Warn("hls: no track of the broadcast can be carried by HLS")
+		return
+	}
+	if g := st.writeGenLocked(); g != nil && sameKeys(g.keys, descs) {
+		return
+	}
+	st.newGenerationLocked(order, "catalog")
+}
+
+func sameKeys(keys map[string]string, descs map[string]*trackDesc) bool {
+	if len(keys) != len(descs) {
+		return false
+	}
+	for name, d := range descs {
+		if keys[name] != d.key {
+			return false
+		}
+	}
+	return true
+}
+
+// writeGenLocked is the generation samples go to: the one being built, else
+// the serving one.
+func (st *stream) writeGenLocked() *generation {
+	if st.next != nil {
+		return st.next
+	}
+	return st.cur
+}
+
+// newGenerationLocked starts a muxer for the tracks in order (video first)
+// that replaces the current one once it has a first segment.
+func (st *stream) newGenerationLocked(order []*trackDesc, why string) {
+	var tracks []*genTrack
+	keys := map[string]string{}
+	for _, d := range order {
+		t, a, err := newCodecAdapter(d.info)
+		if err != nil {
+			continue // checked in apply
+		}
+		if t.Name = d.name; !a.isVideo() {
+			t.Name = d.name
+		}
+		tracks = append(tracks, &genTrack{name: d.name, track: t, codec: a})
+		keys[d.name] = d.key
+	}
+	st.genSeq++
+	log := st.log.With("generation", st.genSeq)
+	g, err := newGeneration(st.genSeq, tracks, keys, &st.srv.cfg, log)
+	if err != nil {
+		st.log.Error("hls: cannot start muxer", "err", err)
+		return
+	}
+	if st.next != nil {
+		st.next.close() // superseded before it ever served
+	}
+	st.next = g
+	log.Info("hls: new muxer generation", "reason", why, "tracks", g.trackKinds())
+	go func() {
+		if err := g.probe(st.ctx); err != nil {
+			if st.ctx.Err() == nil {
+				log.Debug("hls: muxer generation never became ready", "err", err)
+			}
+			return
+		}
+		st.promote(g)
+	}()
+}
+
+// histSeg is a segment of an earlier generation still in the playlist
+// window of a later one.
+type histSeg struct {
+	seg  *playlistSegment
+	disc int
+	init string
+}
+
+// promote makes g, which now has a first segment, the serving generation.
+// The earlier one stops getting samples when g is created; its segments
+// stay listed (and served) until they slide out of the window, followed by
+// a discontinuity and g's segments, so that players keep going.
+func (st *stream) promote(g *generation) {
+	st.mu.Lock()
+	old := st.cur
+	st.mu.Unlock()
+	var frozen map[string]*mediaSnapshot
+	if old != nil {
+		frozen = old.snapshot(st.ctx)
+	}
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.next != g || st.cur != old {
+		return // superseded meanwhile
+	}
+	if st.partTarget == 0 {
+		st.partTarget = fixedPartTarget(g.partTarget)
+	} else if g.partTarget > st.partTarget {
+		st.log.Warn("hls: parts of the new muxer are longer than PART-TARGET, which stays unchanged",
+			"part_target", st.partTarget, "parts", g.partTarget)
+	}
+	st.targetDur = max(st.targetDur, g.targetDur)
+	if old != nil {
+		st.freezeLocked(old, g, frozen)
+	}
+	st.cur, st.next = g, nil
+	close(st.changed)
+	st.changed = make(chan struct{})
+	st.log.Info("hls: muxer generation serving", "generation", g.id, "media_sequence_base", g.seqBase,
+		"discontinuity", g.disc, "part_target", st.partTarget)
+}
+
+// freezeLocked records old's segments as history for g's playlists and
+// numbers g after them: g's first segment follows old's unfinished one,
+// which is listed as a gap.
+func (st *stream) freezeLocked(old, g *generation, frozen map[string]*mediaSnapshot) {
+	var next int64 = -1 // old's unfinished segment, global number
+	hist := map[string]map[int64]*histSeg{}
+	for id, snap := range frozen {
+		h := map[int64]*histSeg{}
+		for msn, e := range st.history[id] {
+			h[msn] = e
+		}
+		first := int64(snap.pl.MediaSequence) + old.seqBase
+		for i, seg := range snap.pl.Segments {
+			msn := first + int64(i)
+			if seg.Gap && h[msn] != nil {
+				continue // already history of an earlier generation
+			}
+			h[msn] = &histSeg{seg: seg, disc: old.disc, init: old.initURI(id)}
+		}
+		unfinished := first + int64(len(snap.pl.Segments))
+		var d time.Duration
+		for _, p := range snap.pl.Parts {
+			d += p.Duration
+		}
+		h[unfinished] = &histSeg{seg: &playlistSegment{Gap: true, Duration: max(d, time.Millisecond), URI: "gap.mp4"},
+			disc: old.disc, init: old.initURI(id)}
+		next = max(next, unfinished)
+		hist[id] = h
+	}
+	if next < 0 {
+		next = old.seqBase + lowLatencyGaps
+	}
+	g.seqBase = next + 1 - lowLatencyGaps
+	g.disc = old.disc + 1
+	for id, h := range hist {
+		for msn := range h {
+			if msn < g.seqBase {
+				delete(h, msn) // before g's window
+			}
+		}
+		hist[id] = h
+	}
+	st.history = hist
+	st.old = append(st.old, old)
+	// g's gaps leave the window after SegmentCount of its segments.
+	st.oldUntil = time.Now().Add(time.Duration(st.srv.cfg.SegmentCount+2)*time.Duration(max(st.targetDur, 1))*time.Second +
+		5*time.Second)
+}
+
+// expireOld closes the generations whose segments left every window.
+func (st *stream) expireOld(now time.Time) {
+	st.mu.Lock()
+	if len(st.old) == 0 || now.Before(st.oldUntil) {
+		st.mu.Unlock()
+		return
+	}
+	old := st.old
+	st.old, st.history = nil, nil
+	st.mu.Unlock()
+	for _, g := range old {
+		g.close()
+	}
+}
+
+// stuckCheck replaces a generation that gohlslib stopped taking samples into.
+func (st *stream) stuckCheck(g *generation) {
+	if !g.stuck() {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.writeGenLocked() != g {
+		return
+	}
+	var order []*trackDesc
+	for _, kind := range []media.Kind{media.Video, media.Audio} {
+		for _, d := range st.descs {
+			if d.info.Codec.Kind() == kind {
+				order = append(order, d)
+			}
+		}
+	}
+	st.newGenerationLocked(order, "segment size limit reached")
+}
+
+// desc returns the current description of a track, nil if it left the
+// catalog.
+func (st *stream) desc(name string) *trackDesc {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.descs[name]
+}
+
+// waitCatalog waits, for a bounded time, until the newest catalog group of
+// the broadcast has been applied: a publisher writes a new catalog before
+// the frames it describes, so a track that starts a group after a catalog
+// change must not decode it with the previous init segment.
+func (st *stream) waitCatalog(ctx context.Context) {
+	l, ok := st.catTrack.Largest()
+	if !ok {
+		return
+	}
+	timer := time.NewTimer(catalogSyncWait)
+	defer timer.Stop()
+	for {
+		st.mu.Lock()
+		applied := st.catSeen && st.catApplied >= l.Group
+		ch := st.catChanged
+		st.mu.Unlock()
+		if applied {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// trackLoop subscribes to one media track and feeds its frames to the
+// muxer until the track leaves the catalog or ends.
+func (st *stream) trackLoop(ctx context.Context, name string, kind media.Kind) {
+	prio := uint8(priorityVideo)
+	if kind == media.Audio {
+		prio = priorityAudio
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	sub, err := st.sess.Subscribe(sctx, st.ns, name, moq.SubscribeOptions{Priority: prio})
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			st.log.Warn("hls: subscribe", "track", name, "err", err)
+		}
+		return
+	}
+	defer sub.Unsubscribe()
+	src := &objectSource{ctx: ctx, st: st, name: name, rd: sub.Track.NewReader(true)}
+	var tc *trackClock
+	for ctx.Err() == nil {
+		d := st.desc(name)
+		if d == nil {
+			return
+		}
+		src.init = d.init
+		dmx := media.NewFMP4Demuxer(io.MultiReader(bytes.NewReader(d.init), src), 0)
+		dmx.SetLogger(st.log)
+		if _, err := dmx.Tracks(); err != nil {
+			st.log.Warn("hls: init segment", "track", name, "err", err)
+			return
+		}
+		for {
+			_, f, err := dmx.Next()
+			if err != nil {
+				switch {
+				case errors.Is(err, errInitChanged):
+				case ctx.Err() != nil:
+					return
+				case errors.Is(err, moq.ErrTrackEnded):
+					return
+				default:
+					st.log.Warn("hls: bad media object, skipping the rest of its group", "track", name, "err", err)
+					src.skipGroup()
+				}
+				break
+			}
+			tc = st.writeFrame(name, d, tc, f)
+		}
+	}
+}
+
+// writeFrame places f on the output timeline and hands it to the muxer
+// generation that takes samples. It returns the track's clock.
+func (st *stream) writeFrame(name string, d *trackDesc, tc *trackClock, f media.Frame) *trackClock {
+	st.mu.Lock()
+	g := st.writeGenLocked()
+	st.mu.Unlock()
+	if g == nil {
+		return tc
+	}
+	t := g.tracks[name]
+	if t == nil {
+		return tc
+	}
+	if tc == nil {
+		tc = newTrackClock(d.info.Timescale, t.codec.clock)
+	} else {
+		tc.rebase(d.info.Timescale, t.codec.clock)
+	}
+	dts, ntp := st.tl.place(tc, f.DTS, f.Duration, t.codec.duration(f.Data))
+	pts := dts + scale(f.CTO, int64(d.info.Timescale), int64(t.codec.clock))
+	if err := g.write(name, sample{pts: pts, ntp: ntp, keyframe: f.Keyframe, data: f.Data}); err != nil {
+		st.mu.Lock()
+		now := time.Now()
+		logIt := now.Sub(st.writeLog) > 10*time.Second
+		if logIt {
+			st.writeLog = now
+		}
+		st.mu.Unlock()
+		if logIt {
+			st.log.Warn("hls: muxer refused a sample", "track", name, "err", err)
+		}
+		st.stuckCheck(g)
+	}
+	return tc
+}
+
+// objectSource is the byte stream of a track's objects (each a CMAF
+// moof+mdat) for an FMP4Demuxer that was first given the init segment.
+type objectSource struct {
+	ctx   context.Context
+	st    *stream
+	name  string
+	rd    *moq.TrackReader
+	init  []byte
+	group *moq.GroupReader
+	held  *moq.GroupReader // a group that waits for the next demuxer
+	buf   []byte
+}
+
+func (s *objectSource) skipGroup() {
+	s.group, s.buf = nil, nil
+}
+
+func (s *objectSource) Read(p []byte) (int, error) {
+	for len(s.buf) == 0 {
+		if s.group == nil {
+			g := s.held
+			s.held = nil
+			if g == nil {
+				var err error
+				g, err = s.rd.NextGroup(s.ctx)
+				if err != nil {
+					return 0, err
+				}
+				s.st.waitCatalog(s.ctx)
+				if d := s.st.desc(s.name); d != nil && !bytes.Equal(d.init, s.init) {
+					// Decode this group with the new init segment.
+					s.held = g
+					return 0, errInitChanged
+				}
+			}
+			s.group = g
+		}
+		o, err := s.group.Next(s.ctx)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, moq.ErrGroupDropped) {
+				s.group = nil
+				continue
+			}
+			return 0, err
+		}
+		s.buf = o.Payload
+	}
+	n := copy(p, s.buf)
+	s.buf = s.buf[n:]
+	return n, nil
+}
