@@ -57,10 +57,11 @@ var _ media.BroadcastWriter = (*Broadcast)(nil)
 // Dialer opens a MoQ session whose requests are served by h.
 type Dialer func(ctx context.Context, h moq.Handler) (*moq.Session, error)
 
-// LocalDialer connects to a relay in-process.
-func LocalDialer(r *moq.Relay, logger *slog.Logger) Dialer {
+// LocalDialer connects to a relay in-process; proto names the ingest
+// protocol in logs and metrics.
+func LocalDialer(r *moq.Relay, proto string, logger *slog.Logger) Dialer {
 	return func(ctx context.Context, h moq.Handler) (*moq.Session, error) {
-		return r.ConnectLocal(ctx, moq.Config{Handler: h, Logger: logger}, moq.Config{})
+		return r.ConnectLocalAs(ctx, proto, moq.Config{Handler: h, Logger: logger}, moq.Config{})
 	}
 }
 

@@ -485,6 +485,7 @@ func TestPackagerAddTrackKeepsGroups(t *testing.T) {
 		t.Errorf("catalog has %d tracks, want 3", n)
 	}
 	// The same set again is a no-op; removing the extra is a full reset.
+	sink.take()
 	must(t, p.SetTracks([]TrackInfo{pkgVideo(), pkgAudio(), extra}))
 	if ev := sink.take(); len(ev) != 0 {
 		t.Errorf("unchanged SetTracks produced %v", ev)

@@ -12,12 +12,23 @@ import (
 // Pipe returns two connected in-process Conns. In-process adapters (RTMP
 // ingest, HLS egress, ...) run a normal Session over a pipe to the relay, so
 // they use exactly the API and the code paths a remote client uses.
-func Pipe() (Conn, Conn) {
+func Pipe() (Conn, Conn) { return PipeNamed("local") }
+
+// PipeNamed is Pipe with a transport name for logs and metrics (e.g.
+// "rtmp", "hls", "whep": the protocol the in-process adapter serves).
+func PipeNamed(proto string) (Conn, Conn) {
 	ctx := context.Background()
-	a := newPipeConn(ctx, "local-a")
-	b := newPipeConn(ctx, "local-b")
+	a := newPipeConn(ctx, proto+"-client")
+	b := newPipeConn(ctx, proto+"-relay")
+	a.proto, b.proto = proto, proto
 	a.peer, b.peer = b, a
 	return a, b
+}
+
+// IsLocal reports whether c is an in-process pipe.
+func IsLocal(c Conn) bool {
+	_, ok := c.(*pipeConn)
+	return ok
 }
 
 // PipeStreamError is returned by a pipe stream that the peer reset.
@@ -47,6 +58,7 @@ func (a pipeAddr) String() string  { return string(a) }
 
 type pipeConn struct {
 	name   string
+	proto  string
 	peer   *pipeConn
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -174,7 +186,7 @@ func (c *pipeConn) CloseWithError(code uint64, reason string) error {
 
 func (c *pipeConn) Context() context.Context { return c.ctx }
 func (c *pipeConn) RemoteAddr() net.Addr     { return pipeAddr(c.peer.name) }
-func (c *pipeConn) Protocol() string         { return "local" }
+func (c *pipeConn) Protocol() string         { return c.proto }
 
 // pipeBuf is one direction of a stream: a bounded byte queue.
 type pipeBuf struct {

@@ -25,6 +25,9 @@ type RelayConfig struct {
 	// Authorize, if set, is asked before every publish or subscribe
 	// request: action is "publish" or "subscribe", path the broadcast.
 	Authorize func(s *Session, action, path string, params wire.Params) error
+	// ObserveSubscribe, if set, gets the time each SUBSCRIBE took to be
+	// ready (including an upstream subscription) for metrics.
+	ObserveSubscribe func(time.Duration)
 }
 
 // Relay is the relay core: it routes subscriptions to publishers, keeps
@@ -34,9 +37,11 @@ type Relay struct {
 	cfg RelayConfig
 	log *slog.Logger
 
-	mu         sync.Mutex
-	broadcasts map[string]*broadcast
-	nsSubs     map[*Session]map[string]Namespace
+	mu          sync.Mutex
+	broadcasts  map[string]*broadcast
+	nsSubs      map[*Session]map[string]Namespace
+	local       map[*Session]struct{}
+	localClosed map[string]*TransportStats
 }
 
 type broadcast struct {
@@ -65,10 +70,12 @@ func NewRelay(cfg RelayConfig) *Relay {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Relay{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		broadcasts: make(map[string]*broadcast),
-		nsSubs:     make(map[*Session]map[string]Namespace),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		broadcasts:  make(map[string]*broadcast),
+		nsSubs:      make(map[*Session]map[string]Namespace),
+		local:       make(map[*Session]struct{}),
+		localClosed: make(map[string]*TransportStats),
 	}
 }
 
@@ -358,9 +365,13 @@ func (r *Relay) release(b *broadcast, rt *relayTrack, proto string) {
 
 // HandleSubscribe serves a subscription from the relay's track.
 func (r *Relay) HandleSubscribe(ctx context.Context, s *Session, req *SubscribeRequest) (*Track, func(), error) {
+	start := time.Now()
 	b, rt, err := r.acquire(ctx, s, req.Namespace, req.TrackName, req.Params)
 	if err != nil {
 		return nil, nil, err
+	}
+	if r.cfg.ObserveSubscribe != nil {
+		r.cfg.ObserveSubscribe(time.Since(start))
 	}
 	var once sync.Once
 	return rt.track, func() { once.Do(func() { r.release(b, rt, s.conn.Protocol()) }) }, nil
@@ -544,14 +555,22 @@ func (r *Relay) HasBroadcast(path string) bool {
 // ConnectLocal opens an in-process session to the relay: the client end is
 // returned; it behaves exactly like a remote client's session.
 func (r *Relay) ConnectLocal(ctx context.Context, cfg Config, serverCfg Config) (*Session, error) {
-	a, b := Pipe()
+	return r.ConnectLocalAs(ctx, "local", cfg, serverCfg)
+}
+
+// ConnectLocalAs is ConnectLocal with a transport name for logs and
+// metrics (the protocol the adapter serves: "rtmp", "hls", ...).
+func (r *Relay) ConnectLocalAs(ctx context.Context, proto string, cfg Config, serverCfg Config) (*Session, error) {
+	a, b := PipeNamed(proto)
 	serverCfg.Handler = r
 	if serverCfg.Logger == nil {
 		serverCfg.Logger = r.log
 	}
 	errc := make(chan error, 1)
+	var srvSess *Session
 	go func() {
-		_, err := Accept(ctx, b, serverCfg, "")
+		var err error
+		srvSess, err = Accept(ctx, b, serverCfg, "")
 		errc <- err
 	}()
 	s, err := Connect(ctx, a, cfg)
@@ -563,5 +582,51 @@ func (r *Relay) ConnectLocal(ctx context.Context, cfg Config, serverCfg Config) 
 		s.Close()
 		return nil, err
 	}
+	r.mu.Lock()
+	r.local[srvSess] = struct{}{}
+	r.mu.Unlock()
+	go func() {
+		<-srvSess.Done()
+		r.mu.Lock()
+		delete(r.local, srvSess)
+		t := r.localClosed[proto]
+		if t == nil {
+			t = &TransportStats{}
+			r.localClosed[proto] = t
+		}
+		t.add(srvSess)
+		r.mu.Unlock()
+	}()
 	return s, nil
+}
+
+// LocalStats returns live counts and cumulative counters of the
+// in-process sessions, by adapter protocol.
+func (r *Relay) LocalStats() map[string]TransportStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]TransportStats{}
+	for p, t := range r.localClosed {
+		out[p] = *t
+	}
+	for s := range r.local {
+		t := out[s.conn.Protocol()]
+		t.Sessions++
+		t.add(s)
+		out[s.conn.Protocol()] = t
+	}
+	return out
+}
+
+// CacheBytes returns the payload bytes cached over all tracks.
+func (r *Relay) CacheBytes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, b := range r.broadcasts {
+		for _, rt := range b.tracks {
+			n += rt.track.CachedBytes()
+		}
+	}
+	return n
 }

@@ -263,6 +263,13 @@ func (ss *serveSub) run(largest Location, has bool) {
 					delete(delivered, id)
 				}
 			}
+			// ...and never look at them again: a group forgotten above but
+			// still cached (group IDs jumped by more than 64) would be found
+			// again at once, and this loop would spin forever without
+			// noticing the end of the subscription.
+			if haveNext && newest > 64 && next < newest-64 {
+				next, firstObj = newest-64, 0
+			}
 			if !haveNext || g.ID+uint64(ss.s.cfg.MaxLagGroups) >= newest {
 				if !haveNext {
 					next, haveNext = g.ID, true

@@ -57,6 +57,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
+	closed   map[string]*TransportStats // totals of ended sessions
 	closing  bool
 	ln       *quic.EarlyListener
 	wt       *webtransport.Server
@@ -200,7 +201,50 @@ func (srv *Server) run(ctx context.Context, c Conn, path string) {
 	s.Logger().Debug("moq session ended", "err", s.Err())
 	srv.mu.Lock()
 	delete(srv.sessions, s)
+	if srv.closed == nil {
+		srv.closed = make(map[string]*TransportStats)
+	}
+	t := srv.closed[c.Protocol()]
+	if t == nil {
+		t = &TransportStats{}
+		srv.closed[c.Protocol()] = t
+	}
+	t.add(s)
 	srv.mu.Unlock()
+}
+
+// TransportStats are cumulative counters of the sessions of one transport.
+type TransportStats struct {
+	Sessions                                 int // live
+	ObjectsOut, BytesOut, ObjectsIn, BytesIn uint64
+	GroupsDropped                            uint64
+}
+
+func (t *TransportStats) add(s *Session) {
+	oo, bo, oi, bi, d := s.Stats()
+	t.ObjectsOut += oo
+	t.BytesOut += bo
+	t.ObjectsIn += oi
+	t.BytesIn += bi
+	t.GroupsDropped += d
+}
+
+// Stats returns live session counts and cumulative counters (ended and
+// live sessions) by transport.
+func (srv *Server) Stats() map[string]TransportStats {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	out := map[string]TransportStats{}
+	for p, t := range srv.closed {
+		out[p] = *t
+	}
+	for s := range srv.sessions {
+		t := out[s.conn.Protocol()]
+		t.Sessions++
+		t.add(s)
+		out[s.conn.Protocol()] = t
+	}
+	return out
 }
 
 // Sessions returns the number of live sessions by transport.

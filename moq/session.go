@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moqgate/moqgate/moq/wire"
+	"golang.org/x/time/rate"
 )
 
 // Config configures a Session.
@@ -46,6 +47,10 @@ type Config struct {
 	MaxLagGroups int
 	// MaxObjectSize bounds incoming object payloads. Default 16 MiB.
 	MaxObjectSize uint64
+	// MaxControlRate bounds the peer's control messages per second
+	// (bursts of up to one second's worth); 0 = unlimited. A peer over it
+	// is closed with TOO_MANY_REQUESTS.
+	MaxControlRate float64
 }
 
 func (c *Config) defaults() {
@@ -748,12 +753,20 @@ func (s *Session) reply(id uint64, m wire.Message) error {
 
 func (s *Session) controlLoop() {
 	defer s.wg.Done()
+	var limiter *rate.Limiter
+	if s.cfg.MaxControlRate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(s.cfg.MaxControlRate), int(max(1, s.cfg.MaxControlRate)))
+	}
 	for {
 		m, err := wire.ReadMessage(s.ctrlR)
 		if err != nil {
 			if s.ctx.Err() == nil {
 				s.fail(err)
 			}
+			return
+		}
+		if limiter != nil && !limiter.Allow() {
+			s.closeWith(wire.TooManyRequests, "control message rate limit")
 			return
 		}
 		if err := s.dispatch(m); err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/bluenviron/gohlslib/v2"
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 
-	"github.com/moqgate/moqgate/media"
 )
 
 // lowLatencyGaps is how many EXT-X-GAP segments gohlslib puts in front of
@@ -216,5 +215,3 @@ func (g *generation) trackKinds() []string {
 	}
 	return out
 }
-
-var _ = media.Video

@@ -125,7 +125,7 @@ func (st *stream) run() {
 
 // start connects to the relay and subscribes to the broadcast's catalog.
 func (st *stream) start() error {
-	sess, err := st.srv.cfg.Relay.ConnectLocal(st.ctx,
+	sess, err := st.srv.cfg.Relay.ConnectLocalAs(st.ctx, "hls",
 		moq.Config{Logger: st.log, TrackLimits: moq.TrackLimits{MaxGroups: 2, MaxBytes: st.srv.cfg.SegmentMaxSize}},
 		moq.Config{})
 	if err != nil {
@@ -333,8 +333,8 @@ func (st *stream) newGenerationLocked(order []*trackDesc, why string) {
 		if err != nil {
 			continue // checked in apply
 		}
-		if t.Name = d.name; !a.isVideo() {
-			t.Name = d.name
+		if !a.isVideo() {
+			t.Name = d.name // the NAME of the audio rendition
 		}
 		tracks = append(tracks, &genTrack{name: d.name, track: t, codec: a})
 		keys[d.name] = d.key

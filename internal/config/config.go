@@ -113,6 +113,11 @@ type HLS struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// AlwaysOn muxes every broadcast from its start rather than on demand.
 	AlwaysOn bool `yaml:"always_on"`
+	// MaxMuxers bounds the broadcasts muxed at once.
+	MaxMuxers int `yaml:"max_muxers"`
+	// SegmentMaxSize bounds one segment of one rendition; with
+	// SegmentCount and MaxMuxers it bounds the memory LL-HLS holds.
+	SegmentMaxSize ByteSize `yaml:"segment_max_size"`
 }
 
 // Limits bounds resource use. For the counts and the rate, 0 means unlimited.
@@ -387,6 +392,12 @@ func (c *Config) Validate() error {
 		bad("hls.segment_count", "must be at least 2, got %d", c.HLS.SegmentCount)
 	}
 	positive("hls.idle_timeout", c.HLS.IdleTimeout)
+	if c.HLS.MaxMuxers < 1 {
+		bad("hls.max_muxers", "must be at least 1, got %d", c.HLS.MaxMuxers)
+	}
+	if c.HLS.SegmentMaxSize < 64*KiB {
+		bad("hls.segment_max_size", "must be at least 64KiB, got %s", c.HLS.SegmentMaxSize)
+	}
 
 	nonNegative("limits.sessions_total", c.Limits.SessionsTotal)
 	nonNegative("limits.sessions_per_ip", c.Limits.SessionsPerIP)

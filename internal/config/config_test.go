@@ -30,6 +30,8 @@ func TestDefault(t *testing.T) {
 			SegmentMinDuration: time.Second,
 			SegmentCount:       7,
 			IdleTimeout:        60 * time.Second,
+			MaxMuxers:          100,
+			SegmentMaxSize:     16 * MiB,
 		},
 		Limits: Limits{
 			SessionsTotal:           10000,

@@ -20,7 +20,7 @@ const unauthorized = 0x1
 // request of every MoQ session, checked before anything is looked up so a
 // refusal does not tell whether the broadcast exists.
 func (s *Server) authorizeMoQ(sess *moq.Session, action, path string, params wire.Params) error {
-	if !s.auth.Enabled() || sess.Conn().Protocol() == "local" {
+	if !s.auth.Enabled() || moq.IsLocal(sess.Conn()) {
 		// In-process adapters were authorized at their own edge.
 		return nil
 	}
@@ -30,6 +30,7 @@ func (s *Server) authorizeMoQ(sess *moq.Session, action, path string, params wir
 	}
 	g, err := s.auth.Check(token, action, path)
 	if err != nil {
+		s.metrics.authRefusals.WithLabelValues(sess.Conn().Protocol()).Inc()
 		s.log.Info("moq request refused", "action", action, "path", path,
 			"remote", sess.Conn().RemoteAddr().String(), "reason", err)
 		return &moq.RequestError{Code: unauthorized, Reason: "unauthorized"}
@@ -59,6 +60,7 @@ func (w *expiringWriter) WriteFrame(track string, f media.Frame) error {
 func (s *Server) authorizePublish(ctx context.Context, proto, token, path, remote string) (*auth.Grant, error) {
 	g, err := s.auth.Check(token, auth.Publish, path)
 	if err != nil {
+		s.metrics.authRefusals.WithLabelValues(proto).Inc()
 		s.log.Info("publish refused", "protocol", proto, "path", path, "remote", remote, "reason", err)
 		if errors.Is(err, auth.ErrForbidden) {
 			return nil, errors.New("not allowed to publish here")

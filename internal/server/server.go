@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moqgate/moqgate/egress/hls"
 	"github.com/moqgate/moqgate/ingest"
 	"github.com/moqgate/moqgate/ingest/rtmp"
 	"github.com/moqgate/moqgate/internal/auth"
@@ -47,6 +48,9 @@ type Server struct {
 	// continuity lets a reconnecting publisher continue the timeline.
 	continuity *ingest.Continuity
 	auth       *auth.Authorizer
+	hls        *hls.Server
+	metrics    *metrics
+	sessions   *admission
 }
 
 // New binds the listeners; Run serves them.
@@ -62,12 +66,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.metrics = newMetrics(s)
+	s.sessions = newAdmission(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
 	s.relay = moq.NewRelay(moq.RelayConfig{
-		Authorize:     s.authorizeMoQ,
-		Logger:        log,
-		TrackLimits:   moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
-		GracePeriod:   cfg.RTMP.GracePeriod,
-		AllowTakeover: cfg.RTMP.AllowTakeover,
+		Authorize:        s.authorizeMoQ,
+		ObserveSubscribe: func(d time.Duration) { s.metrics.subscribeLat.Observe(d.Seconds()) },
+		Logger:           log,
+		TrackLimits:      moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
+		GracePeriod:      cfg.RTMP.GracePeriod,
+		AllowTakeover:    cfg.RTMP.AllowTakeover,
 	})
 	s.udp, err = net.ListenPacket("udp", cfg.Listen.Addr)
 	if err != nil {
@@ -102,15 +109,28 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.moq = &moq.Server{
 		Handler: s.relay,
+		Admit: func(remote net.Addr, proto string) (func(), error) {
+			release, err := s.sessions.admit(remote)
+			if err != nil {
+				s.metrics.limitRefusals.WithLabelValues("sessions").Inc()
+			}
+			return release, err
+		},
 		Session: moq.Config{
-			SetupTimeout: cfg.Limits.HandshakeTimeout,
-			MaxLagGroups: cfg.Relay.MaxSubscriberLagGroups,
-			TrackLimits:  moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
+			MaxRequests:    uint64(cfg.Limits.SubscriptionsPerSession),
+			MaxControlRate: cfg.Limits.MaxControlMessageRate,
+			SetupTimeout:   cfg.Limits.HandshakeTimeout,
+			MaxLagGroups:   cfg.Relay.MaxSubscriberLagGroups,
+			TrackLimits:    moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
 		},
 		TLSConfig:   &tls.Config{GetCertificate: cm.GetCertificate},
 		HTTPHandler: s.mux,
 		Logger:      log.With("component", "moq"),
 	}
+	s.hls = hls.New(hls.Config{Relay: s.relay, Logger: log.With("component", "hls"), Authorize: s.authorizeHLS,
+		PartDuration: cfg.HLS.PartDuration, SegmentMinDuration: cfg.HLS.SegmentMinDuration,
+		SegmentCount: cfg.HLS.SegmentCount, IdleTimeout: cfg.HLS.IdleTimeout, AlwaysOn: cfg.HLS.AlwaysOn,
+		MaxMuxers: cfg.HLS.MaxMuxers, SegmentMaxSize: int(cfg.HLS.SegmentMaxSize)})
 	s.routes()
 	return s, nil
 }
@@ -124,8 +144,10 @@ func (s *Server) Fingerprint() string { return s.certs.Fingerprint() }
 func (s *Server) routes() {
 	s.mux.Handle("GET /certificate.sha256", s.certs.Handler())
 	s.mux.Handle("OPTIONS /certificate.sha256", s.certs.Handler())
+	s.mux.Handle("/hls/", s.hls)
 	s.mux.HandleFunc("GET /api/broadcasts", s.apiBroadcasts)
 	s.mux.HandleFunc("GET /api/broadcasts/{path...}", s.apiBroadcast)
+	s.mux.Handle("GET /metrics", s.metrics.handler())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok"))
 	})
@@ -178,7 +200,7 @@ func (s *Server) onRTMPPublish(ctx context.Context, req rtmp.PublishRequest) (me
 	if err != nil {
 		return nil, err
 	}
-	b, err := ingest.StartWith(ctx, ingest.LocalDialer(s.relay, log), req.Path, log, ingest.Options{Continuity: s.continuity})
+	b, err := ingest.StartWith(ctx, ingest.LocalDialer(s.relay, "rtmp", log), req.Path, log, ingest.Options{Continuity: s.continuity})
 	if err != nil {
 		var re *moq.RequestError
 		if errors.As(err, &re) {
@@ -228,6 +250,11 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("web listener: %w", err)
 		}
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.hls.Run(runCtx)
+	}()
 	if s.rtmpSrv != nil {
 		wg.Add(1)
 		go func() {
@@ -252,10 +279,21 @@ func (s *Server) Run(ctx context.Context) error {
 	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer scancel()
 	s.moq.Shutdown(sctx)
+	s.hls.Close() // releases blocking playlist requests, which the HTTP shutdown would wait for
 	s.http.Shutdown(sctx)
 	cancel()
 	wg.Wait()
 	s.udp.Close()
+	return err
+}
+
+// authorizeHLS checks an LL-HLS request's token (?jwt=, which the
+// playlists carry on to every URI they name) when auth is on.
+func (s *Server) authorizeHLS(r *http.Request, path string) error {
+	if !s.auth.Enabled() {
+		return nil
+	}
+	_, err := s.auth.Check(r.URL.Query().Get("jwt"), auth.Subscribe, path)
 	return err
 }
 

@@ -1,0 +1,729 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Eyevinn/mp4ff/bits"
+	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/bluenviron/gortmplib"
+	"github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/moqgate/moqgate/internal/config"
+	"github.com/moqgate/moqgate/internal/server"
+	"github.com/moqgate/moqgate/moq"
+)
+
+// Environment knobs of BenchmarkRTMPToMoQLatency.
+const (
+	// rtmpLatEnvWindow is the measured window with the subscriber
+	// (default 10s); rtmpLatEnvWarmup the wait before each window
+	// (default 2s).
+	rtmpLatEnvWindow = "MOQGATE_BENCH_RTMPLAT_WINDOW"
+	rtmpLatEnvWarmup = "MOQGATE_BENCH_RTMPLAT_WARMUP"
+	// rtmpLatEnvAudio=0 publishes video only (default: video + AAC).
+	rtmpLatEnvAudio = "MOQGATE_BENCH_RTMPLAT_AUDIO"
+	// rtmpLatEnvInProcess=1 runs the publisher and the subscriber in the
+	// benchmark's own process instead of a child: the CPU figures then
+	// include them.
+	rtmpLatEnvInProcess = "MOQGATE_BENCH_RTMPLAT_INPROCESS"
+	// rtmpLatEnvChild carries the load generator's configuration (JSON)
+	// to the child process; TestRTMPLatLoadGen runs only when it is set.
+	rtmpLatEnvChild = "MOQGATE_BENCH_RTMPLAT_CHILD"
+)
+
+// rtmpLatOutPrefix starts every line the load generator reports.
+const rtmpLatOutPrefix = "rtmplat "
+
+// A synthetic 1280x720 30 fps stream: the parameter sets are x264's
+// (High profile, level 3.1, from `ffmpeg -f lavfi -i testsrc2=size=1280x720
+// -c:v libx264`); slice payloads are random bytes, since moqgate does not
+// decode video.
+var (
+	rtmpLatSPS = []byte{
+		0x67, 0x64, 0x00, 0x1f, 0xac, 0xb2, 0x00, 0xa0, 0x0b, 0x76, 0x02, 0x20,
+		0x00, 0x00, 0x03, 0x00, 0x20, 0x00, 0x00, 0x07, 0x81, 0xe3, 0x06, 0x49,
+	}
+	rtmpLatPPS = []byte{0x68, 0xeb, 0xc3, 0xcb, 0x22, 0xc0}
+)
+
+// rtmpLatSEIUUID is the uuid_iso_iec_11578 of the user_data_unregistered
+// SEI message that carries each access unit's send time.
+var rtmpLatSEIUUID = []byte("moqgate-rtmplat!")
+
+const (
+	rtmpLatPath         = "bench/rtmplat"
+	rtmpLatStampLen     = 16 // hex digits of a UnixNano send time
+	rtmpLatAudioRate    = 48000
+	rtmpLatAudioBitrate = 128000
+)
+
+// rtmpLatConfig configures the load generator.
+type rtmpLatConfig struct {
+	RTMPURL, MoQURL string
+	// VideoBitrate of the access units in bit/s; FPS frames per second,
+	// one key frame (KeyFactor times the average frame) every FPS frames.
+	VideoBitrate, FPS int
+	KeyFactor         float64
+	// Audio adds an AAC-LC 48 kHz stereo track at 128 kbit/s.
+	Audio bool
+	// Warmup precedes each window. IngestWindow is measured with no
+	// subscriber; Window with the latency subscriber.
+	Warmup, IngestWindow, Window time.Duration
+}
+
+// rtmpLatResult is what the load generator measured.
+type rtmpLatResult struct {
+	// Latencies of the objects whose access unit was sent in the window.
+	Video, Key, Audio []time.Duration
+	// Access units sent in the window.
+	VideoSent, AudioSent int
+	// RTMP bytes written to the socket (chunk headers included) and the
+	// wall time of each window.
+	IngestBytes, WindowBytes uint64
+	IngestWall, WindowWall   time.Duration
+	// CPU time of the load generator's process over the window.
+	LoadGenCPU time.Duration
+	// Objects that could not be parsed, or carried no send time.
+	BadObjects int
+}
+
+// BenchmarkRTMPToMoQLatency measures what moqgate adds between an RTMP
+// publisher and a MoQ subscriber:
+//
+//	go test ./bench/ -run '^$' -bench RTMPToMoQLatency -benchtime 1x
+//
+// moqgate runs in-process (server.New on 127.0.0.1, ephemeral ports, the
+// default configuration). A load generator, by default a child process
+// (this test binary re-executed), publishes a synthetic H.264 stream
+// (1280x720, 30 fps, 2 Mbit/s, a key frame every second at 6x the average
+// frame) plus AAC (128 kbit/s) with gortmplib's client, and subscribes to
+// "video" and "audio" over raw QUIC (moq.Dial, certificate not verified).
+// Each access unit carries its send time (UnixNano, taken right before the
+// RTMP write) in an SEI user_data_unregistered NAL unit (audio: the first
+// bytes of the frame); the subscriber finds it in the mdat of each object
+// (one moof+mdat per object) as soon as the object is read, so the
+// latency is RTMP write to MoQ object, through the RTMP server, demuxer,
+// CMAF packager, in-process MoQ session, relay and QUIC. Publisher and
+// subscriber share a clock.
+//
+// Two windows follow a warm-up each: first with no subscriber (the relay
+// does not pull the tracks: RTMP read, demux, CMAF packaging), then with
+// the subscriber (plus relay and one QUIC egress). The benchmark process's
+// CPU time (getrusage) over each window is moqgate's alone since the load
+// generator runs in its own process; it is divided by the RTMP bytes the
+// publisher wrote (chunk headers included) in the window.
+//
+// Metrics: p50/p99/max latency of video objects (goal: one frame
+// interval, 33 ms, or less), the median of key frames (the largest
+// objects), audio p50/p99, ingested Mbit/s, ingest-cpu-ms/Mbit (no
+// subscriber) and server-cpu-ms/Mbit (with the subscriber), and the load
+// generator's cores. One measurement whatever b.N is: use -benchtime 1x.
+func BenchmarkRTMPToMoQLatency(b *testing.B) {
+	window, warmup := rtmpLatEnvDuration(b, rtmpLatEnvWindow, 10*time.Second), rtmpLatEnvDuration(b, rtmpLatEnvWarmup, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+2*window+4*warmup)
+	defer cancel()
+
+	cfg, err := config.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Listen.Addr, cfg.RTMP.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srvCtx, srvCancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Run(srvCtx) }()
+	defer func() {
+		srvCancel()
+		if err := <-served; err != nil {
+			b.Error(err)
+		}
+	}()
+
+	lg := rtmpLatConfig{
+		RTMPURL:      "rtmp://" + srv.RTMPAddr.String() + "/" + rtmpLatPath,
+		MoQURL:       "moqt://" + srv.MoQAddr.String() + "/",
+		VideoBitrate: 2_000_000,
+		FPS:          30,
+		KeyFactor:    6,
+		Audio:        os.Getenv(rtmpLatEnvAudio) != "0",
+		Warmup:       warmup,
+		IngestWindow: min(window, 5*time.Second),
+		Window:       window,
+	}
+	inProcess := os.Getenv(rtmpLatEnvInProcess) == "1"
+
+	b.ResetTimer()
+	lines, wait, err := rtmpLatStartLoadGen(ctx, lg, inProcess)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The load generator reports the edges of its windows; this process's
+	// CPU time is sampled at each.
+	cpu := map[string]time.Duration{}
+	wall := map[string]time.Time{}
+	var res *rtmpLatResult
+	for line := range lines {
+		kind, arg, _ := strings.Cut(line, " ")
+		switch kind {
+		case "mark":
+			cpu[arg], wall[arg] = rtmpLatSelfCPU(), time.Now()
+		case "result":
+			res = &rtmpLatResult{}
+			if err := json.Unmarshal([]byte(arg), res); err != nil {
+				b.Fatalf("load generator result: %v", err)
+			}
+		}
+	}
+	if err := wait(); err != nil {
+		b.Fatalf("load generator: %v", err)
+	}
+	b.StopTimer()
+	if res == nil {
+		b.Fatal("load generator reported no result")
+	}
+	for _, m := range []string{"ingest-start", "ingest-end", "window-start", "window-end"} {
+		if _, ok := cpu[m]; !ok {
+			b.Fatalf("load generator did not report %s", m)
+		}
+	}
+	if len(res.Video) == 0 {
+		b.Fatal("no video object received in the window")
+	}
+
+	rate := func(bytes uint64, d time.Duration) float64 { return float64(bytes) * 8 / 1e6 / d.Seconds() }
+	cores := func(from, to string) float64 {
+		return (cpu[to] - cpu[from]).Seconds() / wall[to].Sub(wall[from]).Seconds()
+	}
+	ingestMbps, windowMbps := rate(res.IngestBytes, res.IngestWall), rate(res.WindowBytes, res.WindowWall)
+	ingestCores, serverCores := cores("ingest-start", "ingest-end"), cores("window-start", "window-end")
+	v, k, a := rtmpLatSummary(res.Video), rtmpLatSummary(res.Key), rtmpLatSummary(res.Audio)
+
+	what := "moqgate only (load generator in a child process)"
+	if inProcess {
+		what = "moqgate + publisher + subscriber (in-process)"
+	}
+	b.Logf("video: %d/%d objects, latency %s; key frames: %s", len(res.Video), res.VideoSent, v, k)
+	if lg.Audio {
+		b.Logf("audio: %d/%d objects, latency %s", len(res.Audio), res.AudioSent, a)
+	}
+	b.Logf("no subscriber: %.3f Mbit/s in, %.1f ms CPU/s; with subscriber: %.3f Mbit/s in, %.1f ms CPU/s [%s]; load generator %.1f ms CPU/s",
+		ingestMbps, 1000*ingestCores, windowMbps, 1000*serverCores, what, 1000*res.LoadGenCPU.Seconds()/res.WindowWall.Seconds())
+	if res.BadObjects > 0 {
+		b.Errorf("%d objects without a readable send time", res.BadObjects)
+	}
+
+	b.ReportMetric(0, "ns/op") // one fixed-length measurement, not per-op
+	b.ReportMetric(rtmpLatMS(v.p50), "p50-ms")
+	b.ReportMetric(rtmpLatMS(v.p99), "p99-ms")
+	b.ReportMetric(rtmpLatMS(v.max), "max-ms")
+	b.ReportMetric(rtmpLatMS(k.p50), "key-p50-ms")
+	if lg.Audio && len(res.Audio) > 0 {
+		b.ReportMetric(rtmpLatMS(a.p50), "audio-p50-ms")
+		b.ReportMetric(rtmpLatMS(a.p99), "audio-p99-ms")
+	}
+	b.ReportMetric(100*float64(len(res.Video))/float64(max(res.VideoSent, 1)), "video-recv-%")
+	b.ReportMetric(windowMbps, "Mbit/s")
+	b.ReportMetric(1000*ingestCores/ingestMbps, "ingest-cpu-ms/Mbit")
+	b.ReportMetric(1000*serverCores/windowMbps, "server-cpu-ms/Mbit")
+	b.ReportMetric(res.LoadGenCPU.Seconds()/res.WindowWall.Seconds(), "loadgen-cores")
+}
+
+// TestRTMPLatLoadGen is BenchmarkRTMPToMoQLatency's load generator when
+// the test binary is re-executed with rtmpLatEnvChild set; otherwise it
+// is skipped.
+func TestRTMPLatLoadGen(t *testing.T) {
+	v := os.Getenv(rtmpLatEnvChild)
+	if v == "" {
+		t.Skip("load generator of BenchmarkRTMPToMoQLatency")
+	}
+	var cfg rtmpLatConfig
+	if err := json.Unmarshal([]byte(v), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+cfg.Window+cfg.IngestWindow+2*cfg.Warmup)
+	defer cancel()
+	var mu sync.Mutex
+	emit := func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(os.Stdout, rtmpLatOutPrefix+line)
+	}
+	if err := rtmpLatLoadGen(ctx, cfg, emit); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rtmpLatStartLoadGen starts the load generator in a child process (or a
+// goroutine) and returns the lines it reports and a function that waits
+// for its end.
+func rtmpLatStartLoadGen(ctx context.Context, cfg rtmpLatConfig, inProcess bool) (<-chan string, func() error, error) {
+	lines := make(chan string, 16)
+	if inProcess {
+		errc := make(chan error, 1)
+		go func() {
+			defer close(lines)
+			errc <- rtmpLatLoadGen(ctx, cfg, func(line string) { lines <- line })
+		}()
+		return lines, func() error { return <-errc }, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestRTMPLatLoadGen$", "-test.bench=^$", "-test.count=1")
+	cmd.Env = append(os.Environ(), rtmpLatEnvChild+"="+string(js))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	var other bytes.Buffer // anything else the child prints (e.g. a failure)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			if l, ok := strings.CutPrefix(sc.Text(), rtmpLatOutPrefix); ok {
+				lines <- l
+			} else {
+				other.WriteString(sc.Text() + "\n")
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	return lines, func() error {
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("%w\n%s", err, other.String())
+		}
+		return nil
+	}, nil
+}
+
+// rtmpLatLoadGen publishes over RTMP and subscribes over MoQ as described
+// at BenchmarkRTMPToMoQLatency. emit reports "mark NAME" at the edges of
+// the windows (ingest-start, ingest-end, window-start, window-end) and
+// finally "result JSON".
+func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	u, err := url.Parse(cfg.RTMPURL)
+	if err != nil {
+		return err
+	}
+	c := &gortmplib.Client{URL: u, Publish: true}
+	if err := c.Initialize(ctx); err != nil {
+		return fmt.Errorf("rtmp client: %w", err)
+	}
+	defer c.Close()
+	vt := &gortmplib.Track{Codec: &codecs.H264{SPS: rtmpLatSPS, PPS: rtmpLatPPS}}
+	tracks := []*gortmplib.Track{vt}
+	var at *gortmplib.Track
+	if cfg.Audio {
+		at = &gortmplib.Track{Codec: &codecs.MPEG4Audio{Config: &mpeg4audio.AudioSpecificConfig{
+			Type: mpeg4audio.ObjectTypeAACLC, SampleRate: rtmpLatAudioRate, ChannelCount: 2,
+		}}}
+		tracks = append(tracks, at)
+	}
+	w := &gortmplib.Writer{Conn: c, Tracks: tracks}
+	if err := w.Initialize(); err != nil {
+		return fmt.Errorf("rtmp writer: %w", err)
+	}
+
+	win := &rtmpLatWindow{}
+	win.start.Store(-1)
+	win.end.Store(-1)
+	pub := &rtmpLatPublisher{cfg: cfg, w: w, vt: vt, at: at, win: win}
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- pub.run(ctx) }()
+	sleep := func(d time.Duration) error {
+		select {
+		case <-time.After(d):
+			return nil
+		case err := <-pubErr:
+			return fmt.Errorf("publisher: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+
+	// Window 1: no subscriber.
+	if err := sleep(cfg.Warmup); err != nil {
+		return err
+	}
+	emit("mark ingest-start")
+	b0, t0 := c.BytesSent(), time.Now()
+	if err := sleep(cfg.IngestWindow); err != nil {
+		return err
+	}
+	b1, t1 := c.BytesSent(), time.Now()
+	emit("mark ingest-end")
+
+	// Window 2: the subscriber.
+	sess, err := moq.Dial(ctx, cfg.MoQURL, moq.DialOptions{Insecure: true})
+	if err != nil {
+		return fmt.Errorf("moq dial: %w", err)
+	}
+	defer sess.Close()
+	sub := &rtmpLatSubscriber{win: win, first: make(chan struct{})}
+	var readers sync.WaitGroup
+	defer readers.Wait()
+	defer cancel()
+	names := []string{"video"}
+	if cfg.Audio {
+		names = append(names, "audio")
+	}
+	for _, name := range names {
+		s, err := sess.Subscribe(ctx, moq.ParsePath(rtmpLatPath), name, moq.SubscribeOptions{})
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", name, err)
+		}
+		readers.Go(func() { sub.read(ctx, s.Track, name == "video") })
+	}
+	select {
+	case <-sub.first:
+	case <-time.After(10 * time.Second):
+		return errors.New("no video object within 10 s")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := sleep(cfg.Warmup); err != nil {
+		return err
+	}
+	cpu0 := rtmpLatSelfCPU()
+	b2, t2 := c.BytesSent(), time.Now()
+	win.start.Store(t2.UnixNano())
+	emit("mark window-start")
+	if err := sleep(cfg.Window); err != nil {
+		return err
+	}
+	t3 := time.Now()
+	win.end.Store(t3.UnixNano())
+	b3, cpu1 := c.BytesSent(), rtmpLatSelfCPU()
+	emit("mark window-end")
+	// Objects sent just before the end may still be on their way.
+	if err := sleep(time.Second); err != nil {
+		return err
+	}
+	cancel()
+	readers.Wait()
+
+	sub.mu.Lock()
+	res := rtmpLatResult{
+		Video: sub.video, Key: sub.key, Audio: sub.audio, BadObjects: sub.bad,
+		VideoSent: int(pub.videoSent.Load()), AudioSent: int(pub.audioSent.Load()),
+		IngestBytes: b1 - b0, IngestWall: t1.Sub(t0),
+		WindowBytes: b3 - b2, WindowWall: t3.Sub(t2),
+		LoadGenCPU: cpu1 - cpu0,
+	}
+	sub.mu.Unlock()
+	js, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	emit("result " + string(js))
+	return nil
+}
+
+// rtmpLatWindow is the measured window (UnixNano; -1 before it is set).
+type rtmpLatWindow struct{ start, end atomic.Int64 }
+
+func (w *rtmpLatWindow) contains(t int64) bool {
+	s, e := w.start.Load(), w.end.Load()
+	return s >= 0 && t >= s && (e < 0 || t < e)
+}
+
+// rtmpLatPublisher sends the access units on a fixed schedule (a stall is
+// caught up, not skipped), video and audio interleaved in timestamp order.
+type rtmpLatPublisher struct {
+	cfg    rtmpLatConfig
+	w      *gortmplib.Writer
+	vt, at *gortmplib.Track
+	win    *rtmpLatWindow
+
+	videoSent, audioSent atomic.Int64 // in the window
+}
+
+func (p *rtmpLatPublisher) run(ctx context.Context) error {
+	fps := p.cfg.FPS
+	avg := p.cfg.VideoBitrate / 8 / fps
+	keySize := int(float64(avg) * p.cfg.KeyFactor)
+	otherSize := (avg*fps - keySize) / (fps - 1)
+	audioDur := 1024 * time.Second / rtmpLatAudioRate
+	audioSize := rtmpLatAudioBitrate / 8 * 1024 / rtmpLatAudioRate
+
+	rnd := rand.New(rand.NewPCG(1, 2))
+	noise := make([]byte, keySize)
+	for i := range noise {
+		noise[i] = byte(rnd.Uint32()) | 1 // no zero bytes: no start-code look-alikes
+	}
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	start := time.Now()
+	var vi, ai int
+	for {
+		vDue := start.Add(time.Duration(vi) * time.Second / time.Duration(fps))
+		aDue := start.Add(time.Duration(ai) * audioDur)
+		video := p.at == nil || !aDue.Before(vDue)
+		due := vDue
+		if !video {
+			due = aDue
+		}
+		if d := time.Until(due); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return nil
+			}
+		} else if ctx.Err() != nil {
+			return nil
+		}
+		if video {
+			pts := time.Duration(vi) * time.Second / time.Duration(fps)
+			key := vi%fps == 0
+			size := otherSize
+			slice := []byte{0x41} // non-IDR slice, nal_ref_idc 2
+			if key {
+				size, slice = keySize, []byte{0x65} // IDR slice, nal_ref_idc 3
+			}
+			now := time.Now().UnixNano()
+			sei := rtmpLatSEI(now)
+			// AVCC: 4-byte lengths before the SEI and the slice.
+			slice = append(slice, noise[:max(size-len(sei)-9, 16)]...)
+			if err := p.w.WriteH264(p.vt, pts, pts, [][]byte{sei, slice}); err != nil {
+				return err
+			}
+			if p.win.contains(now) {
+				p.videoSent.Add(1)
+			}
+			vi++
+		} else {
+			pts := time.Duration(ai) * audioDur
+			frame := make([]byte, audioSize)
+			copy(frame[rtmpLatStampLen:], noise)
+			now := time.Now().UnixNano()
+			rtmpLatPutStamp(frame, now)
+			if err := p.w.WriteMPEG4Audio(p.at, pts, frame); err != nil {
+				return err
+			}
+			if p.win.contains(now) {
+				p.audioSent.Add(1)
+			}
+			ai++
+		}
+	}
+}
+
+// rtmpLatSEI returns an SEI NAL unit with one user_data_unregistered
+// message holding rtmpLatSEIUUID and the send time as hex digits (no zero
+// bytes, so no emulation prevention is needed).
+func rtmpLatSEI(now int64) []byte {
+	n := len(rtmpLatSEIUUID) + rtmpLatStampLen
+	sei := make([]byte, 0, 3+n+1)
+	sei = append(sei, 0x06, 0x05, byte(n)) // NAL type 6; payload type 5, size n
+	sei = append(sei, rtmpLatSEIUUID...)
+	sei = sei[:3+n]
+	rtmpLatPutStamp(sei[3+len(rtmpLatSEIUUID):], now)
+	return append(sei, 0x80) // rbsp_trailing_bits
+}
+
+func rtmpLatPutStamp(b []byte, now int64) {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(now))
+	hex.Encode(b[:rtmpLatStampLen], v[:])
+}
+
+func rtmpLatStamp(b []byte) (int64, bool) {
+	if len(b) < rtmpLatStampLen {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[:rtmpLatStampLen]), 16, 64)
+	return int64(v), err == nil
+}
+
+// rtmpLatSubscriber collects latencies.
+type rtmpLatSubscriber struct {
+	win       *rtmpLatWindow
+	first     chan struct{}
+	firstOnce sync.Once
+
+	mu                sync.Mutex
+	video, key, audio []time.Duration
+	bad               int
+}
+
+// read follows a track, each group on its own goroutine (groups come on
+// their own streams and may overlap).
+func (s *rtmpLatSubscriber) read(ctx context.Context, t *moq.Track, video bool) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	rd := t.NewReader(false)
+	for {
+		gr, err := rd.NextGroup(ctx)
+		if err != nil {
+			return
+		}
+		wg.Go(func() {
+			for {
+				o, err := gr.Next(ctx)
+				if err != nil {
+					return
+				}
+				s.record(o.Payload, time.Now().UnixNano(), video)
+			}
+		})
+	}
+}
+
+func (s *rtmpLatSubscriber) record(payload []byte, now int64, video bool) {
+	mdat, err := rtmpLatMdat(payload)
+	var sent int64
+	ok, key := false, false
+	if err == nil {
+		if video {
+			sent, key, ok = rtmpLatVideoStamp(mdat)
+		} else {
+			sent, ok = rtmpLatStamp(mdat)
+		}
+	}
+	if video {
+		s.firstOnce.Do(func() { close(s.first) })
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok {
+		s.bad++
+		return
+	}
+	if !s.win.contains(sent) {
+		return
+	}
+	lat := time.Duration(now - sent)
+	switch {
+	case !video:
+		s.audio = append(s.audio, lat)
+	case key:
+		s.key = append(s.key, lat)
+		fallthrough
+	default:
+		s.video = append(s.video, lat)
+	}
+}
+
+// rtmpLatMdat returns the payload of the mdat box of a moof+mdat object.
+func rtmpLatMdat(obj []byte) ([]byte, error) {
+	sr := bits.NewFixedSliceReader(obj)
+	for pos := uint64(0); pos < uint64(len(obj)); {
+		box, err := mp4.DecodeBoxSR(pos, sr)
+		if err != nil {
+			return nil, err
+		}
+		if m, ok := box.(*mp4.MdatBox); ok {
+			return m.Data, nil
+		}
+		pos += box.Size()
+	}
+	return nil, errors.New("no mdat")
+}
+
+// rtmpLatVideoStamp finds the send time in the SEI of an access unit made
+// of 4-byte-length-prefixed NAL units; key reports an IDR slice.
+func rtmpLatVideoStamp(au []byte) (sent int64, key, ok bool) {
+	for len(au) >= 4 {
+		n := int(binary.BigEndian.Uint32(au))
+		au = au[4:]
+		if n > len(au) || n == 0 {
+			return 0, false, false
+		}
+		nalu := au[:n]
+		au = au[n:]
+		switch nalu[0] & 0x1f {
+		case 5:
+			key = true
+		case 6:
+			uuidEnd := 3 + len(rtmpLatSEIUUID)
+			if len(nalu) >= uuidEnd+rtmpLatStampLen && nalu[1] == 0x05 &&
+				bytes.Equal(nalu[3:uuidEnd], rtmpLatSEIUUID) {
+				sent, ok = rtmpLatStamp(nalu[uuidEnd:])
+			}
+		}
+	}
+	return sent, key, ok
+}
+
+// rtmpLatStats summarises latencies.
+type rtmpLatStats struct{ p50, p99, max time.Duration }
+
+func rtmpLatSummary(lat []time.Duration) rtmpLatStats {
+	if len(lat) == 0 {
+		return rtmpLatStats{}
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	rank := func(p float64) time.Duration { // nearest rank
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[min(max(i, 0), len(s)-1)]
+	}
+	return rtmpLatStats{p50: rank(0.50), p99: rank(0.99), max: s[len(s)-1]}
+}
+
+func (s rtmpLatStats) String() string {
+	return fmt.Sprintf("p50 %.2f ms, p99 %.2f ms, max %.2f ms", rtmpLatMS(s.p50), rtmpLatMS(s.p99), rtmpLatMS(s.max))
+}
+
+func rtmpLatMS(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// rtmpLatSelfCPU is this process's user + system CPU time.
+func rtmpLatSelfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func rtmpLatEnvDuration(b *testing.B, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("%s: bad duration %q", name, v)
+	}
+	return d
+}

@@ -1,0 +1,150 @@
+package hls
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+)
+
+type playlistSegment = playlist.MediaSegment
+
+// partHoldBackFactor sets PART-HOLD-BACK from PART-TARGET: RFC 8216bis
+// requires at least 2 and recommends at least 3 part target durations.
+const partHoldBackFactor = 3
+
+// fixedPartTarget chooses the PART-TARGET a stream keeps for its whole
+// life from what the first muxer generation produced. gohlslib recomputes
+// it on every part (the longest part in the window, rounded up to the
+// millisecond) and lets it change, which breaks Apple clients; its parts
+// are cut at the first sample past a duration that is fixed once the first
+// segment is complete, so the first window's value is a sound bound. It is
+// rounded up to 10 ms to absorb the millisecond jitter of RTMP timestamps.
+func fixedPartTarget(first time.Duration) time.Duration {
+	const step = 10 * time.Millisecond
+	return time.Duration(math.Ceil(float64(first)/float64(step))) * step
+}
+
+// mediaSnapshot is a media playlist of a generation at one moment.
+type mediaSnapshot struct {
+	pl playlist.Media
+}
+
+// snapshot reads the current media playlists of a ready generation (they
+// are complete, so the reads do not block).
+func (g *generation) snapshot(ctx context.Context) map[string]*mediaSnapshot {
+	out := map[string]*mediaSnapshot{}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, id := range g.streamIDs {
+		resp, ok := g.get(ctx, nil, id+"_stream.m3u8", "")
+		if !ok || resp.code() != http.StatusOK {
+			continue
+		}
+		s := &mediaSnapshot{}
+		if s.pl.Unmarshal(resp.body.Bytes()) == nil {
+			out[id] = s
+		}
+	}
+	return out
+}
+
+// initURI is the init segment of media playlist id.
+func (g *generation) initURI(id string) string {
+	return g.prefix + "_" + id + "_init.mp4"
+}
+
+// renderMedia rewrites a media playlist of generation g as gohlslib wrote
+// it into the stream's playlist: PART-TARGET and PART-HOLD-BACK fixed for
+// the stream's life, TARGETDURATION never lower than before, media
+// sequence numbers continuing across generations, and the gap segments
+// gohlslib puts in front of a new muxer replaced by the previous
+// generation's segments, followed by a discontinuity.
+func (st *stream) renderMedia(g *generation, id string, raw []byte) ([]byte, error) {
+	var pl playlist.Media
+	if err := pl.Unmarshal(raw); err != nil {
+		return nil, fmt.Errorf("hls: parse media playlist: %w", err)
+	}
+	st.mu.Lock()
+	partTarget, targetDur, hist := st.partTarget, st.targetDur, st.history[id]
+	st.mu.Unlock()
+	if partTarget == 0 {
+		partTarget = fixedPartTarget(g.partTarget)
+	}
+	if pl.PartInf != nil {
+		pl.PartInf.PartTarget = partTarget
+	}
+	if pl.ServerControl != nil {
+		hb := partHoldBackFactor * partTarget
+		pl.ServerControl.PartHoldBack = &hb
+	}
+	pl.TargetDuration = max(pl.TargetDuration, targetDur)
+
+	skipped := 0
+	if pl.Skip != nil {
+		skipped = pl.Skip.SkippedSegments
+	}
+	first := int64(pl.MediaSequence) + g.seqBase
+	type origin struct {
+		disc int
+		init string
+		hist bool
+	}
+	org := make([]origin, len(pl.Segments))
+	for i, seg := range pl.Segments {
+		msn := first + int64(skipped+i)
+		if h := hist[msn]; h != nil && seg.Gap {
+			c := *h.seg // shared: never modified in place
+			pl.Segments[i] = &c
+			org[i] = origin{disc: h.disc, init: h.init, hist: true}
+			continue
+		}
+		org[i] = origin{disc: g.disc, init: g.initURI(id)}
+	}
+	// A gap that no history replaces belongs with what follows it.
+	for i := len(org) - 2; i >= 0; i-- {
+		if !org[i].hist && pl.Segments[i].Gap {
+			org[i] = org[i+1]
+		}
+	}
+	var maps []string
+	for i, seg := range pl.Segments {
+		seg.Discontinuity = i > 0 && org[i].disc != org[i-1].disc
+		if seg.Discontinuity {
+			maps = append(maps, org[i].init)
+		}
+	}
+	pl.MediaSequence = int(first)
+	if len(org) > 0 && (org[0].disc > 0 || g.disc > 0) {
+		d := org[0].disc
+		if skipped > 0 {
+			d = g.disc
+		}
+		pl.DiscontinuitySequence = &d
+	}
+	if pl.Map != nil && len(org) > 0 {
+		pl.Map.URI = org[0].init
+	}
+	out, err := pl.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if len(maps) == 0 {
+		return out, nil
+	}
+	// The playlist package keeps one EXT-X-MAP for the whole playlist;
+	// each generation after a discontinuity has its own init segment.
+	var b bytes.Buffer
+	for line := range bytes.Lines(out) {
+		b.Write(line)
+		if len(maps) > 0 && bytes.Equal(bytes.TrimSpace(line), []byte("#EXT-X-DISCONTINUITY")) {
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=%q\n", maps[0])
+			maps = maps[1:]
+		}
+	}
+	return b.Bytes(), nil
+}

@@ -1,0 +1,92 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics reads the relay's and the listeners' counters at scrape time, so
+// the data path keeps plain atomic counters and no global registry exists.
+type metrics struct {
+	s             *Server
+	authRefusals  *prometheus.CounterVec
+	limitRefusals *prometheus.CounterVec
+	subscribeLat  prometheus.Histogram
+
+	sessions, objectsOut, bytesOut, objectsIn, bytesIn, dropped *prometheus.Desc
+	broadcasts, cacheBytes, trackSubs                           *prometheus.Desc
+}
+
+func newMetrics(s *Server) *metrics {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("moqgate_"+name, help, labels, nil)
+	}
+	return &metrics{
+		s: s,
+		authRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "moqgate_auth_refusals_total",
+			Help: "Requests refused for a missing, invalid or insufficient token."}, []string{"protocol"}),
+		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "moqgate_limit_refusals_total",
+			Help: "Connections or requests refused by a configured limit."}, []string{"limit"}),
+		subscribeLat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "moqgate_subscribe_seconds",
+			Help:    "Time from SUBSCRIBE to the subscription being ready at the relay (incl. upstream).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		sessions:   d("sessions", "Live sessions by protocol (quic, webtransport, and in-process adapters).", "protocol"),
+		objectsOut: d("objects_sent_total", "MoQ objects sent, by protocol.", "protocol"),
+		bytesOut:   d("bytes_sent_total", "Object payload bytes sent, by protocol.", "protocol"),
+		objectsIn:  d("objects_received_total", "MoQ objects received, by protocol.", "protocol"),
+		bytesIn:    d("bytes_received_total", "Object payload bytes received, by protocol.", "protocol"),
+		dropped:    d("groups_dropped_total", "Groups dropped for subscribers that could not keep up, by protocol.", "protocol"),
+		broadcasts: d("broadcasts", "Broadcasts known to the relay."),
+		cacheBytes: d("cache_bytes", "Object payload bytes held in the relay's track caches."),
+		trackSubs:  d("subscriptions", "Subscriptions on relay tracks, by protocol.", "protocol"),
+	}
+}
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.sessions, m.objectsOut, m.bytesOut, m.objectsIn, m.bytesIn,
+		m.dropped, m.broadcasts, m.cacheBytes, m.trackSubs} {
+		ch <- d
+	}
+}
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	stats := m.s.moq.Stats()
+	for p, t := range m.s.relay.LocalStats() {
+		stats[p] = t
+	}
+	for p, t := range stats {
+		ch <- prometheus.MustNewConstMetric(m.sessions, prometheus.GaugeValue, float64(t.Sessions), p)
+		ch <- prometheus.MustNewConstMetric(m.objectsOut, prometheus.CounterValue, float64(t.ObjectsOut), p)
+		ch <- prometheus.MustNewConstMetric(m.bytesOut, prometheus.CounterValue, float64(t.BytesOut), p)
+		ch <- prometheus.MustNewConstMetric(m.objectsIn, prometheus.CounterValue, float64(t.ObjectsIn), p)
+		ch <- prometheus.MustNewConstMetric(m.bytesIn, prometheus.CounterValue, float64(t.BytesIn), p)
+		ch <- prometheus.MustNewConstMetric(m.dropped, prometheus.CounterValue, float64(t.GroupsDropped), p)
+	}
+	bs := m.s.relay.Broadcasts()
+	ch <- prometheus.MustNewConstMetric(m.broadcasts, prometheus.GaugeValue, float64(len(bs)))
+	ch <- prometheus.MustNewConstMetric(m.cacheBytes, prometheus.GaugeValue, float64(m.s.relay.CacheBytes()))
+	subs := map[string]int{}
+	for _, b := range bs {
+		for _, t := range b.Tracks {
+			for p, n := range t.Subscribers {
+				subs[p] += n
+			}
+		}
+	}
+	for p, n := range subs {
+		ch <- prometheus.MustNewConstMetric(m.trackSubs, prometheus.GaugeValue, float64(n), p)
+	}
+}
+
+// handler serves /metrics from a registry of our own.
+func (m *metrics) handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m, m.authRefusals, m.limitRefusals, m.subscribeLat,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+var _ prometheus.Collector = (*metrics)(nil)
