@@ -67,6 +67,27 @@ func (s *stageRec) tap(ctx context.Context, name string, t *moq.Track, wg *sync.
 	})
 }
 
+type stageWriter struct {
+	*ingest.Broadcast
+	rec *stageRec
+}
+
+func (w *stageWriter) WriteFrame(track string, f media.Frame) error {
+	now := time.Now().UnixNano()
+	if track == "video" {
+		if sent, key, ok := rtmpLatVideoStamp(f.Data); ok {
+			w.rec.mu.Lock()
+			if w.rec.lat["0-demux"] == nil {
+				w.rec.lat["0-demux"] = map[int64]time.Duration{}
+			}
+			w.rec.lat["0-demux"][sent] = time.Duration(now - sent)
+			w.rec.keys[sent] = key
+			w.rec.mu.Unlock()
+		}
+	}
+	return w.Broadcast.WriteFrame(track, f)
+}
+
 func TestRTMPLatStages(t *testing.T) {
 	if os.Getenv("RTMPLAT_STAGES") == "" {
 		t.Skip()
@@ -86,12 +107,13 @@ func TestRTMPLatStages(t *testing.T) {
 	ms := &moq.Server{Handler: relay, TLSConfig: cm.TLSConfig(), Logger: log}
 	go ms.Serve(ctx, pc)
 	bcast := make(chan *ingest.Broadcast, 1)
+	rec := &stageRec{lat: map[string]map[int64]time.Duration{}, keys: map[int64]bool{}}
 	rs, err := rtmp.NewServer(rtmp.Config{Logger: log, OnPublish: func(ctx context.Context, req rtmp.PublishRequest) (media.BroadcastWriter, error) {
-		b, err := ingest.StartWith(ctx, ingest.LocalDialer(relay, log), req.Path, log, ingest.Options{})
+		b, err := ingest.StartWith(ctx, ingest.LocalDialer(relay, "rtmp", log), req.Path, log, ingest.Options{})
 		if err == nil {
 			bcast <- b
 		}
-		return b, err
+		return &stageWriter{b, rec}, err
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +142,6 @@ func TestRTMPLatStages(t *testing.T) {
 	go pub.run(ctx)
 	b := <-bcast
 
-	rec := &stageRec{lat: map[string]map[int64]time.Duration{}, keys: map[int64]bool{}}
 	var wg sync.WaitGroup
 	rec.tap(ctx, "1-packager", b.Publisher().Track("video"), &wg)
 
@@ -149,7 +170,7 @@ func TestRTMPLatStages(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	for _, name := range []string{"1-packager", "2-relay", "3-quic"} {
+	for _, name := range []string{"0-demux", "1-packager", "2-relay", "3-quic"} {
 		for _, key := range []bool{false, true} {
 			var l []time.Duration
 			for sent, d := range rec.lat[name] {
@@ -174,7 +195,7 @@ func TestRTMPLatStages(t *testing.T) {
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].d > rows[j].d })
 	for _, r := range rows[:min(12, len(rows))] {
-		fmt.Printf("slow: frame %4d key=%v packager %.2f relay %.2f quic %.2f ms\n", (r.sent-from)/33_333_333, rec.keys[r.sent],
+		fmt.Printf("slow: frame %4d key=%v demux %.2f packager %.2f relay %.2f quic %.2f ms\n", (r.sent-from)/33_333_333, rec.keys[r.sent], rtmpLatMS(rec.lat["0-demux"][r.sent]),
 			rtmpLatMS(rec.lat["1-packager"][r.sent]), rtmpLatMS(rec.lat["2-relay"][r.sent]), rtmpLatMS(r.d))
 	}
 }

@@ -109,14 +109,17 @@ func dialEyevinn(t *testing.T, ctx context.Context, addr string, tr eyTransport,
 		if err != nil {
 			t.Fatalf("eyevinn: webtransport dial: %v", err)
 		}
-		if got, want := rsp.StatusCode, 200; got != want {
-			t.Fatalf("webtransport CONNECT status %d", got)
+		if rsp.StatusCode != 200 {
+			ws.CloseWithError(0, "")
+			t.Fatalf("webtransport CONNECT status %d", rsp.StatusCode)
 		}
 		conn = webtransportmoq.NewClient(ws)
 	default:
 		t.Fatalf("bad scheme %q", tr.scheme)
 	}
 	if sess.Handler == nil {
+		// Required: Eyevinn calls it for GOAWAY (which moqgate's Server
+		// sends on shutdown) without checking for nil.
 		sess.Handler = newEyHandler()
 	}
 	if sess.InitialMaxRequestID == 0 {

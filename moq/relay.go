@@ -42,15 +42,21 @@ type Relay struct {
 	nsSubs      map[*Session]map[string]Namespace
 	local       map[*Session]struct{}
 	localClosed map[string]*TransportStats
+	upstreams   map[*Session]bool // sessions we dialed to upstreams (false) or peers (true)
 }
 
 type broadcast struct {
 	path      string
 	ns        Namespace
 	publisher *Session
-	tracks    map[string]*relayTrack
-	grace     *time.Timer
-	started   time.Time
+	// Learnt from an upstream or peer relay rather than a local publisher.
+	fromRelay, fromPeer bool
+	// onDemand: made for a subscriber and pulled from an upstream without
+	// an announcement; it goes when its last track does.
+	onDemand bool
+	tracks   map[string]*relayTrack
+	grace    *time.Timer
+	started  time.Time
 }
 
 type relayTrack struct {
@@ -75,6 +81,7 @@ func NewRelay(cfg RelayConfig) *Relay {
 		broadcasts:  make(map[string]*broadcast),
 		nsSubs:      make(map[*Session]map[string]Namespace),
 		local:       make(map[*Session]struct{}),
+		upstreams:   make(map[*Session]bool),
 		localClosed: make(map[string]*TransportStats),
 	}
 }
@@ -107,19 +114,24 @@ func (r *Relay) HandlePublishNamespace(ctx context.Context, s *Session, ns Names
 func (r *Relay) attachPublisher(s *Session, ns Namespace) (*broadcast, error) {
 	path := ns.Path()
 	r.mu.Lock()
+	fromRelay, fromPeer := r.isRelaySessionLocked(s)
 	b := r.broadcasts[path]
+	// Two claims on one path: a local publisher wins over one learnt from
+	// another relay; otherwise the first live publisher keeps it.
+	localOverRelay := b != nil && b.fromRelay && !fromRelay
 	switch {
 	case b == nil:
-		b = &broadcast{path: path, ns: ns, publisher: s, tracks: make(map[string]*relayTrack), started: time.Now()}
+		b = &broadcast{path: path, ns: ns, publisher: s, tracks: make(map[string]*relayTrack), started: time.Now(),
+			fromRelay: fromRelay, fromPeer: fromPeer}
 		r.broadcasts[path] = b
 		r.mu.Unlock()
-		r.log.Info("broadcast started", "path", path, "publisher", s.conn.RemoteAddr().String())
+		r.log.Info("broadcast started", "path", path, "publisher", s.conn.RemoteAddr().String(), "from_relay", fromRelay)
 		r.announce(b, true)
 		return b, nil
 	case b.publisher == s:
 		r.mu.Unlock()
 		return b, nil
-	case b.publisher != nil && b.publisher.ctx.Err() == nil && !r.cfg.AllowTakeover:
+	case b.publisher != nil && b.publisher.ctx.Err() == nil && !r.cfg.AllowTakeover && !localOverRelay:
 		r.mu.Unlock()
 		r.log.Warn("refused second publisher: broadcast is already live", "path", path,
 			"publisher", s.conn.RemoteAddr().String())
@@ -133,6 +145,7 @@ func (r *Relay) attachPublisher(s *Session, ns Namespace) (*broadcast, error) {
 	old := b.publisher
 	b.publisher = s
 	b.ns = ns
+	b.fromRelay, b.fromPeer = fromRelay, fromPeer
 	var resub []*relayTrack
 	for _, rt := range b.tracks {
 		if rt.pushed {
@@ -233,8 +246,15 @@ func (r *Relay) acquire(ctx context.Context, s *Session, ns Namespace, name stri
 	r.mu.Lock()
 	b := r.broadcasts[path]
 	if b == nil {
-		r.mu.Unlock()
-		return nil, nil, &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "no such broadcast"}
+		// Nobody announced it here: ask an upstream relay, if we have one.
+		up := r.upstreamForLocked()
+		if up == nil {
+			r.mu.Unlock()
+			return nil, nil, &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "no such broadcast"}
+		}
+		b = &broadcast{path: path, ns: ns, publisher: up, tracks: make(map[string]*relayTrack), started: time.Now(),
+			fromRelay: true, onDemand: true}
+		r.broadcasts[path] = b
 	}
 	rt := b.tracks[name]
 	if rt == nil {
@@ -298,6 +318,9 @@ func (r *Relay) subscribeUpstream(b *broadcast, rt *relayTrack, pub *Session) {
 			if b.tracks[rt.name] == rt {
 				delete(b.tracks, rt.name)
 			}
+			if b.onDemand && len(b.tracks) == 0 && r.broadcasts[b.path] == b {
+				delete(r.broadcasts, b.path)
+			}
 			close(rt.ready)
 		}
 		r.mu.Unlock()
@@ -358,6 +381,9 @@ func (r *Relay) release(b *broadcast, rt *relayTrack, proto string) {
 	if b.tracks[rt.name] == rt {
 		delete(b.tracks, rt.name)
 	}
+	if b.onDemand && len(b.tracks) == 0 && r.broadcasts[b.path] == b {
+		delete(r.broadcasts, b.path)
+	}
 	if rt.sub != nil {
 		go rt.sub.Unsubscribe()
 	}
@@ -414,8 +440,9 @@ func (r *Relay) HandleSubscribeNamespace(ctx context.Context, s *Session, prefix
 	return func() {
 		r.mu.Lock()
 		var live []*broadcast
+		_, toPeer := r.isRelaySessionLocked(s)
 		for _, b := range r.broadcasts {
-			if b.publisher != s && HasPrefix(b.path, prefix) {
+			if b.publisher != s && HasPrefix(b.path, prefix) && !(toPeer && b.fromPeer) && !b.onDemand {
 				live = append(live, b)
 			}
 		}
@@ -450,6 +477,9 @@ func (r *Relay) announce(b *broadcast, active bool) {
 	for s, m := range r.nsSubs {
 		if s == b.publisher {
 			continue
+		}
+		if _, peer := r.isRelaySessionLocked(s); peer && b.fromPeer {
+			continue // never hand a peer's broadcast on to another peer
 		}
 		for _, p := range m {
 			if HasPrefix(b.path, p) {

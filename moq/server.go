@@ -298,6 +298,10 @@ type DialOptions struct {
 	RootCAs *x509.CertPool
 	// Session configures the session.
 	Session Config
+	// IdleTimeout, if set, replaces the QUIC idle timeout (keep-alives are
+	// sent at a third of it): relay-to-relay sessions use a short one to
+	// notice a dead upstream quickly.
+	IdleTimeout time.Duration
 }
 
 // Dial connects to a MoQ server: moqt://host:port[/path] (raw QUIC) or
@@ -325,6 +329,11 @@ func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Session, error
 		}
 	}
 	cfg := opts.Session
+	qconf := QUICConfig()
+	if opts.IdleTimeout > 0 {
+		qconf.MaxIdleTimeout = opts.IdleTimeout
+		qconf.KeepAlivePeriod = opts.IdleTimeout / 3
+	}
 	switch u.Scheme {
 	case "moqt", "moq":
 		tlsConf.NextProtos = []string{ALPN14}
@@ -332,7 +341,7 @@ func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Session, error
 		if u.Port() == "" {
 			host = net.JoinHostPort(u.Hostname(), "443")
 		}
-		qc, err := quic.DialAddr(ctx, host, tlsConf, QUICConfig())
+		qc, err := quic.DialAddr(ctx, host, tlsConf, qconf)
 		if err != nil {
 			return nil, fmt.Errorf("moq: dial %s: %w", host, err)
 		}
@@ -354,7 +363,7 @@ func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Session, error
 	case "https":
 		d := &webtransport.Transport{
 			TLSClientConfig:      tlsConf,
-			QUICConfig:           QUICConfig(),
+			QUICConfig:           qconf,
 			ApplicationProtocols: []string{ALPN14},
 		}
 		_, ws, err := d.Dial(ctx, u.String(), http.Header{})

@@ -183,20 +183,27 @@ func TestLowLatencyPlaylist(t *testing.T) {
 	next := pl.MediaSequence + len(pl.Segments)
 	r := mustGet(t, e.url+"live/test/video1_stream.m3u8?_HLS_msn="+strconv.Itoa(next))
 	pl2 := parseMedia(t, r.body)
-	last := pl2.MediaSequence + len(pl2.Segments) - 1
-	t.Logf("blocking reload for msn %d took %s; last segment now %d", next, r.took, last)
-	if last < next {
-		t.Errorf("blocking reload for %d returned a playlist ending at %d", next, last)
+	// The open segment (its parts follow the last complete one) counts:
+	// without _HLS_part the request waits for its first part.
+	open := pl2.MediaSequence + len(pl2.Segments)
+	t.Logf("blocking reload for msn %d took %s; open segment now %d with %d parts", next, r.took, open, len(pl2.Parts))
+	if open < next || open == next && len(pl2.Parts) == 0 {
+		t.Errorf("blocking reload for %d returned a playlist without it:\n%s", next, r.body)
 	}
+	last := open - 1
 	if r.took < 100*time.Millisecond {
 		t.Errorf("blocking reload returned after %s: it did not block", r.took)
 	}
 	// A part: _HLS_part of the next part of the open segment.
 	nparts := len(pl2.Parts)
-	r = mustGet(t, e.url+"live/test/video1_stream.m3u8?_HLS_msn="+strconv.Itoa(last+1)+"&_HLS_part="+strconv.Itoa(nparts))
-	t.Logf("blocking reload for part %d.%d took %s", last+1, nparts, r.took)
+	r = mustGet(t, e.url+"live/test/video1_stream.m3u8?_HLS_msn="+strconv.Itoa(open)+"&_HLS_part="+strconv.Itoa(nparts))
+	t.Logf("blocking reload for part %d.%d took %s", open, nparts, r.took)
 	if r.took > 2*time.Second {
 		t.Errorf("blocking reload for one part took %s", r.took)
+	}
+	pl3 := parseMedia(t, r.body)
+	if pl3.MediaSequence+len(pl3.Segments) == open && len(pl3.Parts) <= nparts {
+		t.Errorf("blocking reload for part %d.%d returned a playlist without it:\n%s", open, nparts, r.body)
 	}
 
 	// PART-TARGET and PART-HOLD-BACK never change between reloads.

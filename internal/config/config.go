@@ -33,6 +33,7 @@ type Config struct {
 	TLS       TLS      `yaml:"tls"`
 	Relay     Relay    `yaml:"relay"`
 	Upstreams []string `yaml:"upstreams"`
+	Peers     []string `yaml:"peers"`
 	Auth      Auth     `yaml:"auth"`
 	HLS       HLS      `yaml:"hls"`
 	Limits    Limits   `yaml:"limits"`
@@ -87,6 +88,9 @@ type Relay struct {
 	// MaxSubscriberLagGroups is how many groups a subscriber may fall behind
 	// the newest before it skips ahead to the newest group.
 	MaxSubscriberLagGroups int `yaml:"max_subscriber_lag_groups"`
+	// UpstreamPrefixes are the broadcast path prefixes learnt from
+	// upstreams and peers with SUBSCRIBE_NAMESPACE.
+	UpstreamPrefixes []string `yaml:"upstream_prefixes"`
 }
 
 // Auth modes.
@@ -366,6 +370,16 @@ func (c *Config) Validate() error {
 	for i, u := range c.Upstreams {
 		if err := validateUpstream(u); err != nil {
 			bad(fmt.Sprintf("upstreams[%d]", i), "%v", err)
+		}
+	}
+	for i, u := range c.Peers {
+		if err := validateUpstream(u); err != nil {
+			bad(fmt.Sprintf("peers[%d]", i), "%v", err)
+		}
+	}
+	for i, p := range c.Relay.UpstreamPrefixes {
+		if strings.Trim(p, "/") == "" {
+			bad(fmt.Sprintf("relay.upstream_prefixes[%d]", i), "must not be empty (SUBSCRIBE_NAMESPACE needs a prefix)")
 		}
 	}
 

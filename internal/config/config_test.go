@@ -22,8 +22,9 @@ func TestDefault(t *testing.T) {
 		RTMP:      RTMP{Addr: ":1935", GracePeriod: 5 * time.Second},
 		WebRTC:    WebRTC{UDP: ":8189"},
 		TLS:       TLS{Hostnames: []string{}},
-		Relay:     Relay{CacheMaxGroups: 4, CacheMaxBytes: 32 * MiB, MaxSubscriberLagGroups: 2},
+		Relay:     Relay{CacheMaxGroups: 4, CacheMaxBytes: 32 * MiB, MaxSubscriberLagGroups: 2, UpstreamPrefixes: []string{"live"}},
 		Upstreams: []string{},
+		Peers:     []string{},
 		Auth:      Auth{Mode: AuthNone},
 		HLS: HLS{
 			PartDuration:       200 * time.Millisecond,

@@ -264,6 +264,26 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	var prefixes []moq.Namespace
+	for _, p := range s.cfg.Relay.UpstreamPrefixes {
+		prefixes = append(prefixes, moq.ParsePath(p))
+	}
+	for i, list := range [][]string{s.cfg.Upstreams, s.cfg.Peers} {
+		for _, raw := range list {
+			u, opts, err := moq.ParseUpstreamURL(raw)
+			if err != nil {
+				return err
+			}
+			uc := moq.UpstreamConfig{URL: u, Peer: i == 1, Prefixes: prefixes, Dial: opts,
+				Session: moq.Config{Logger: s.log.With("component", "upstream"),
+					TrackLimits: moq.TrackLimits{MaxGroups: s.cfg.Relay.CacheMaxGroups, MaxBytes: int(s.cfg.Relay.CacheMaxBytes)}}}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.relay.RunUpstream(runCtx, uc)
+			}()
+		}
+	}
 	scheme := "http"
 	if !s.certs.SelfSigned() {
 		scheme = "https"
