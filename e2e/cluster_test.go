@@ -116,3 +116,53 @@ func TestRelayChain(t *testing.T) {
 		t.Logf("viewer %d: %d video frames", i, frames)
 	}
 }
+
+// TestPeers: two peers announce their local broadcasts to each other. A
+// broadcast published on A plays on B; when both have a local publisher
+// for the same path, each node serves its own (local wins), and nothing
+// loops back.
+func TestPeers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	pa, pb := freePort(t), freePort(t)
+	cfg := func(peer int) string {
+		return fmt.Sprintf("peers:\n  - moqt://127.0.0.1:%d?insecure=1\n", peer)
+	}
+	a := startGate(t, cfg(pb), "--listen", fmt.Sprintf("127.0.0.1:%d", pa))
+	b := startGate(t, cfg(pa), "--listen", fmt.Sprintf("127.0.0.1:%d", pb))
+	push := func(g *gate, path, size string) {
+		ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30", "-t", "40",
+			"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-f", "flv", g.RTMP+"/"+path)
+	}
+	// Published on A, watched on B.
+	push(a, "live/onA", "320x240")
+	b.waitBroadcast(t, ctx, "live/onA")
+	file, done := sub(t, ctx, b.MoQ, "live/onA", "--duration", "3s")
+	waitExit(t, done, 20*time.Second)
+	if p := ffprobe(t, file); len(p.Streams) != 1 || p.Streams[0].Width != 320 {
+		t.Fatalf("live/onA on B: %+v", p.Streams)
+	}
+	// The same path published on both nodes: each serves its own.
+	push(a, "live/both", "320x240")
+	a.waitBroadcast(t, ctx, "live/both")
+	time.Sleep(time.Second) // B learns of A's
+	push(b, "live/both", "640x360")
+	time.Sleep(2 * time.Second)
+	for _, tc := range []struct {
+		g     *gate
+		width int
+	}{{a, 320}, {b, 640}} {
+		file, done := sub(t, ctx, tc.g.MoQ, "live/both", "--duration", "3s")
+		waitExit(t, done, 20*time.Second)
+		if p := ffprobe(t, file); len(p.Streams) != 1 || p.Streams[0].Width != tc.width {
+			t.Fatalf("live/both on %s: %+v, want the local publisher's %d px", tc.g.Web, p.Streams, tc.width)
+		}
+	}
+	// No loop: A does not list live/onA as learnt from B, and B's own
+	// publisher was not taken over by A's announcement.
+	for _, bc := range a.broadcasts(t) {
+		if bc["path"] == "live/onA" && bc["publisher"] != nil && fmt.Sprint(bc["publisher"]) != "rtmp-client" {
+			t.Fatalf("A's own broadcast now comes from %v", bc["publisher"])
+		}
+	}
+}
