@@ -224,16 +224,18 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 	ingestCores, serverCores := cores("ingest-start", "ingest-end"), cores("window-start", "window-end")
 	v, k, a := rtmpLatSummary(res.Video), rtmpLatSummary(res.Key), rtmpLatSummary(res.Audio)
 
-	what := "moqgate only (load generator in a child process)"
-	if inProcess {
-		what = "moqgate + publisher + subscriber (in-process)"
-	}
 	b.Logf("video: %d/%d objects, latency %s; key frames: %s", len(res.Video), res.VideoSent, v, k)
 	if lg.Audio {
 		b.Logf("audio: %d/%d objects, latency %s", len(res.Audio), res.AudioSent, a)
 	}
-	b.Logf("no subscriber: %.3f Mbit/s in, %.1f ms CPU/s; with subscriber: %.3f Mbit/s in, %.1f ms CPU/s [%s]; load generator %.1f ms CPU/s",
-		ingestMbps, 1000*ingestCores, windowMbps, 1000*serverCores, what, 1000*res.LoadGenCPU.Seconds()/res.WindowWall.Seconds())
+	loadGenCores := res.LoadGenCPU.Seconds() / res.WindowWall.Seconds()
+	if inProcess {
+		b.Logf("CPU of moqgate + publisher + subscriber (in-process): no subscriber %.1f ms/s at %.3f Mbit/s in; with subscriber %.1f ms/s at %.3f Mbit/s in",
+			1000*ingestCores, ingestMbps, 1000*serverCores, windowMbps)
+	} else {
+		b.Logf("CPU of moqgate alone: no subscriber %.1f ms/s at %.3f Mbit/s in; with subscriber %.1f ms/s at %.3f Mbit/s in; load generator (child) %.1f ms/s",
+			1000*ingestCores, ingestMbps, 1000*serverCores, windowMbps, 1000*loadGenCores)
+	}
 	if res.BadObjects > 0 {
 		b.Errorf("%d objects without a readable send time", res.BadObjects)
 	}
@@ -251,7 +253,9 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 	b.ReportMetric(windowMbps, "Mbit/s")
 	b.ReportMetric(1000*ingestCores/ingestMbps, "ingest-cpu-ms/Mbit")
 	b.ReportMetric(1000*serverCores/windowMbps, "server-cpu-ms/Mbit")
-	b.ReportMetric(res.LoadGenCPU.Seconds()/res.WindowWall.Seconds(), "loadgen-cores")
+	if !inProcess {
+		b.ReportMetric(loadGenCores, "loadgen-cores")
+	}
 }
 
 // TestRTMPLatLoadGen is BenchmarkRTMPToMoQLatency's load generator when
@@ -365,22 +369,36 @@ func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) e
 	win := &rtmpLatWindow{}
 	win.start.Store(-1)
 	win.end.Store(-1)
-	pub := &rtmpLatPublisher{cfg: cfg, w: w, vt: vt, at: at, win: win}
+	pub := &rtmpLatPublisher{cfg: cfg, w: w, vt: vt, at: at, win: win, start: time.Now()}
+	pubCtx, pubCancel := context.WithCancel(ctx)
+	defer pubCancel()
 	pubErr := make(chan error, 1)
-	go func() { pubErr <- pub.run(ctx) }()
+	go func() { pubErr <- pub.run(pubCtx) }()
 	sleep := func(d time.Duration) error {
 		select {
 		case <-time.After(d):
 			return nil
 		case err := <-pubErr:
+			if err == nil {
+				err = errors.New("stopped")
+			}
 			return fmt.Errorf("publisher: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	// Windows start (and, lasting whole seconds, end) half-way between two
+	// key frames, so that each holds a whole number of GOPs.
+	warmup := func() error {
+		if err := sleep(cfg.Warmup); err != nil {
+			return err
+		}
+		since := time.Since(pub.start) + time.Second/2
+		return sleep(since.Truncate(time.Second) + time.Second - since)
+	}
 
 	// Window 1: no subscriber.
-	if err := sleep(cfg.Warmup); err != nil {
+	if err := warmup(); err != nil {
 		return err
 	}
 	emit("mark ingest-start")
@@ -398,9 +416,10 @@ func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) e
 	}
 	defer sess.Close()
 	sub := &rtmpLatSubscriber{win: win, first: make(chan struct{})}
+	subCtx, subCancel := context.WithCancel(ctx)
 	var readers sync.WaitGroup
 	defer readers.Wait()
-	defer cancel()
+	defer subCancel()
 	names := []string{"video"}
 	if cfg.Audio {
 		names = append(names, "audio")
@@ -410,7 +429,7 @@ func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) e
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", name, err)
 		}
-		readers.Go(func() { sub.read(ctx, s.Track, name == "video") })
+		readers.Go(func() { sub.read(subCtx, s.Track, name == "video") })
 	}
 	select {
 	case <-sub.first:
@@ -419,7 +438,7 @@ func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) e
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if err := sleep(cfg.Warmup); err != nil {
+	if err := warmup(); err != nil {
 		return err
 	}
 	cpu0 := rtmpLatSelfCPU()
@@ -437,8 +456,13 @@ func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) e
 	if err := sleep(time.Second); err != nil {
 		return err
 	}
-	cancel()
+	subCancel()
 	readers.Wait()
+	pubCancel()
+	if err := <-pubErr; err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+	rtmpLatCloseRTMP(c)
 
 	sub.mu.Lock()
 	res := rtmpLatResult{
@@ -457,6 +481,17 @@ func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) e
 	return nil
 }
 
+// rtmpLatCloseRTMP ends the publish like an encoder that stops: FIN, then
+// it waits (briefly) for the server to close. Closing with the server's
+// acknowledgements unread would reset the connection instead.
+func rtmpLatCloseRTMP(c *gortmplib.Client) {
+	nc := c.NetConn()
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.Copy(io.Discard, nc)
+	}
+}
+
 // rtmpLatWindow is the measured window (UnixNano; -1 before it is set).
 type rtmpLatWindow struct{ start, end atomic.Int64 }
 
@@ -472,6 +507,7 @@ type rtmpLatPublisher struct {
 	w      *gortmplib.Writer
 	vt, at *gortmplib.Track
 	win    *rtmpLatWindow
+	start  time.Time // of the schedule
 
 	videoSent, audioSent atomic.Int64 // in the window
 }
@@ -492,7 +528,7 @@ func (p *rtmpLatPublisher) run(ctx context.Context) error {
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	start := time.Now()
+	start := p.start
 	var vi, ai int
 	for {
 		vDue := start.Add(time.Duration(vi) * time.Second / time.Duration(fps))

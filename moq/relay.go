@@ -539,6 +539,8 @@ type TrackInfo struct {
 type BroadcastInfo struct {
 	Path      string      `json:"path"`
 	Live      bool        `json:"live"`
+	FromRelay bool        `json:"from_relay,omitempty"`
+	OnDemand  bool        `json:"on_demand,omitempty"`
 	Publisher string      `json:"publisher,omitempty"`
 	Since     time.Time   `json:"since"`
 	Tracks    []TrackInfo `json:"tracks"`
@@ -550,7 +552,7 @@ func (r *Relay) Broadcasts() []BroadcastInfo {
 	defer r.mu.Unlock()
 	out := make([]BroadcastInfo, 0, len(r.broadcasts))
 	for _, b := range r.broadcasts {
-		bi := BroadcastInfo{Path: b.path, Live: b.publisher != nil, Since: b.started}
+		bi := BroadcastInfo{Path: b.path, Live: b.publisher != nil, Since: b.started, FromRelay: b.fromRelay, OnDemand: b.onDemand}
 		if b.publisher != nil {
 			bi.Publisher = b.publisher.conn.RemoteAddr().String()
 		}

@@ -27,7 +27,10 @@ func ParsePath(path string) Namespace {
 }
 
 // Location is a (group, object) position in a track.
-type Location struct{ Group, Object uint64 }
+type Location struct {
+	Group  uint64 `json:"group"`
+	Object uint64 `json:"object"`
+}
 
 // Less orders locations.
 func (l Location) Less(o Location) bool {

@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/moqgate/moqgate/internal/config"
 	"github.com/moqgate/moqgate/internal/server"
@@ -32,30 +35,34 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 	}
-	cfg, err := config.Load(*cfgFile)
+	load := func() (*config.Config, error) {
+		cfg, err := config.Load(*cfgFile)
+		if err != nil {
+			return nil, err
+		}
+		// Flags override the file.
+		if *listen != "" {
+			cfg.Listen.Addr = *listen
+		}
+		if *rtmpAddr != "" {
+			cfg.RTMP.Addr = *rtmpAddr
+		}
+		if *webrtcUDP != "" {
+			cfg.WebRTC.UDP = *webrtcUDP
+		}
+		if len(upstreams) > 0 {
+			cfg.Upstreams = upstreams
+		}
+		if *jwtSecret != "" {
+			cfg.Auth.Mode, cfg.Auth.JWTSecretFile = config.AuthJWT, *jwtSecret
+		}
+		if *logLevel != "" {
+			cfg.Log.Level = *logLevel
+		}
+		return cfg, cfg.Validate()
+	}
+	cfg, err := load()
 	if err != nil {
-		return err
-	}
-	// Flags override the file.
-	if *listen != "" {
-		cfg.Listen.Addr = *listen
-	}
-	if *rtmpAddr != "" {
-		cfg.RTMP.Addr = *rtmpAddr
-	}
-	if *webrtcUDP != "" {
-		cfg.WebRTC.UDP = *webrtcUDP
-	}
-	if len(upstreams) > 0 {
-		cfg.Upstreams = upstreams
-	}
-	if *jwtSecret != "" {
-		cfg.Auth.Mode, cfg.Auth.JWTSecretFile = config.AuthJWT, *jwtSecret
-	}
-	if *logLevel != "" {
-		cfg.Log.Level = *logLevel
-	}
-	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.Log.SlogLevel())
@@ -63,5 +70,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads what can change live (auth keys, limits).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			cfg, err := load()
+			if err == nil {
+				err = srv.Reload(cfg)
+			}
+			if err != nil {
+				log.Error("reload failed; keeping the current configuration", "err", err)
+			}
+		}
+	}()
 	return srv.Run(ctx)
 }

@@ -18,15 +18,20 @@ type playlistSegment = playlist.MediaSegment
 const partHoldBackFactor = 3
 
 // fixedPartTarget chooses the PART-TARGET a stream keeps for its whole
-// life from what the first muxer generation produced. gohlslib recomputes
-// it on every part (the longest part in the window, rounded up to the
-// millisecond) and lets it change, which breaks Apple clients; its parts
-// are cut at the first sample past a duration that is fixed once the first
-// segment is complete, so the first window's value is a sound bound. It is
-// rounded up to 10 ms to absorb the millisecond jitter of RTMP timestamps.
-func fixedPartTarget(first time.Duration) time.Duration {
+// life. gohlslib recomputes it on every part (the longest part in the
+// window) and lets it change, which breaks Apple clients. Its parts are cut
+// at the first sample past a minimum duration that it raises until every
+// sample duration seen fits (and freezes with the first segment), so parts
+// run from that minimum to a frame more; H.264/H.265 DTS, which gohlslib
+// derives from the picture order count, make them vary a little more. The
+// target is the longest part of the first window, rounded up to 10 ms, but
+// at least part/0.85: regular parts of the configured length then still
+// meet the rule that parts (but the last of a segment) last at least 85 %
+// of PART-TARGET, and the target leaves room for a frame more.
+func fixedPartTarget(first, part time.Duration) time.Duration {
 	const step = 10 * time.Millisecond
-	return time.Duration(math.Ceil(float64(first)/float64(step))) * step
+	t := time.Duration(math.Ceil(float64(first)/float64(step))) * step
+	return max(t, (part*100/85).Truncate(time.Millisecond))
 }
 
 // mediaSnapshot is a media playlist of a generation at one moment.
@@ -73,7 +78,7 @@ func (st *stream) renderMedia(g *generation, id string, raw []byte) ([]byte, err
 	partTarget, targetDur, hist := st.partTarget, st.targetDur, st.history[id]
 	st.mu.Unlock()
 	if partTarget == 0 {
-		partTarget = fixedPartTarget(g.partTarget)
+		partTarget = fixedPartTarget(g.partTarget, st.srv.cfg.PartDuration)
 	}
 	if pl.PartInf != nil {
 		pl.PartInf.PartTarget = partTarget

@@ -389,8 +389,10 @@ func (st *stream) promote(g *generation) {
 		return // superseded meanwhile
 	}
 	if st.partTarget == 0 {
-		st.partTarget = fixedPartTarget(g.partTarget)
+		st.partTarget = fixedPartTarget(g.partTarget, st.srv.cfg.PartDuration)
 	} else if g.partTarget > st.partTarget {
+		// Rare (a frame rate far below the old one); players we know cope,
+		// changing PART-TARGET would not.
 		st.log.Warn("hls: parts of the new muxer are longer than PART-TARGET, which stays unchanged",
 			"part_target", st.partTarget, "parts", g.partTarget)
 	}

@@ -38,6 +38,13 @@ type Config struct {
 	HLS       HLS      `yaml:"hls"`
 	Limits    Limits   `yaml:"limits"`
 	Log       Log      `yaml:"log"`
+	Debug     Debug    `yaml:"debug"`
+}
+
+// Debug switches diagnostics on.
+type Debug struct {
+	// Pprof serves net/http/pprof under /debug/pprof/ on the web listener.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Listen is the web and MoQ listener: one address used on TCP (HTTP/HTTPS)

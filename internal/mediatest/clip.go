@@ -32,7 +32,7 @@ type Frame struct {
 // Clip is a demuxed fragmented-MP4 file.
 type Clip struct {
 	Tracks []media.TrackInfo
-	Frames []Frame        // in DTS order across tracks
+	Frames []Frame       // in DTS order across tracks
 	Length time.Duration // one loop
 	length map[string]int64
 }

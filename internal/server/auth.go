@@ -13,6 +13,8 @@ import (
 	"github.com/moqgate/moqgate/moq/wire"
 )
 
+func (s *Server) authorizer() *auth.Authorizer { return s.auth.Load() }
+
 // unauthorized is the code every MoQ *_ERROR registry uses for UNAUTHORIZED.
 const unauthorized = 0x1
 
@@ -20,7 +22,7 @@ const unauthorized = 0x1
 // request of every MoQ session, checked before anything is looked up so a
 // refusal does not tell whether the broadcast exists.
 func (s *Server) authorizeMoQ(sess *moq.Session, action, path string, params wire.Params) error {
-	if !s.auth.Enabled() || moq.IsLocal(sess.Conn()) {
+	if !s.authorizer().Enabled() || moq.IsLocal(sess.Conn()) {
 		// In-process adapters were authorized at their own edge.
 		return nil
 	}
@@ -28,7 +30,7 @@ func (s *Server) authorizeMoQ(sess *moq.Session, action, path string, params wir
 	if token == "" {
 		token = sess.AuthToken()
 	}
-	g, err := s.auth.Check(token, action, path)
+	g, err := s.authorizer().Check(token, action, path)
 	if err != nil {
 		s.metrics.authRefusals.WithLabelValues(sess.Conn().Protocol()).Inc()
 		s.log.Info("moq request refused", "action", action, "path", path,
@@ -58,7 +60,7 @@ func (w *expiringWriter) WriteFrame(track string, f media.Frame) error {
 
 // authorizePublish checks a token presented by an ingest adapter.
 func (s *Server) authorizePublish(ctx context.Context, proto, token, path, remote string) (*auth.Grant, error) {
-	g, err := s.auth.Check(token, auth.Publish, path)
+	g, err := s.authorizer().Check(token, auth.Publish, path)
 	if err != nil {
 		s.metrics.authRefusals.WithLabelValues(proto).Inc()
 		s.log.Info("publish refused", "protocol", proto, "path", path, "remote", remote, "reason", err)

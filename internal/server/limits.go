@@ -19,6 +19,13 @@ func newAdmission(total, perIP int) *admission {
 	return &admission{total: total, perIP: perIP, byIP: make(map[string]int)}
 }
 
+// setLimits changes the limits (SIGHUP); sessions already admitted stay.
+func (a *admission) setLimits(total, perIP int) {
+	a.mu.Lock()
+	a.total, a.perIP = total, perIP
+	a.mu.Unlock()
+}
+
 // admit reserves a session slot for remote; release frees it.
 func (a *admission) admit(remote net.Addr) (func(), error) {
 	ip := remote.String()

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moqgate/moqgate/egress/hls"
@@ -47,10 +48,11 @@ type Server struct {
 	rtmpSrv *rtmp.Server
 	// continuity lets a reconnecting publisher continue the timeline.
 	continuity *ingest.Continuity
-	auth       *auth.Authorizer
+	auth       atomic.Pointer[auth.Authorizer] // swapped on reload
 	hls        *hls.Server
 	metrics    *metrics
 	sessions   *admission
+	catalogs   *catalogWatcher
 }
 
 // New binds the listeners; Run serves them.
@@ -62,10 +64,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.certs = cm
-	s.auth, err = auth.New(cfg.Auth.Mode, cfg.Auth.JWTSecretFile)
+	a, err := auth.New(cfg.Auth.Mode, cfg.Auth.JWTSecretFile)
 	if err != nil {
 		return nil, err
 	}
+	s.auth.Store(a)
 	s.metrics = newMetrics(s)
 	s.sessions = newAdmission(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
 	s.relay = moq.NewRelay(moq.RelayConfig{
@@ -76,6 +79,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		GracePeriod:      cfg.RTMP.GracePeriod,
 		AllowTakeover:    cfg.RTMP.AllowTakeover,
 	})
+	s.catalogs = newCatalogWatcher(s.relay, log.With("component", "api"))
 	s.udp, err = net.ListenPacket("udp", cfg.Listen.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen UDP %s: %w", cfg.Listen.Addr, err)
@@ -145,28 +149,16 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /certificate.sha256", s.certs.Handler())
 	s.mux.Handle("OPTIONS /certificate.sha256", s.certs.Handler())
 	s.mux.Handle("/hls/", s.hls)
-	s.mux.HandleFunc("GET /api/broadcasts", s.apiBroadcasts)
-	s.mux.HandleFunc("GET /api/broadcasts/{path...}", s.apiBroadcast)
+	s.mux.HandleFunc("GET /api/broadcasts", s.apiBroadcastsHandler)
+	s.mux.HandleFunc("GET /api/broadcasts/{path...}", s.apiBroadcastHandler)
 	s.mux.Handle("GET /metrics", s.metrics.handler())
+	if s.cfg.Debug.Pprof {
+		s.pprofRoutes()
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok"))
 	})
 	s.mux.HandleFunc("GET /{$}", s.index)
-}
-
-func (s *Server) apiBroadcasts(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, map[string]any{"broadcasts": s.relay.Broadcasts()})
-}
-
-func (s *Server) apiBroadcast(w http.ResponseWriter, r *http.Request) {
-	path := strings.Trim(r.PathValue("path"), "/")
-	for _, b := range s.relay.Broadcasts() {
-		if b.Path == path {
-			writeJSON(w, b)
-			return
-		}
-	}
-	http.Error(w, "no such broadcast", http.StatusNotFound)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -227,6 +219,11 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		s.certs.Run(runCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.catalogs.run(runCtx)
 	}()
 	wg.Add(1)
 	go func() {
@@ -310,10 +307,10 @@ func (s *Server) Run(ctx context.Context) error {
 // authorizeHLS checks an LL-HLS request's token (?jwt=, which the
 // playlists carry on to every URI they name) when auth is on.
 func (s *Server) authorizeHLS(r *http.Request, path string) error {
-	if !s.auth.Enabled() {
+	if !s.authorizer().Enabled() {
 		return nil
 	}
-	_, err := s.auth.Check(r.URL.Query().Get("jwt"), auth.Subscribe, path)
+	_, err := s.authorizer().Check(r.URL.Query().Get("jwt"), auth.Subscribe, path)
 	return err
 }
 

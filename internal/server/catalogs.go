@@ -1,0 +1,220 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moqgate/moqgate/media"
+	"github.com/moqgate/moqgate/moq"
+)
+
+// catalogWatcher follows the catalog of every broadcast through an
+// in-process MoQ session, like any client would, so the API can tell
+// codecs and sizes; it also measures each track's bitrate once a second.
+type catalogWatcher struct {
+	relay *moq.Relay
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	entries map[string]*catalogEntry
+	rates   map[string]rate // path + "/" + track
+}
+
+type catalogEntry struct {
+	tracks []media.CatalogTrack
+	cancel context.CancelFunc
+}
+
+type rate struct {
+	bytes uint64
+	at    time.Time
+	bps   float64
+}
+
+func newCatalogWatcher(r *moq.Relay, log *slog.Logger) *catalogWatcher {
+	return &catalogWatcher{relay: r, log: log, entries: map[string]*catalogEntry{}, rates: map[string]rate{}}
+}
+
+func (w *catalogWatcher) run(ctx context.Context) {
+	sess, err := w.relay.ConnectLocalAs(ctx, "api", moq.Config{Logger: w.log}, moq.Config{})
+	if err != nil {
+		w.log.Warn("catalog watcher: cannot connect to the relay", "err", err)
+		return
+	}
+	defer sess.Close()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		w.poll(ctx, sess)
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (w *catalogWatcher) poll(ctx context.Context, sess *moq.Session) {
+	live := map[string]bool{}
+	now := time.Now()
+	for _, b := range w.relay.Broadcasts() {
+		if b.OnDemand {
+			continue // watching would keep an on-demand pull alive
+		}
+		live[b.Path] = true
+		w.mu.Lock()
+		for _, t := range b.Tracks {
+			key := b.Path + "/" + t.Name
+			prev, ok := w.rates[key]
+			r := rate{bytes: t.Bytes, at: now, bps: prev.bps}
+			if ok && t.Bytes >= prev.bytes && now.After(prev.at) {
+				r.bps = float64(t.Bytes-prev.bytes) * 8 / now.Sub(prev.at).Seconds()
+			}
+			w.rates[key] = r
+		}
+		_, watched := w.entries[b.Path]
+		if !watched {
+			cctx, cancel := context.WithCancel(ctx)
+			e := &catalogEntry{cancel: cancel}
+			w.entries[b.Path] = e
+			go w.follow(cctx, sess, b.Path, e)
+		}
+		w.mu.Unlock()
+	}
+	w.mu.Lock()
+	for p, e := range w.entries {
+		if !live[p] {
+			e.cancel()
+			delete(w.entries, p)
+		}
+	}
+	for k := range w.rates {
+		if !live[k[:max(0, strings.LastIndexByte(k, '/'))]] {
+			delete(w.rates, k)
+		}
+	}
+	w.mu.Unlock()
+}
+
+// follow reads every catalog version of a broadcast.
+func (w *catalogWatcher) follow(ctx context.Context, sess *moq.Session, path string, e *catalogEntry) {
+	sub, err := sess.Subscribe(ctx, moq.ParsePath(path), media.HangCatalogTrack, moq.SubscribeOptions{Priority: 255})
+	if err != nil {
+		return
+	}
+	defer sub.Unsubscribe()
+	rd := sub.Track.NewReader(true)
+	for {
+		g, err := rd.NextGroup(ctx)
+		if err != nil {
+			return
+		}
+		o, err := g.Next(ctx)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			continue
+		}
+		c, err := media.ParseHangCatalog(o.Payload)
+		if err != nil {
+			w.log.Debug("catalog watcher: unreadable catalog", "path", path, "err", err)
+			continue
+		}
+		w.mu.Lock()
+		e.tracks = c.MediaTracks()
+		w.mu.Unlock()
+	}
+}
+
+// apiTrack is one track in the API.
+type apiTrack struct {
+	Name        string         `json:"name"`
+	Kind        string         `json:"kind,omitempty"`
+	Codec       string         `json:"codec,omitempty"`
+	Width       int            `json:"width,omitempty"`
+	Height      int            `json:"height,omitempty"`
+	SampleRate  int            `json:"sample_rate,omitempty"`
+	Channels    int            `json:"channels,omitempty"`
+	Bitrate     int            `json:"bitrate,omitempty"` // from the catalog
+	Measured    int            `json:"measured_bitrate,omitempty"`
+	Subscribers map[string]int `json:"subscribers"`
+	Objects     uint64         `json:"objects,omitempty"`
+	CacheBytes  int            `json:"cache_bytes,omitempty"`
+	Largest     *moq.Location  `json:"largest,omitempty"`
+}
+
+type apiBroadcast struct {
+	Path      string     `json:"path"`
+	Live      bool       `json:"live"`
+	Publisher string     `json:"publisher,omitempty"`
+	FromRelay bool       `json:"from_relay,omitempty"`
+	Since     time.Time  `json:"since"`
+	Tracks    []apiTrack `json:"tracks"`
+}
+
+// broadcasts merges the relay's view with the catalogs and rates.
+func (w *catalogWatcher) broadcasts() []apiBroadcast {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []apiBroadcast
+	for _, b := range w.relay.Broadcasts() {
+		ab := apiBroadcast{Path: b.Path, Live: b.Live, Publisher: b.Publisher, FromRelay: b.FromRelay, Since: b.Since, Tracks: []apiTrack{}}
+		byName := map[string]*apiTrack{}
+		if e := w.entries[b.Path]; e != nil {
+			for _, ct := range e.tracks {
+				ab.Tracks = append(ab.Tracks, apiTrack{Name: ct.Name, Subscribers: map[string]int{}})
+				t := &ab.Tracks[len(ab.Tracks)-1]
+				t.Kind, t.Codec, t.Width, t.Height = string(ct.Kind), ct.Codec, ct.Width, ct.Height
+				t.SampleRate, t.Channels, t.Bitrate = ct.SampleRate, ct.Channels, ct.Bitrate
+			}
+		}
+		for i := range ab.Tracks {
+			byName[ab.Tracks[i].Name] = &ab.Tracks[i]
+		}
+		for _, rt := range b.Tracks {
+			t := byName[rt.Name]
+			if t == nil {
+				ab.Tracks = append(ab.Tracks, apiTrack{Name: rt.Name, Subscribers: map[string]int{}})
+				t = &ab.Tracks[len(ab.Tracks)-1]
+				byName = map[string]*apiTrack{}
+				for i := range ab.Tracks {
+					byName[ab.Tracks[i].Name] = &ab.Tracks[i]
+				}
+			}
+			for p, n := range rt.Subscribers {
+				if p != "api" { // our own catalog watcher is not a viewer
+					t.Subscribers[p] = n
+				}
+			}
+			t.Objects, t.CacheBytes, t.Largest = rt.Objects, rt.CacheBytes, rt.Largest
+			if r, ok := w.rates[b.Path+"/"+rt.Name]; ok {
+				t.Measured = int(r.bps)
+			}
+		}
+		sort.Slice(ab.Tracks, func(i, j int) bool { return ab.Tracks[i].Name < ab.Tracks[j].Name })
+		out = append(out, ab)
+	}
+	return out
+}
+
+func (s *Server) apiBroadcastsHandler(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]any{"broadcasts": s.catalogs.broadcasts()})
+}
+
+func (s *Server) apiBroadcastHandler(w http.ResponseWriter, r *http.Request) {
+	path := strings.Trim(r.PathValue("path"), "/")
+	for _, b := range s.catalogs.broadcasts() {
+		if b.Path == path {
+			writeJSON(w, b)
+			return
+		}
+	}
+	http.Error(w, "no such broadcast", http.StatusNotFound)
+}

@@ -1,0 +1,36 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/pprof"
+
+	"github.com/moqgate/moqgate/internal/auth"
+	"github.com/moqgate/moqgate/internal/config"
+)
+
+// Reload applies what can change without a restart (SIGHUP): the auth
+// mode and secret, and the session limits. Listeners, caches and
+// adapters keep their settings until the next start.
+func (s *Server) Reload(cfg *config.Config) error {
+	a, err := auth.New(cfg.Auth.Mode, cfg.Auth.JWTSecretFile)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	s.auth.Store(a)
+	s.sessions.setLimits(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
+	s.log.Info("configuration reloaded", "auth", cfg.Auth.Mode,
+		"sessions_total", cfg.Limits.SessionsTotal, "sessions_per_ip", cfg.Limits.SessionsPerIP)
+	return nil
+}
+
+// pprofRoutes mounts net/http/pprof (debug.pprof in the config).
+func (s *Server) pprofRoutes() {
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}
+
+var _ http.HandlerFunc = pprof.Index
