@@ -232,7 +232,7 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("moq listener: %w", err)
 		}
 	}()
-	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: s.cfg.Limits.HandshakeTimeout, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
