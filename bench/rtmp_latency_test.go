@@ -44,6 +44,8 @@ const (
 	rtmpLatEnvWarmup = "MOQGATE_BENCH_RTMPLAT_WARMUP"
 	// rtmpLatEnvAudio=0 publishes video only (default: video + AAC).
 	rtmpLatEnvAudio = "MOQGATE_BENCH_RTMPLAT_AUDIO"
+	// rtmpLatEnvBitrate is the video bit rate in bit/s (default 2000000).
+	rtmpLatEnvBitrate = "MOQGATE_BENCH_RTMPLAT_BITRATE"
 	// rtmpLatEnvInProcess=1 runs the publisher and the subscriber in the
 	// benchmark's own process instead of a child: the CPU figures then
 	// include them.
@@ -117,7 +119,7 @@ type rtmpLatResult struct {
 // moqgate runs in-process (server.New on 127.0.0.1, ephemeral ports, the
 // default configuration). A load generator, by default a child process
 // (this test binary re-executed), publishes a synthetic H.264 stream
-// (1280x720, 30 fps, 2 Mbit/s, a key frame every second at 6x the average
+// (1280x720, 30 fps, 2 Mbit/s by default, a key frame every second at 6x the average
 // frame) plus AAC (128 kbit/s) with gortmplib's client, and subscribes to
 // "video" and "audio" over raw QUIC (moq.Dial, certificate not verified).
 // Each access unit carries its send time (UnixNano, taken right before the
@@ -175,6 +177,13 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 		Warmup:       warmup,
 		IngestWindow: min(window, 5*time.Second),
 		Window:       window,
+	}
+	if v := os.Getenv(rtmpLatEnvBitrate); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 100_000 || n > 100_000_000 {
+			b.Fatalf("%s: bad bit rate %q (100000..100000000)", rtmpLatEnvBitrate, v)
+		}
+		lg.VideoBitrate = n
 	}
 	inProcess := os.Getenv(rtmpLatEnvInProcess) == "1"
 
