@@ -637,17 +637,7 @@ func (r *Relay) ConnectLocalAs(ctx context.Context, proto string, cfg Config, se
 func (r *Relay) LocalStats() map[string]TransportStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := map[string]TransportStats{}
-	for p, t := range r.localClosed {
-		out[p] = *t
-	}
-	for s := range r.local {
-		t := out[s.conn.Protocol()]
-		t.Sessions++
-		t.add(s)
-		out[s.conn.Protocol()] = t
-	}
-	return out
+	return mergeStats(r.localClosed, r.local)
 }
 
 // CacheBytes returns the payload bytes cached over all tracks.

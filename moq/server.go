@@ -234,11 +234,16 @@ func (t *TransportStats) add(s *Session) {
 func (srv *Server) Stats() map[string]TransportStats {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
+	return mergeStats(srv.closed, srv.sessions)
+}
+
+// mergeStats adds the live sessions' counters to the ended ones'.
+func mergeStats(closed map[string]*TransportStats, live map[*Session]struct{}) map[string]TransportStats {
 	out := map[string]TransportStats{}
-	for p, t := range srv.closed {
+	for p, t := range closed {
 		out[p] = *t
 	}
-	for s := range srv.sessions {
+	for s := range live {
 		t := out[s.conn.Protocol()]
 		t.Sessions++
 		t.add(s)
