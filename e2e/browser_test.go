@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 type watchResult struct {
 	OK              bool                `json:"ok"`
 	Reason          string              `json:"reason"`
+	ALPN            string              `json:"alpn"`
+	Version         string              `json:"version"`
 	Codec           string              `json:"codec"`
 	DecodedAdvances int                 `json:"decodedAdvances"`
 	DecodedSpanMs   float64             `json:"decodedSpanMs"`
@@ -26,7 +29,8 @@ type watchResult struct {
 // TestMoQWatchPlaysRTMP: ffmpeg pushes RTMP into moqgate; @moq/watch (an
 // independent MoQ player) in headless Chromium finds the broadcast by
 // discovery, opens WebTransport with the pinned certificate hash, and
-// decodes and renders advancing video.
+// decodes and renders advancing video. It offers moqt-19..moqt-15 (and
+// moq-lite), so moqgate selects moqt-16 and the two speak draft-16.
 func TestMoQWatchPlaysRTMP(t *testing.T) {
 	browsertest.RequirePeer(t, browsertest.PeerChromium)
 	for _, tc := range []struct{ name, bframes, extra string }{
@@ -42,15 +46,23 @@ func TestMoQWatchPlaysRTMP(t *testing.T) {
 				"-t", "60", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", tc.bframes,
 				"-c:a", "aac", "-f", "flv", g.RTMP+"/live/test")
 			g.waitBroadcast(t, ctx, "live/test")
-			base := browsertest.Serve(t, nil)
-			page := base + "/watch.html?url=" + url.QueryEscape(g.Web+"/") + "&name=live/test&timeout=30000" + tc.extra
-			raw, err := browsertest.RunPage(t, ctx, page, browsertest.PageOptions{Timeout: 40 * time.Second})
+			// The page as it is in web/pages, even if web/dist is older.
+			page, err := os.ReadFile("../web/pages/watch.html")
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := browsertest.Serve(t, map[string]string{"/watch.html": string(page)})
+			pageURL := base + "/watch.html?url=" + url.QueryEscape(g.Web+"/") + "&name=live/test&timeout=30000" + tc.extra
+			raw, err := browsertest.RunPage(t, ctx, pageURL, browsertest.PageOptions{Timeout: 40 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r := browsertest.Decode[watchResult](t, raw)
 			if !r.OK {
 				t.Fatalf("@moq/watch did not play: %s (%s)", r.Reason, raw)
+			}
+			if r.ALPN != "moqt-16" || r.Version != "moq-transport-16" {
+				t.Fatalf("@moq/watch negotiated %q and speaks %q, want moqt-16 / moq-transport-16", r.ALPN, r.Version)
 			}
 			t.Logf("@moq/watch: codec %s, %d decoded frames over %.0f ms, %d rendered, %d pixel changes, first frame after %.0f ms",
 				r.Codec, r.DecodedAdvances, r.DecodedSpanMs, r.RenderedAdv, r.PixelChanges, r.FirstFrameMs)

@@ -7,16 +7,20 @@ import (
 )
 
 // TestRTMPToMoQ: ffmpeg pushes H.264/AAC over RTMP, `moqgate sub` records
-// the MoQ broadcast, ffprobe checks what came out.
+// the MoQ broadcast (draft-14, and draft-16 with --draft 16), ffprobe
+// checks what came out.
 func TestRTMPToMoQ(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		bframes string
 		url     func(g *gate) string
+		args    []string
 	}{
-		{"no-bframes-quic", "0", func(g *gate) string { return g.MoQ }},
-		{"bframes-quic", "2", func(g *gate) string { return g.MoQ }},
-		{"bframes-webtransport", "2", func(g *gate) string { return g.WT }},
+		{"no-bframes-quic", "0", func(g *gate) string { return g.MoQ }, nil},
+		{"bframes-quic", "2", func(g *gate) string { return g.MoQ }, nil},
+		{"bframes-webtransport", "2", func(g *gate) string { return g.WT }, nil},
+		{"bframes-quic-draft16", "2", func(g *gate) string { return g.MoQ }, []string{"--draft", "16"}},
+		{"bframes-webtransport-draft16", "2", func(g *gate) string { return g.WT }, []string{"--draft", "16"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -28,7 +32,7 @@ func TestRTMPToMoQ(t *testing.T) {
 				"-t", "6", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", tc.bframes,
 				"-c:a", "aac", "-f", "flv", g.RTMP+"/live/test")
 			g.waitBroadcast(t, ctx, "live/test")
-			file, done := sub(t, ctx, tc.url(g), "live/test")
+			file, done := sub(t, ctx, tc.url(g), "live/test", tc.args...)
 			// The broadcast ends after ffmpeg stops and the grace period:
 			// sub then sees PUBLISH_DONE and exits by itself.
 			waitExit(t, done, 20*time.Second)

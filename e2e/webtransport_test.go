@@ -13,8 +13,9 @@ import (
 
 // TestBrowserRawWebTransport: a small draft-14 subscriber written in
 // JavaScript runs in headless Chromium: it fetches /certificate.sha256,
-// opens WebTransport to moqgate with the hash pinned, completes
-// CLIENT_SETUP/SERVER_SETUP and receives the objects a Go publisher sends.
+// opens WebTransport to moqgate with the hash pinned (offering moq-00, then
+// moqt-16: moqgate must select moq-00), completes CLIENT_SETUP/SERVER_SETUP
+// and receives the objects a Go publisher sends.
 func TestBrowserRawWebTransport(t *testing.T) {
 	browsertest.RequirePeer(t, browsertest.PeerChromium)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -68,8 +69,10 @@ func TestBrowserRawWebTransport(t *testing.T) {
 		Expires      int     `json:"expires"`
 		Objects      []obj   `json:"objects"`
 	}](t, raw)
+	// moqgate selects the first protocol of the client's it speaks (see
+	// moq.TestProtocolSelection; moqt-16 when offered first).
 	if r.Protocol == nil || *r.Protocol != "moq-00" {
-		t.Errorf("WebTransport protocol %v, want moq-00 (offered moqt-16, moq-00)", r.Protocol)
+		t.Errorf("WebTransport protocol %v, want moq-00 (offered moq-00, moqt-16)", r.Protocol)
 	}
 	if r.Version != "0xff00000e" || r.MaxRequestID == 0 || r.Expires != 0 {
 		t.Errorf("setup: version %s, MAX_REQUEST_ID %d, expires %d", r.Version, r.MaxRequestID, r.Expires)

@@ -49,11 +49,22 @@ type Stream interface {
 	ReceiveStream
 }
 
+// ApplicationProtocol returns the protocol negotiated for c: the TLS ALPN of
+// a raw QUIC connection, the WebTransport protocol of a WebTransport
+// session ("" if none was selected), "" for other transports. It names the
+// MoQ Transport version (see wire.CodecForProtocol).
+func ApplicationProtocol(c Conn) string {
+	if p, ok := c.(interface{ ApplicationProtocol() string }); ok {
+		return p.ApplicationProtocol()
+	}
+	return ""
+}
+
 // ---- raw QUIC ----
 
 type quicConn struct{ c *quic.Conn }
 
-// NewQUICConn wraps a quic-go connection (ALPN moq-00).
+// NewQUICConn wraps a quic-go connection (ALPN moq-00 or moqt-16).
 func NewQUICConn(c *quic.Conn) Conn { return quicConn{c} }
 
 func (q quicConn) OpenStreamSync(ctx context.Context) (Stream, error) {
@@ -98,6 +109,9 @@ func (q quicConn) CloseWithError(code uint64, reason string) error {
 func (q quicConn) Context() context.Context { return q.c.Context() }
 func (q quicConn) RemoteAddr() net.Addr     { return q.c.RemoteAddr() }
 func (q quicConn) Protocol() string         { return "quic" }
+func (q quicConn) ApplicationProtocol() string {
+	return q.c.ConnectionState().TLS.NegotiatedProtocol
+}
 
 type quicStream struct{ s *quic.Stream }
 
@@ -174,6 +188,9 @@ func (w wtConn) CloseWithError(code uint64, reason string) error {
 func (w wtConn) Context() context.Context { return w.s.Context() }
 func (w wtConn) RemoteAddr() net.Addr     { return w.s.RemoteAddr() }
 func (w wtConn) Protocol() string         { return "webtransport" }
+func (w wtConn) ApplicationProtocol() string {
+	return w.s.SessionState().ApplicationProtocol
+}
 
 type wtStream struct{ s *webtransport.Stream }
 

@@ -1,9 +1,10 @@
 package moq
 
-// Interop tests against an independent MoQ Transport draft-14 peer:
-// github.com/Eyevinn/moqtransport (see ../shared/INTEROP.md). Both ends are
-// the real implementations over real loopback QUIC, raw (ALPN moq-00) and
-// WebTransport (with and without the moq-00 subprotocol). Set
+// Interop tests against an independent MoQ Transport draft-14 and draft-16
+// peer: github.com/Eyevinn/moqtransport (see ../shared/INTEROP.md). Both
+// ends are the real implementations over real loopback QUIC, raw (ALPN
+// moq-00 or moqt-16) and WebTransport (with and without the moq-00
+// subprotocol, and with moqt-16). Set
 // MOQ_TEST_LOG=1 for moqgate's logs and MOQ_LOG_LEVEL=debug for Eyevinn's.
 
 import (
@@ -28,9 +29,10 @@ import (
 
 // eyTransport is one way of reaching moqgate from the Eyevinn client.
 type eyTransport struct {
-	name   string
-	scheme string   // of the moqgate peers' URL: moqt (raw QUIC) or https (WebTransport)
-	protos []string // WebTransport subprotocols the Eyevinn client offers
+	name    string
+	scheme  string   // of the moqgate peers' URL: moqt (raw QUIC) or https (WebTransport)
+	protos  []string // WebTransport subprotocols the Eyevinn client offers
+	draft16 bool     // the Eyevinn client speaks draft-16 (moqt-16)
 }
 
 var eyTransports = []eyTransport{
@@ -39,6 +41,19 @@ var eyTransports = []eyTransport{
 	// No subprotocol offered: moqgate selects none and both sides negotiate
 	// draft-14 in CLIENT_SETUP/SERVER_SETUP.
 	{name: "webtransport-noproto", scheme: "https"},
+}
+
+// eyTransports16 have the Eyevinn client speak draft-16 (Eyevinn picks the
+// version from the negotiated ALPN / WebTransport protocol). The moqgate
+// peers on the other side of the relay stay draft-14, so these are
+// cross-draft tests too. Eyevinn v0.9.0's draft-16 covers setup,
+// PUBLISH_NAMESPACE, SUBSCRIBE/SUBSCRIBE_OK/REQUEST_ERROR, PUBLISH_DONE and
+// the data streams; it still sends SUBSCRIBE_NAMESPACE on the control
+// stream and FETCH in draft-14's layout, which a draft-16 peer must refuse,
+// so the namespace and fetch tests run over eyTransports only.
+var eyTransports16 = []eyTransport{
+	{name: "quic-draft16", scheme: "moqt", draft16: true},
+	{name: "webtransport-draft16", scheme: "https", protos: []string{ALPN16}, draft16: true},
 }
 
 func (tr eyTransport) url(addr string) string { return tr.scheme + "://" + addr + "/" }
@@ -98,6 +113,9 @@ func dialEyevinn(t *testing.T, ctx context.Context, addr string, tr eyTransport,
 	switch tr.scheme {
 	case "moqt":
 		tlsConf.NextProtos = []string{ALPN14}
+		if tr.draft16 {
+			tlsConf.NextProtos = []string{ALPN16}
+		}
 		qc, err := quic.DialAddr(ctx, addr, tlsConf, &quic.Config{EnableDatagrams: true, MaxIdleTimeout: 30 * time.Second})
 		if err != nil {
 			t.Fatalf("eyevinn: quic dial: %v", err)
@@ -139,6 +157,9 @@ func dialEyevinn(t *testing.T, ctx context.Context, addr string, tr eyTransport,
 	want := ""
 	if tr.scheme == "moqt" || len(tr.protos) > 0 {
 		want = ALPN14
+	}
+	if tr.draft16 {
+		want = ALPN16
 	}
 	if got := conn.NegotiatedALPN(); got != want {
 		t.Fatalf("negotiated protocol %q, want %q", got, want)
@@ -277,7 +298,7 @@ type eySubscribe struct {
 }
 
 func TestEyevinnPublisherToMoqgateSubscribers(t *testing.T) {
-	for _, tr := range eyTransports {
+	for _, tr := range append(eyTransports, eyTransports16...) {
 		t.Run(tr.name, func(t *testing.T) { testEyevinnPublisher(t, tr) })
 	}
 }
@@ -492,7 +513,7 @@ func testEyevinnPublisher(t *testing.T, tr eyTransport) {
 // ---- 2. moqgate publisher -> relay -> Eyevinn subscriber ----
 
 func TestEyevinnSubscriberFromMoqgatePublisher(t *testing.T) {
-	for _, tr := range eyTransports {
+	for _, tr := range append(eyTransports, eyTransports16...) {
 		t.Run(tr.name, func(t *testing.T) { testEyevinnSubscriber(t, tr) })
 	}
 }
@@ -517,7 +538,13 @@ func testEyevinnSubscriber(t *testing.T, tr eyTransport) {
 	if rt.Expires() != 0 {
 		t.Fatalf("SUBSCRIBE_OK expires %v, want 0", rt.Expires())
 	}
-	if rt.GroupOrder() != moqtransport.GroupOrderAscending {
+	// Draft-16's SUBSCRIBE_OK has no group order (a Track Extension says
+	// the publisher's, when not the default, ascending).
+	if want := moqtransport.GroupOrderAscending; tr.draft16 {
+		if rt.GroupOrder() != moqtransport.GroupOrderNone {
+			t.Fatalf("draft-16 SUBSCRIBE_OK group order %v, want none", rt.GroupOrder())
+		}
+	} else if rt.GroupOrder() != want {
 		t.Fatalf("SUBSCRIBE_OK group order %v, want ascending", rt.GroupOrder())
 	}
 	if l, ok := rt.LargestLocation(); !ok || l != (moqtransport.Location{Group: 1, Object: perGroup - 1}) {

@@ -33,13 +33,17 @@ func InPrefixForm(path string, prefix Namespace) Namespace {
 }
 
 // PublishNamespace announces a namespace to the peer and waits for its
-// PUBLISH_NAMESPACE_OK.
+// PUBLISH_NAMESPACE_OK. Under a draft-16 namespace subscription of the
+// peer it is a NAMESPACE on that subscription's stream instead (no reply).
 func (s *Session) PublishNamespace(ctx context.Context, ns Namespace) error {
 	return s.PublishNamespaceParams(ctx, ns, nil)
 }
 
 // PublishNamespaceParams is PublishNamespace with request parameters.
 func (s *Session) PublishNamespaceParams(ctx context.Context, ns Namespace, params wire.Params) error {
+	if n := s.nsStreamFor(ns); n != nil {
+		return n.announce(ns, true)
+	}
 	id, err := s.allocRequestID(ctx)
 	if err != nil {
 		return err
@@ -70,12 +74,15 @@ func (s *Session) PublishNamespaceParams(ctx context.Context, ns Namespace, para
 // PublishNamespaceDone withdraws a namespace announced with
 // PublishNamespace.
 func (s *Session) PublishNamespaceDone(ns Namespace) {
+	if n := s.nsStreamFor(ns); n != nil && n.announce(ns, false) == nil {
+		return
+	}
 	s.mu.Lock()
-	_, ok := s.announcedOut[ns.Path()]
+	id, ok := s.announcedOut[ns.Path()]
 	delete(s.announcedOut, ns.Path())
 	s.mu.Unlock()
 	if ok && s.ctx.Err() == nil {
-		s.send(&wire.PublishNamespaceDone{Namespace: ns})
+		s.send(&wire.PublishNamespaceDone{Namespace: ns, RequestID: id})
 	}
 }
 
@@ -99,6 +106,7 @@ func (s *Session) onPublishNamespace(m *wire.PublishNamespace) error {
 		}
 		s.mu.Lock()
 		s.announcedIn[ns.Path()] = ns
+		s.announcedInReq[m.RequestID] = ns.Path()
 		s.mu.Unlock()
 		s.sendOrClose(&wire.PublishNamespaceOK{RequestID: m.RequestID})
 		s.notifyNamespace(ns, true)
@@ -107,10 +115,23 @@ func (s *Session) onPublishNamespace(m *wire.PublishNamespace) error {
 }
 
 func (s *Session) onPublishNamespaceDone(m *wire.PublishNamespaceDone) {
-	ns := Namespace(m.Namespace)
 	s.mu.Lock()
-	_, ok := s.announcedIn[ns.Path()]
-	delete(s.announcedIn, ns.Path())
+	// Draft-14 names the namespace, draft-16 the PUBLISH_NAMESPACE.
+	path, byID := s.announcedInReq[m.RequestID]
+	if m.Namespace != nil {
+		path = Namespace(m.Namespace).Path()
+		byID = false
+		for id, p := range s.announcedInReq {
+			if p == path {
+				delete(s.announcedInReq, id)
+			}
+		}
+	}
+	if byID {
+		delete(s.announcedInReq, m.RequestID)
+	}
+	ns, ok := s.announcedIn[path]
+	delete(s.announcedIn, path)
 	s.mu.Unlock()
 	if !ok {
 		return
@@ -123,10 +144,18 @@ func (s *Session) onPublishNamespaceDone(m *wire.PublishNamespaceDone) {
 }
 
 func (s *Session) onPublishNamespaceCancel(m *wire.PublishNamespaceCancel) {
+	path := Namespace(m.Namespace).Path()
 	s.mu.Lock()
-	delete(s.announcedOut, Namespace(m.Namespace).Path())
+	if m.Namespace == nil { // draft-16: by request ID
+		for p, id := range s.announcedOut {
+			if id == m.RequestID {
+				path = p
+			}
+		}
+	}
+	delete(s.announcedOut, path)
 	s.mu.Unlock()
-	s.log.Info("peer cancelled our namespace", "ns", Namespace(m.Namespace).Path(), "code", m.ErrorCode, "reason", m.Reason)
+	s.log.Info("peer cancelled our namespace", "ns", path, "code", m.ErrorCode, "reason", m.Reason)
 }
 
 // AnnouncedByPeer returns the namespaces the peer has announced.
@@ -156,6 +185,8 @@ type NamespaceSubscription struct {
 	events chan NamespaceEvent
 	once   sync.Once
 	done   chan struct{}
+	// stream carries the subscription in draft-16 (nil in draft-14).
+	stream Stream
 }
 
 // Events delivers announcements; it is closed when the subscription ends.
@@ -170,13 +201,16 @@ func (n *NamespaceSubscription) close() {
 	})
 }
 
-// Close sends UNSUBSCRIBE_NAMESPACE.
+// Close sends UNSUBSCRIBE_NAMESPACE (draft-16: closes its stream).
 func (n *NamespaceSubscription) Close() {
 	n.s.mu.Lock()
 	_, ok := n.s.nsSubsOut[n.id]
 	delete(n.s.nsSubsOut, n.id)
 	n.s.mu.Unlock()
-	if ok && n.s.ctx.Err() == nil {
+	if n.stream != nil {
+		n.stream.Close()
+		n.stream.CancelRead(wire.ResetCancelled)
+	} else if ok && n.s.ctx.Err() == nil {
 		n.s.send(&wire.UnsubscribeNamespace{Prefix: n.Prefix})
 	}
 	n.close()
@@ -185,6 +219,9 @@ func (n *NamespaceSubscription) Close() {
 // SubscribeNamespace asks the peer for PUBLISH_NAMESPACE of every
 // namespace under prefix.
 func (s *Session) SubscribeNamespace(ctx context.Context, prefix Namespace) (*NamespaceSubscription, error) {
+	if s.codec.Features().NamespaceStreams {
+		return s.subscribeNamespaceStream(ctx, prefix)
+	}
 	id, err := s.allocRequestID(ctx)
 	if err != nil {
 		return nil, err
@@ -239,12 +276,24 @@ func (s *Session) notifyNamespace(ns Namespace, active bool) {
 	}
 }
 
-func (s *Session) onSubscribeNamespace(m *wire.SubscribeNamespace) error {
+// onSubscribeNamespace serves a namespace subscription; in draft-16 it came
+// on its own stream n, which carries the reply and the announcements.
+func (s *Session) onSubscribeNamespace(m *wire.SubscribeNamespace, n *nsStreamIn) error {
 	if err := s.checkPeerRequestID(m.RequestID); err != nil {
 		return err
 	}
 	prefix := Namespace(m.Prefix)
 	path := prefix.Path()
+	reply := s.sendOrClose
+	if n != nil {
+		reply = n.reply
+	}
+	if m.NoNamespaces {
+		// Only PUBLISH wanted: the relay does not push tracks.
+		reply(&wire.SubscribeNamespaceError{RequestID: m.RequestID, ErrorCode: wire.SubscribeNamespaceErrorNotSupported, Reason: "PUBLISH for namespace subscriptions is not supported"})
+		s.peerRequestDone()
+		return nil
+	}
 	s.mu.Lock()
 	overlap := false
 	for p := range s.nsSubsIn {
@@ -254,10 +303,13 @@ func (s *Session) onSubscribeNamespace(m *wire.SubscribeNamespace) error {
 	}
 	if !overlap {
 		s.nsSubsIn[path] = prefix
+		if n != nil {
+			s.nsStreamsIn[path] = n
+		}
 	}
 	s.mu.Unlock()
 	if overlap {
-		s.sendOrClose(&wire.SubscribeNamespaceError{RequestID: m.RequestID, ErrorCode: wire.SubscribeNamespaceErrorNamespacePrefixOverlap, Reason: "prefix overlaps an earlier one"})
+		reply(&wire.SubscribeNamespaceError{RequestID: m.RequestID, ErrorCode: wire.SubscribeNamespaceErrorNamespacePrefixOverlap, Reason: "prefix overlaps an earlier one"})
 		s.peerRequestDone()
 		return nil
 	}
@@ -270,14 +322,17 @@ func (s *Session) onSubscribeNamespace(m *wire.SubscribeNamespace) error {
 		if err != nil {
 			s.mu.Lock()
 			delete(s.nsSubsIn, path)
+			if n != nil && s.nsStreamsIn[path] == n {
+				delete(s.nsStreamsIn, path)
+			}
 			s.mu.Unlock()
 			code, reason := refusal(err, wire.SubscribeNamespaceErrorNamespacePrefixUnknown)
-			s.sendOrClose(&wire.SubscribeNamespaceError{RequestID: m.RequestID, ErrorCode: code, Reason: reason})
+			reply(&wire.SubscribeNamespaceError{RequestID: m.RequestID, ErrorCode: code, Reason: reason})
 			s.peerRequestDone()
 			return
 		}
 		// Announcements only after the OK: @moq/watch waits for it.
-		s.sendOrClose(&wire.SubscribeNamespaceOK{RequestID: m.RequestID})
+		reply(&wire.SubscribeNamespaceOK{RequestID: m.RequestID})
 		if after != nil {
 			after()
 		}
@@ -297,10 +352,15 @@ func (s *Session) NamespaceSubscribers() []Namespace {
 }
 
 func (s *Session) onUnsubscribeNamespace(m *wire.UnsubscribeNamespace) {
-	prefix := Namespace(m.Prefix)
+	s.unsubscribeNamespace(Namespace(m.Prefix).Path())
+}
+
+// unsubscribeNamespace ends the peer's namespace subscription of prefix path.
+func (s *Session) unsubscribeNamespace(path string) {
 	s.mu.Lock()
-	orig, ok := s.nsSubsIn[prefix.Path()]
-	delete(s.nsSubsIn, prefix.Path())
+	orig, ok := s.nsSubsIn[path]
+	delete(s.nsSubsIn, path)
+	delete(s.nsStreamsIn, path)
 	s.mu.Unlock()
 	if !ok {
 		return

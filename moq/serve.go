@@ -133,28 +133,55 @@ func (s *Session) onSubscribeUpdate(m *wire.SubscribeUpdate) error {
 	if err := s.checkPeerRequestID(m.RequestID); err != nil {
 		return err
 	}
-	// SUBSCRIBE_UPDATE has no response; its request ID is used up at once.
+	// The update's request ID is used up at once: nothing stays open.
 	defer s.peerRequestDone()
+	// Draft-16 answers updates (REQUEST_OK/REQUEST_ERROR) and lets the
+	// start move backwards; draft-14 does neither.
+	replies := s.codec.Features().UpdateReplies
 	s.mu.Lock()
 	ss := s.subsIn[m.SubscriptionRequestID]
 	s.mu.Unlock()
 	if ss == nil {
-		return nil // the subscription may have just ended
+		// The subscription may have just ended.
+		if replies {
+			s.sendOrClose(&wire.SubscribeUpdateError{RequestID: m.RequestID,
+				ErrorCode: wire.SubscribeErrorTrackDoesNotExist, Reason: "no such subscription"})
+		}
+		return nil
 	}
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	start := Location(m.Start)
-	if start.Less(ss.start) {
-		return protocolViolation("SUBSCRIBE_UPDATE moves the start backwards")
+	if m.Omit&wire.OmitFilter == 0 {
+		start := Location(m.Start)
+		if start.Less(ss.start) && !replies {
+			ss.mu.Unlock()
+			return protocolViolation("SUBSCRIBE_UPDATE moves the start backwards")
+		}
+		switch m.Filter {
+		case 0: // draft-14: start and end group (+1, 0 = unchanged)
+			ss.start = start
+			if m.EndGroup > 0 {
+				ss.endGroup = m.EndGroup
+			}
+		case wire.FilterAbsoluteStart:
+			ss.start, ss.endGroup = start, 0
+		case wire.FilterAbsoluteRange:
+			ss.start, ss.endGroup = start, m.EndGroup
+		}
+		// Largest Object / Next Group Start in an update: the delivery
+		// already follows the newest group.
 	}
-	ss.start = start
-	ss.priority = m.SubscriberPriority
-	ss.forward = m.Forward
-	if m.EndGroup > 0 {
-		ss.endGroup = m.EndGroup // end group + 1 on the wire, 0 = open-ended
+	if m.Omit&wire.OmitPriority == 0 {
+		ss.priority = m.SubscriberPriority
+	}
+	if m.Omit&wire.OmitForward == 0 {
+		ss.forward = m.Forward
 	}
 	close(ss.updated)
 	ss.updated = make(chan struct{})
+	ss.mu.Unlock()
+	if replies {
+		s.sendOrClose(&wire.SubscribeUpdateOK{RequestID: m.RequestID})
+	}
 	return nil
 }
 
@@ -201,11 +228,11 @@ func (ss *serveSub) run(largest Location, has bool) {
 	haveNext := false
 	switch ss.filter {
 	case wire.FilterLargestObject:
-		// With nothing cached yet (a relay that just subscribed upstream)
-		// the newest group is still on its way from its first object.
-		if g := ss.track.latestGroup(); g != nil {
-			next, haveNext = g.ID, true
-		} else if has {
+		// The group of the Largest Location reported in SUBSCRIBE_OK,
+		// from its first object (a relay that just subscribed upstream
+		// gets it from its first object too). Taken from what was
+		// reported, not from the cache now: groups may have arrived since.
+		if has {
 			next, haveNext = largest.Group, true
 		}
 	case wire.FilterNextGroupStart:
@@ -457,15 +484,22 @@ func (ss *serveSub) writeGroup(ctx context.Context, w *groupWriter, from uint64)
 				TrackAlias: ss.alias, GroupID: g.ID, SubgroupID: o.SubgroupID,
 				PublisherPriority: g.Priority(),
 			}
-			buf = wire.AppendSubgroupHeader(buf[:0], hdr)
+			buf = s.codec.AppendSubgroupHeader(buf[:0], hdr)
 		}
 		ext := o.Extensions
 		if !hdr.HasExtensions() {
 			ext = nil
 		}
-		buf = wire.AppendSubgroupObjectHeader(buf, hdr.Type, prevID, first, wire.ObjectHeader{
+		var err error
+		buf, err = s.codec.AppendSubgroupObject(buf, hdr.Type, prevID, first, wire.ObjectHeader{
 			ObjectID: o.ID, Extensions: ext, PayloadLen: uint64(len(o.Payload)), Status: o.Status,
 		})
+		if err != nil {
+			// Not expressible in this version (draft-16 has no Does Not
+			// Exist status: leaving the object out says the same).
+			s.log.Debug("object left out", "group", g.ID, "object", o.ID, "err", err)
+			continue
+		}
 		prevID, first = o.ID, false
 		// The header goes out in one write with the payload, or its first
 		// coalesceMax bytes: written alone, QUIC sends it at once in a
@@ -473,7 +507,7 @@ func (ss *serveSub) writeGroup(ctx context.Context, w *groupWriter, from uint64)
 		// and subscriber. Write does not keep buf once it returns.
 		k := min(len(o.Payload), coalesceMax)
 		buf = append(buf, o.Payload[:k]...)
-		_, err := stream.Write(buf)
+		_, err = stream.Write(buf)
 		if err == nil && k < len(o.Payload) {
 			_, err = stream.Write(o.Payload[k:])
 		}
@@ -607,7 +641,8 @@ func (s *Session) onFetch(m *wire.Fetch) error {
 		if order == wire.GroupOrderPublisher {
 			order = wire.GroupOrderAscending
 		}
-		if len(objs) == 0 && m.FetchType == wire.FetchStandalone {
+		// Draft-16 answers an empty range with FETCH_OK and an empty stream.
+		if len(objs) == 0 && m.FetchType == wire.FetchStandalone && !s.codec.Features().EmptyFetchOK {
 			fail(wire.FetchErrorNoObjects, "no objects in range")
 			return
 		}
@@ -639,12 +674,18 @@ func (s *Session) onFetch(m *wire.Fetch) error {
 			return
 		}
 		st.SetPriority(urgency(m.SubscriberPriority, 128, false))
-		buf := wire.AppendFetchHeader(nil, m.RequestID)
+		buf := s.codec.AppendFetchHeader(nil, m.RequestID)
+		var prev *wire.FetchObjectHeader // draft-16 encodes each object against the previous one
 		for _, o := range objs {
-			buf = wire.AppendFetchObjectHeader(buf, wire.FetchObjectHeader{
+			oh := wire.FetchObjectHeader{
 				GroupID: o.GroupID, SubgroupID: o.SubgroupID, ObjectID: o.ID, PublisherPriority: o.Priority,
 				Extensions: o.Extensions, PayloadLen: uint64(len(o.Payload)), Status: o.Status,
-			})
+			}
+			var err error
+			if buf, err = s.codec.AppendFetchObject(buf, prev, oh); err != nil {
+				continue // a status draft-16 fetches do not carry: its absence says it
+			}
+			prev = &oh
 			if _, err := st.Write(buf); err != nil {
 				return
 			}

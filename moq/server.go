@@ -23,8 +23,12 @@ import (
 	"github.com/moqgate/moqgate/moq/wire"
 )
 
-// ALPN14 is the raw-QUIC ALPN and WebTransport protocol of draft-14.
-const ALPN14 = "moq-00"
+// The raw-QUIC ALPNs and WebTransport protocols served: draft-14 (moq-00,
+// version negotiated in setup) and draft-16 (moqt-16).
+const (
+	ALPN14 = wire.ALPN14
+	ALPN16 = wire.ALPN16
+)
 
 // QUICConfig is the QUIC configuration moqgate uses on both ends.
 func QUICConfig() *quic.Config {
@@ -39,8 +43,10 @@ func QUICConfig() *quic.Config {
 	}
 }
 
-// Server accepts MoQ sessions on one UDP socket: raw QUIC (ALPN moq-00)
-// and WebTransport over HTTP/3 (ALPN h3) side by side.
+// Server accepts MoQ sessions on one UDP socket: raw QUIC (ALPN moqt-16 or
+// moq-00) and WebTransport over HTTP/3 (ALPN h3) side by side. Over
+// WebTransport the first of the client's protocols that is moqt-16 or
+// moq-00 is selected; a client that offers neither speaks draft-14.
 type Server struct {
 	// Handler serves every session (normally the Relay).
 	Handler Handler
@@ -70,12 +76,16 @@ func (srv *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		srv.Logger = slog.New(slog.DiscardHandler)
 	}
 	tlsConf := srv.TLSConfig.Clone()
-	tlsConf.NextProtos = []string{ALPN14, http3.NextProtoH3}
+	// TLS picks the first of ours the client offers: the newest draft.
+	tlsConf.NextProtos = []string{ALPN16, ALPN14, http3.NextProtoH3}
 	qconf := QUICConfig()
 	h3 := &http3.Server{TLSConfig: tlsConf, QUICConfig: qconf}
 	wt := &webtransport.Server{
-		H3:                   h3,
-		ApplicationProtocols: []string{ALPN14},
+		H3: h3,
+		// webtransport-go selects the first of the client's list that is
+		// here, so the client's preference wins (Shaka's "auto" offers
+		// moqt-16 first and expects it; @moq/watch offers moqt-19..15).
+		ApplicationProtocols: []string{ALPN16, ALPN14},
 		// Browser clients come from any page; access control is by token.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
@@ -117,7 +127,7 @@ func (srv *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		go func() {
 			defer srv.wg.Done()
 			switch conn.ConnectionState().TLS.NegotiatedProtocol {
-			case ALPN14:
+			case ALPN14, ALPN16:
 				srv.serveRaw(ctx, conn)
 			default:
 				if err := wt.ServeQUICConn(conn); err != nil {
@@ -307,6 +317,21 @@ type DialOptions struct {
 	// sent at a third of it): relay-to-relay sessions use a short one to
 	// notice a dead upstream quickly.
 	IdleTimeout time.Duration
+	// Version is the MoQ Transport version to speak: 0 or
+	// wire.Version14 (ALPN / WebTransport protocol moq-00) or
+	// wire.Version16 (moqt-16). The server must select it.
+	Version uint64
+}
+
+// dialProtocol is the ALPN / WebTransport protocol of a version.
+func dialProtocol(version uint64) (string, error) {
+	switch version {
+	case 0, wire.Version14:
+		return ALPN14, nil
+	case wire.Version16:
+		return ALPN16, nil
+	}
+	return "", fmt.Errorf("moq: unsupported version %#x", version)
 }
 
 // Dial connects to a MoQ server: moqt://host:port[/path] (raw QUIC) or
@@ -333,6 +358,10 @@ func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Session, error
 			}
 		}
 	}
+	proto, err := dialProtocol(opts.Version)
+	if err != nil {
+		return nil, err
+	}
 	cfg := opts.Session
 	qconf := QUICConfig()
 	if opts.IdleTimeout > 0 {
@@ -341,7 +370,7 @@ func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Session, error
 	}
 	switch u.Scheme {
 	case "moqt", "moq":
-		tlsConf.NextProtos = []string{ALPN14}
+		tlsConf.NextProtos = []string{proto}
 		host := u.Host
 		if u.Port() == "" {
 			host = net.JoinHostPort(u.Hostname(), "443")
@@ -369,11 +398,17 @@ func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Session, error
 		d := &webtransport.Transport{
 			TLSClientConfig:      tlsConf,
 			QUICConfig:           qconf,
-			ApplicationProtocols: []string{ALPN14},
+			ApplicationProtocols: []string{proto},
 		}
 		_, ws, err := d.Dial(ctx, u.String(), http.Header{})
 		if err != nil {
 			return nil, fmt.Errorf("moq: webtransport dial %s: %w", u.Host, err)
+		}
+		// No protocol selected means draft-14 negotiated in setup, which
+		// does not do for a later draft.
+		if got := ws.SessionState().ApplicationProtocol; got != proto && !(proto == ALPN14 && got == "") {
+			ws.CloseWithError(0, "protocol not selected")
+			return nil, fmt.Errorf("moq: server selected WebTransport protocol %q, not %q", got, proto)
 		}
 		s, err := Connect(ctx, NewWebTransportConn(ws), cfg)
 		if err != nil {

@@ -1,6 +1,11 @@
-// Package moq implements MoQ Transport (draft-ietf-moq-transport-14):
-// sessions over raw QUIC, WebTransport and in-process pipes, in the client
-// and the server role, and the relay core that fans tracks out.
+// Package moq implements MoQ Transport (draft-ietf-moq-transport-14 and
+// -16): sessions over raw QUIC, WebTransport and in-process pipes, in the
+// client and the server role, and the relay core that fans tracks out.
+//
+// A session works on one message model (package wire's message structs)
+// whatever the version; the version's wire.Codec, chosen by the negotiated
+// ALPN / WebTransport protocol, turns it into bytes. Sessions of different
+// versions meet in the relay through that model.
 package moq
 
 import (
@@ -11,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,6 +131,8 @@ type Session struct {
 	ctrlR   *bufio.Reader
 	sendMu  sync.Mutex
 	sendBuf []byte
+	// codec is the negotiated version's wire format.
+	codec wire.Codec
 
 	mu sync.Mutex
 	// Our requests.
@@ -152,6 +160,18 @@ type Session struct {
 	goawaySent    bool
 	expiry        *time.Timer
 	expiresAt     time.Time
+
+	// reqTypes are the model types of our outstanding requests: draft-16
+	// replies (REQUEST_OK/REQUEST_ERROR) name only the request ID.
+	reqTypes map[uint64]uint64
+	// Request IDs the peer skipped: with requests on several streams
+	// (draft-16 SUBSCRIBE_NAMESPACE) they may still come, late.
+	skippedPeerReqIDs map[uint64]struct{}
+	// announcedInReq: the peer's PUBLISH_NAMESPACE request ID -> path
+	// (draft-16 withdraws by request ID). nsStreamsIn: the peer's
+	// SUBSCRIBE_NAMESPACE streams by prefix path (draft-16).
+	announcedInReq map[uint64]string
+	nsStreamsIn    map[string]*nsStreamIn
 
 	wg sync.WaitGroup
 	// writers counts group streams being written, for Drain.
@@ -242,7 +262,7 @@ func Accept(ctx context.Context, conn Conn, cfg Config, peerPath string) (*Sessi
 		return nil, fmt.Errorf("moq: accept control stream: %w", err)
 	}
 	s.ctrl, s.ctrlR = ctrl, bufio.NewReaderSize(ctrl, 4096)
-	msg, err := wire.ReadMessage(s.ctrlR)
+	msg, err := s.codec.ReadMessage(s.ctrlR)
 	if err != nil {
 		s.fail(err)
 		return nil, fmt.Errorf("moq: read CLIENT_SETUP: %w", err)
@@ -252,17 +272,12 @@ func Accept(ctx context.Context, conn Conn, cfg Config, peerPath string) (*Sessi
 		s.closeWith(wire.ProtocolViolation, "expected CLIENT_SETUP")
 		return nil, fmt.Errorf("moq: expected CLIENT_SETUP, got %T", msg)
 	}
-	found := false
-	for _, v := range cs.Versions {
-		if v == wire.Version14 {
-			found = true
-		}
-	}
-	if !found {
+	// Draft-14 negotiates here; from draft-15 on the ALPN chose the
+	// version and the codec reports it as the only one offered.
+	if !slices.Contains(cs.Versions, s.codec.Version()) {
 		s.closeWith(wire.VersionNegotiationFailed, "no supported version")
 		return nil, fmt.Errorf("moq: client offers no supported version (%x)", cs.Versions)
 	}
-	s.version = wire.Version14
 	s.PeerParams = cs.Params
 	if p, ok := cs.Params.Bytes(wire.ParamPath); ok {
 		if conn.Protocol() == "webtransport" {
@@ -275,7 +290,7 @@ func Accept(ctx context.Context, conn Conn, cfg Config, peerPath string) (*Sessi
 		s.peerMaxReqID = max
 	}
 	s.maxPeerReqID = 2 * s.cfg.MaxRequests // client IDs are even
-	err = s.send(&wire.ServerSetup{Version: wire.Version14, Params: wire.Params{
+	err = s.send(&wire.ServerSetup{Version: s.version, Params: wire.Params{
 		{Key: wire.ParamMaxRequestID, Value: s.maxPeerReqID},
 		{Key: wire.ParamImplementation, Bytes: []byte(s.cfg.Implementation)},
 	}})
@@ -313,7 +328,7 @@ func Connect(ctx context.Context, conn Conn, cfg Config) (*Session, error) {
 	if s.cfg.AuthToken != "" {
 		params = append(params, wire.Param{Key: wire.ParamAuthorizationToken, Bytes: EncodeAuthToken(s.cfg.AuthToken)})
 	}
-	if err := s.send(&wire.ClientSetup{Versions: []uint64{wire.Version14}, Params: params}); err != nil {
+	if err := s.send(&wire.ClientSetup{Versions: []uint64{s.version}, Params: params}); err != nil {
 		s.fail(err)
 		return nil, fmt.Errorf("moq: send CLIENT_SETUP: %w", err)
 	}
@@ -323,7 +338,7 @@ func Connect(ctx context.Context, conn Conn, cfg Config) (*Session, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		m, err := wire.ReadMessage(s.ctrlR)
+		m, err := s.codec.ReadMessage(s.ctrlR)
 		ch <- result{m, err}
 	}()
 	var r result
@@ -342,11 +357,10 @@ func Connect(ctx context.Context, conn Conn, cfg Config) (*Session, error) {
 		s.closeWith(wire.ProtocolViolation, "expected SERVER_SETUP")
 		return nil, fmt.Errorf("moq: expected SERVER_SETUP, got %T", r.m)
 	}
-	if ss.Version != wire.Version14 {
+	if ss.Version != s.version {
 		s.closeWith(wire.VersionNegotiationFailed, "unexpected version")
 		return nil, fmt.Errorf("moq: server selected version %#x", ss.Version)
 	}
-	s.version = ss.Version
 	s.PeerParams = ss.Params
 	if max, ok := ss.Params.Uint(wire.ParamMaxRequestID); ok {
 		s.peerMaxReqID = max
@@ -377,7 +391,21 @@ func newSession(conn Conn, cfg Config, client bool) *Session {
 		fetchesIn:    make(map[uint64]*serveFetch),
 		nsSubsIn:     make(map[string]Namespace),
 		announcedIn:  make(map[string]Namespace),
+
+		reqTypes:          make(map[uint64]uint64),
+		skippedPeerReqIDs: make(map[uint64]struct{}),
+		announcedInReq:    make(map[uint64]string),
+		nsStreamsIn:       make(map[string]*nsStreamIn),
 	}
+	// The negotiated ALPN or WebTransport protocol names the version
+	// (none, or moq-00: draft-14, negotiated in setup). Server and
+	// client only offer protocols of versions we speak.
+	codec, ok := wire.CodecForProtocol(ApplicationProtocol(conn), s.requestType)
+	if !ok {
+		codec = wire.Draft14{}
+	}
+	s.codec, s.version = codec, codec.Version()
+	s.log = s.log.With("version", fmt.Sprintf("%#x", s.version))
 	if client {
 		s.nextReqID, s.nextPeerReqID = 0, 1
 	} else {
@@ -391,6 +419,10 @@ func (s *Session) start() {
 	go s.controlLoop()
 	go s.acceptUniLoop()
 	go s.datagramLoop()
+	if s.codec.Features().NamespaceStreams {
+		s.wg.Add(1)
+		go s.acceptBidiLoop()
+	}
 	go func() {
 		<-s.ctx.Done()
 		s.teardown()
@@ -413,6 +445,10 @@ func (s *Session) Err() error {
 
 // Conn returns the underlying transport.
 func (s *Session) Conn() Conn { return s.conn }
+
+// Version returns the MoQ Transport version the session speaks
+// (wire.Version14, wire.Version16).
+func (s *Session) Version() uint64 { return s.version }
 
 // Logger returns the session's logger.
 func (s *Session) Logger() *slog.Logger { return s.log }
@@ -559,7 +595,7 @@ func (s *Session) Shutdown(ctx context.Context) {
 func (s *Session) send(m wire.Message) error {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
-	b, err := wire.AppendMessage(s.sendBuf[:0], m)
+	b, err := s.codec.AppendMessage(s.sendBuf[:0], m)
 	if err != nil {
 		return fmt.Errorf("moq: encode %T: %w", m, err)
 	}
@@ -679,13 +715,15 @@ func (s *Session) allocRequestID(ctx context.Context) (uint64, error) {
 func (s *Session) checkPeerRequestID(id uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id != s.nextPeerReqID {
+	if id != s.nextPeerReqID && !s.lateRequestIDLocked(id) {
 		return &wire.SessionError{Code: wire.InvalidRequestID, Reason: fmt.Sprintf("request ID %d, expected %d", id, s.nextPeerReqID)}
 	}
 	if id >= s.maxPeerReqID {
 		return &wire.SessionError{Code: wire.TooManyRequests, Reason: fmt.Sprintf("request ID %d over the limit %d", id, s.maxPeerReqID)}
 	}
-	s.nextPeerReqID += 2
+	if id >= s.nextPeerReqID {
+		s.nextPeerReqID = id + 2
+	}
 	s.activePeerReq++
 	return nil
 }
@@ -713,10 +751,12 @@ func (s *Session) request(ctx context.Context, id uint64, m wire.Message) (wire.
 	ch := make(chan wire.Message, 1)
 	s.mu.Lock()
 	s.pending[id] = ch
+	s.reqTypes[id] = m.Type()
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.pending, id)
+		delete(s.reqTypes, id)
 		s.mu.Unlock()
 	}()
 	if err := s.send(m); err != nil {
@@ -758,7 +798,7 @@ func (s *Session) controlLoop() {
 		limiter = rate.NewLimiter(rate.Limit(s.cfg.MaxControlRate), int(max(1, s.cfg.MaxControlRate)))
 	}
 	for {
-		m, err := wire.ReadMessage(s.ctrlR)
+		m, err := s.codec.ReadMessage(s.ctrlR)
 		if err != nil {
 			if s.ctx.Err() == nil {
 				s.fail(err)
@@ -851,7 +891,14 @@ func (s *Session) dispatch(m wire.Message) error {
 	case *wire.PublishNamespaceCancel:
 		s.onPublishNamespaceCancel(m)
 	case *wire.SubscribeNamespace:
-		return s.onSubscribeNamespace(m)
+		if s.codec.Features().NamespaceStreams {
+			return protocolViolation("SUBSCRIBE_NAMESPACE on the control stream")
+		}
+		return s.onSubscribeNamespace(m, nil)
+	case *wire.SubscribeUpdateOK:
+		s.onUpdateReply(m.RequestID, nil)
+	case *wire.SubscribeUpdateError:
+		s.onUpdateReply(m.RequestID, &RequestError{Code: m.ErrorCode, Reason: m.Reason})
 	case *wire.SubscribeNamespaceOK:
 		return s.reply(m.RequestID, m)
 	case *wire.SubscribeNamespaceError:

@@ -38,6 +38,9 @@ type Subscription struct {
 	Largest       Location
 	ContentExists bool
 	GroupOrder    uint8
+	// pubPriority is the publisher priority of draft-16 streams and
+	// datagrams that leave it out (DEFAULT_PUBLISHER_PRIORITY).
+	pubPriority uint8
 
 	done chan struct{}
 	once sync.Once
@@ -108,6 +111,7 @@ func (s *Session) Subscribe(ctx context.Context, ns Namespace, name string, opts
 		return nil, &RequestError{Code: r.ErrorCode, Reason: r.Reason}
 	case *wire.SubscribeOK:
 		sub.Alias, sub.ContentExists, sub.GroupOrder = r.TrackAlias, r.ContentExists, r.GroupOrder
+		sub.pubPriority = defaultPublisherPriority(r.TrackExtensions)
 		sub.Largest = Location(r.Largest)
 		if r.ContentExists {
 			track.SetLargest(sub.Largest)
@@ -159,12 +163,28 @@ func (sub *Subscription) Unsubscribe() {
 
 // Update sends SUBSCRIBE_UPDATE (priority, forward, range).
 func (sub *Subscription) Update(ctx context.Context, start Location, endGroup uint64, priority uint8, forward bool) error {
-	id, err := sub.s.allocRequestID(ctx)
+	s := sub.s
+	id, err := s.allocRequestID(ctx)
 	if err != nil {
 		return err
 	}
-	return sub.s.send(&wire.SubscribeUpdate{RequestID: id, SubscriptionRequestID: sub.RequestID,
+	if s.codec.Features().UpdateReplies {
+		// The reply names only the request ID: say what it answers.
+		s.mu.Lock()
+		s.reqTypes[id] = wire.MsgSubscribeUpdate
+		s.mu.Unlock()
+	}
+	return s.send(&wire.SubscribeUpdate{RequestID: id, SubscriptionRequestID: sub.RequestID,
 		Start: wire.Location(start), EndGroup: endGroup, SubscriberPriority: priority, Forward: forward})
+}
+
+// defaultPublisherPriority is the DEFAULT_PUBLISHER_PRIORITY track
+// extension (draft-16), 128 when absent.
+func defaultPublisherPriority(exts wire.Params) uint8 {
+	if v, ok := exts.Uint(wire.Ext16DefaultPublisherPriority); ok && v <= 255 {
+		return uint8(v)
+	}
+	return 128
 }
 
 // finish ends the subscription; endTrack ends its track too (not when the
@@ -267,25 +287,22 @@ func (s *Session) acceptUniLoop() {
 	}
 }
 
-func isSubgroupType(t uint64) bool {
-	return (t >= 0x10 && t <= 0x15) || (t >= 0x18 && t <= 0x1D)
-}
-
 func (s *Session) handleUniStream(st ReceiveStream) {
-	r := wire.NewStreamReader(st)
+	r := s.codec.NewStreamReader(st)
 	typ, err := r.ReadStreamType()
 	if err != nil {
 		st.CancelRead(wire.ResetInternalError)
+		var se *wire.SessionError
+		if errors.As(err, &se) {
+			s.fail(err) // an unknown stream type
+		}
 		return
 	}
-	switch {
-	case isSubgroupType(typ):
-		s.readSubgroup(r, typ, st)
-	case typ == wire.StreamTypeFetch:
+	// The reader knows the version's types: anything else is a subgroup.
+	if typ == wire.StreamTypeFetch {
 		s.readFetch(r, st)
-	default:
-		st.CancelRead(wire.ResetInternalError)
-		s.fail(protocolViolation("unknown data stream type %#x", typ))
+	} else {
+		s.readSubgroup(r, typ, st)
 	}
 }
 
@@ -315,7 +332,7 @@ func readPayload(r io.Reader, n uint64) ([]byte, error) {
 	return b, nil
 }
 
-func (s *Session) readSubgroup(r *wire.StreamReader, typ uint64, st ReceiveStream) {
+func (s *Session) readSubgroup(r wire.DataReader, typ uint64, st ReceiveStream) {
 	hdr, err := r.ReadSubgroupHeader(typ)
 	if err != nil {
 		s.dataStreamError(st, err)
@@ -329,6 +346,9 @@ func (s *Session) readSubgroup(r *wire.StreamReader, typ uint64, st ReceiveStrea
 	}
 	sub.streamStarted()
 	defer sub.streamEnded()
+	if hdr.DefaultPriority {
+		hdr.PublisherPriority = sub.pubPriority
+	}
 	g := sub.Track.OpenGroup(hdr.GroupID)
 	if g == nil {
 		s.log.Debug("group refused (too old for the cache)", "track", sub.Track.Name, "group", hdr.GroupID)
@@ -404,7 +424,7 @@ func (s *Session) datagramLoop() {
 		if err != nil {
 			return
 		}
-		d, err := wire.ParseDatagram(b)
+		d, err := s.codec.ParseDatagram(b)
 		if err != nil {
 			s.fail(err)
 			return
@@ -414,6 +434,9 @@ func (s *Session) datagramLoop() {
 		s.mu.Unlock()
 		if sub == nil {
 			continue // unknown alias: a datagram may be dropped
+		}
+		if d.DefaultPriority {
+			d.PublisherPriority = sub.pubPriority
 		}
 		g := sub.Track.OpenGroup(d.GroupID)
 		if g == nil {
@@ -469,7 +492,7 @@ func (s *Session) onPublish(m *wire.Publish) error {
 		}
 		sub := &Subscription{s: s, RequestID: m.RequestID, Alias: m.TrackAlias, Track: track,
 			Largest: Location(m.Largest), ContentExists: m.ContentExists, GroupOrder: m.GroupOrder,
-			done: make(chan struct{})}
+			done: make(chan struct{}), pubPriority: defaultPublisherPriority(m.TrackExtensions)}
 		s.mu.Lock()
 		s.subsOut[m.RequestID] = sub
 		s.subsByAlias[m.TrackAlias] = sub
@@ -577,7 +600,7 @@ func (s *Session) fetch(ctx context.Context, m *wire.Fetch) (*FetchResult, error
 	}
 }
 
-func (s *Session) readFetch(r *wire.StreamReader, st ReceiveStream) {
+func (s *Session) readFetch(r wire.DataReader, st ReceiveStream) {
 	h, err := r.ReadFetchHeader()
 	if err != nil {
 		s.dataStreamError(st, err)

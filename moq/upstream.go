@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/moqgate/moqgate/moq/wire"
 )
 
 // Relay-to-relay sessions identify themselves with the IMPLEMENTATION
@@ -21,8 +23,8 @@ const (
 // local broadcasts with (a peer).
 type UpstreamConfig struct {
 	// URL is moqt://host:port or https://host:port/path; its query may
-	// carry jwt=TOKEN (sent as is), and fingerprint=HEX or insecure=1,
-	// which are ours and are stripped before dialing.
+	// carry jwt=TOKEN (sent as is), and fingerprint=HEX, insecure=1 or
+	// draft=16, which are ours and are stripped before dialing.
 	URL string
 	// Peer: announce our local broadcasts to it too; broadcasts learnt
 	// from a peer are never announced to other peers.
@@ -36,8 +38,8 @@ type UpstreamConfig struct {
 	Dial DialOptions
 }
 
-// ParseUpstreamURL splits our options (fingerprint, insecure) off an
-// upstream URL.
+// ParseUpstreamURL splits our options (fingerprint, insecure, draft=14|16)
+// off an upstream URL.
 func ParseUpstreamURL(raw string) (string, DialOptions, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -47,8 +49,16 @@ func ParseUpstreamURL(raw string) (string, DialOptions, error) {
 	var opts DialOptions
 	opts.Fingerprint = q.Get("fingerprint")
 	opts.Insecure = q.Get("insecure") == "1" || q.Get("insecure") == "true"
+	switch d := q.Get("draft"); d {
+	case "", "14":
+	case "16":
+		opts.Version = wire.Version16
+	default:
+		return "", DialOptions{}, fmt.Errorf("upstream URL %q: draft %q, want 14 or 16", raw, d)
+	}
 	q.Del("fingerprint")
 	q.Del("insecure")
+	q.Del("draft")
 	u.RawQuery = q.Encode()
 	return u.String(), opts, nil
 }

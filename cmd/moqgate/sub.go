@@ -14,6 +14,7 @@ import (
 
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
+	"github.com/moqgate/moqgate/moq/wire"
 )
 
 // clientFlags are the flags sub and pub share.
@@ -22,6 +23,7 @@ type clientFlags struct {
 	fingerprint string
 	token       string
 	logLevel    string
+	draft       int
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
@@ -29,11 +31,21 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.fingerprint, "fingerprint", "", "pin the server certificate by its hex SHA-256")
 	fs.StringVar(&c.token, "token", "", "authorization token (JWT) to present")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "debug, info, warn or error")
+	fs.IntVar(&c.draft, "draft", 14, "MoQ Transport draft to speak: 14 (ALPN moq-00) or 16 (moqt-16)")
 }
 
 func (c *clientFlags) dial(ctx context.Context, url string, h moq.Handler, log *slog.Logger) (*moq.Session, error) {
+	var version uint64
+	switch c.draft {
+	case 14:
+		version = wire.Version14
+	case 16:
+		version = wire.Version16
+	default:
+		return nil, fmt.Errorf("--draft %d: want 14 or 16", c.draft)
+	}
 	return moq.Dial(ctx, url, moq.DialOptions{
-		Insecure: c.insecure, Fingerprint: c.fingerprint,
+		Insecure: c.insecure, Fingerprint: c.fingerprint, Version: version,
 		Session: moq.Config{Handler: h, Logger: log, AuthToken: c.token},
 	})
 }

@@ -7,14 +7,22 @@ import (
 // encoder accumulates a control message payload. The first error sticks, so
 // per-message code can be written straight-line.
 type encoder struct {
-	b   []byte
-	msg uint64
-	err error
+	b    []byte
+	msg  uint64
+	name string // the message's name in errors; "" means MessageName(msg)
+	err  error
+}
+
+func (e *encoder) msgName() string {
+	if e.name != "" {
+		return e.name
+	}
+	return MessageName(e.msg)
 }
 
 func (e *encoder) failf(format string, args ...any) {
 	if e.err == nil {
-		e.err = fmt.Errorf("%w: %s: %s", ErrInvalidMessage, MessageName(e.msg), fmt.Sprintf(format, args...))
+		e.err = fmt.Errorf("%w: %s: %s", ErrInvalidMessage, e.msgName(), fmt.Sprintf(format, args...))
 	}
 }
 
@@ -156,14 +164,22 @@ func (e *encoder) params(ps Params) {
 // decoder reads a complete control message payload. Running past the end of
 // the payload is a length mismatch, which §9 makes a PROTOCOL_VIOLATION.
 type decoder struct {
-	b   []byte
-	msg uint64
-	err error
+	b    []byte
+	msg  uint64
+	name string // as in encoder
+	err  error
+}
+
+func (d *decoder) msgName() string {
+	if d.name != "" {
+		return d.name
+	}
+	return MessageName(d.msg)
 }
 
 func (d *decoder) fail(code uint64, format string, args ...any) {
 	if d.err == nil {
-		d.err = sessionErr(code, "%s: %s", MessageName(d.msg), fmt.Sprintf(format, args...))
+		d.err = sessionErr(code, "%s: %s", d.msgName(), fmt.Sprintf(format, args...))
 	}
 }
 
@@ -306,7 +322,7 @@ func (d *decoder) params() Params {
 	if err := checkParams(d.msg, ps); err != nil {
 		if d.err == nil {
 			se := err.(*SessionError)
-			d.err = &SessionError{Code: se.Code, Reason: MessageName(d.msg) + ": " + se.Reason}
+			d.err = &SessionError{Code: se.Code, Reason: d.msgName() + ": " + se.Reason}
 		}
 		return nil
 	}

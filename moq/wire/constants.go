@@ -1,14 +1,30 @@
-// Package wire is the MoQ Transport draft-14 (draft-ietf-moq-transport-14)
-// wire codec: control messages (§9), data streams and datagrams (§10).
+// Package wire is the MoQ Transport wire format: a message model (the
+// draft-ietf-moq-transport-14 control messages, data stream headers and
+// datagrams, plus the few things later drafts added) and a Codec per
+// version that turns it into bytes. The package-level functions are the
+// draft-14 codec (§9, §10 of draft-14; Draft14 wraps them); Draft16 is
+// draft-ietf-moq-transport-16's, translating to and from the same model.
 //
-// The package is stateless: session rules that need history (request ID
-// ordering, track aliases, token caches, GOAWAY direction...) belong to the
-// session layer. Everything that can be checked from the bytes of one message
+// The package is stateless (Draft16 asks the session, through RequestType,
+// which request a reply answers): session rules that need history (request
+// ID ordering, track aliases, token caches, GOAWAY direction...) belong to
+// the session layer. Everything that can be checked from the bytes of one message
 // or object is checked here, with the termination code the draft names.
 package wire
 
-// Version14 is the version number of draft-ietf-moq-transport-14 (0xff000000 + 14).
-const Version14 uint64 = 0xff00000e
+// Version numbers (0xff000000 + draft number).
+const (
+	Version14 uint64 = 0xff00000e // draft-ietf-moq-transport-14
+	Version16 uint64 = 0xff000010 // draft-ietf-moq-transport-16
+)
+
+// ALPN values (raw QUIC) and WebTransport protocols. Draft-14 and earlier
+// share moq-00 and negotiate the version in CLIENT_SETUP/SERVER_SETUP;
+// from draft-15 on the protocol is the version.
+const (
+	ALPN14 = "moq-00"
+	ALPN16 = "moqt-16"
+)
 
 // Limits from the draft.
 const (
@@ -55,8 +71,26 @@ const (
 	MsgServerSetup             = 0x21
 )
 
-// MessageName returns the draft's name of a control message type, or "" if unknown.
+// Model types of the messages later drafts added (see messages.go). They are
+// not wire types of any draft.
+const (
+	MsgSubscribeUpdateOK    = 0x1_0000_0002
+	MsgSubscribeUpdateError = 0x1_0000_0003
+	MsgNamespace            = 0x1_0000_0008
+	MsgNamespaceDone        = 0x1_0000_000E
+)
+
+// MessageName returns the name of a control message type of the model (the
+// draft-14 types and the Msg* types later drafts added), or "" if unknown.
 func MessageName(t uint64) string {
+	if n := draft14MessageName(t); n != "" {
+		return n
+	}
+	return modelMessageName(t)
+}
+
+// draft14MessageName names the draft-14 wire types, "" for any other.
+func draft14MessageName(t uint64) string {
 	switch t {
 	case MsgSubscribeUpdate:
 		return "SUBSCRIBE_UPDATE"
@@ -118,6 +152,22 @@ func MessageName(t uint64) string {
 		return "CLIENT_SETUP"
 	case MsgServerSetup:
 		return "SERVER_SETUP"
+	}
+	return ""
+}
+
+// modelMessageName names the model-only types; MessageName of a draft-14
+// wire type never returns these.
+func modelMessageName(t uint64) string {
+	switch t {
+	case MsgSubscribeUpdateOK:
+		return "REQUEST_OK (update)"
+	case MsgSubscribeUpdateError:
+		return "REQUEST_ERROR (update)"
+	case MsgNamespace:
+		return "NAMESPACE"
+	case MsgNamespaceDone:
+		return "NAMESPACE_DONE"
 	}
 	return ""
 }

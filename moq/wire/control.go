@@ -26,16 +26,22 @@ func AppendMessage(b []byte, m Message) ([]byte, error) {
 		return b, fmt.Errorf("%w: unsupported message type %T", ErrInvalidMessage, m)
 	}
 	t := m.Type()
-	e := encoder{b: AppendVarint(b, t), msg: t}
+	return appendFrame(b, t, encoder{msg: t}, pa.appendPayload)
+}
+
+// appendFrame appends a control message of wire type wireType whose payload
+// body writes with e (e.b is ignored; e.msg and e.name name the message).
+func appendFrame(b []byte, wireType uint64, e encoder, body func(*encoder)) ([]byte, error) {
+	e.b = AppendVarint(b, wireType)
 	lenAt := len(e.b)
 	e.b = append(e.b, 0, 0) // length placeholder, patched below: one pass, no copy
-	pa.appendPayload(&e)
+	body(&e)
 	if e.err != nil {
 		return b, e.err
 	}
 	n := len(e.b) - lenAt - 2
 	if n > MaxMessagePayload {
-		return b, fmt.Errorf("%w: %s: payload %d bytes exceeds %d", ErrInvalidMessage, MessageName(t), n, MaxMessagePayload)
+		return b, fmt.Errorf("%w: %s: payload %d bytes exceeds %d", ErrInvalidMessage, e.msgName(), n, MaxMessagePayload)
 	}
 	binary.BigEndian.PutUint16(e.b[lenAt:], uint16(n))
 	return e.b, nil
@@ -69,6 +75,16 @@ func (b *byteReader) ReadByte() (byte, error) {
 // that also wraps io.ErrUnexpectedEOF. Read errors of r are returned wrapped.
 // Decode problems are *SessionError with the draft's code.
 func ReadMessage(r io.Reader) (Message, error) {
+	t, payload, err := readFrame(r, draft14MessageName)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMessage(t, payload)
+}
+
+// readFrame reads the type, length and payload of one control message;
+// name names the types of the version ("" = unknown, PROTOCOL_VIOLATION).
+func readFrame(r io.Reader, name func(uint64) string) (uint64, []byte, error) {
 	br, ok := r.(io.ByteReader)
 	if !ok {
 		br = &byteReader{r: r}
@@ -76,27 +92,27 @@ func ReadMessage(r io.Reader) (Message, error) {
 	t, err := ReadVarint(br)
 	if err != nil {
 		if err == io.EOF {
-			return nil, io.EOF
+			return 0, nil, io.EOF
 		}
-		return nil, readErr("control message type", err)
+		return 0, nil, readErr("control message type", err)
 	}
-	if MessageName(t) == "" {
-		return nil, protocolViolation("unknown control message type 0x%x", t)
+	if name(t) == "" {
+		return 0, nil, protocolViolation("unknown control message type 0x%x", t)
 	}
 	var n int
 	for i := 0; i < 2; i++ {
 		c, err := br.ReadByte()
 		if err != nil {
-			return nil, readErr(MessageName(t)+" length", err)
+			return 0, nil, readErr(name(t)+" length", err)
 		}
 		n = n<<8 | int(c)
 	}
 	// At most 65535 bytes: the allocation is bounded by the protocol maximum.
 	payload := make([]byte, n)
 	if _, err := io.ReadFull(r, payload); err != nil {
-		return nil, readErr(MessageName(t)+" payload", err)
+		return 0, nil, readErr(name(t)+" payload", err)
 	}
-	return ParseMessage(t, payload)
+	return t, payload, nil
 }
 
 // readErr classifies a read failure: end of stream inside a message is a

@@ -48,6 +48,9 @@ type SubgroupHeader struct {
 	GroupID           uint64
 	SubgroupID        uint64
 	PublisherPriority uint8
+	// DefaultPriority (draft-16 types 0x30-0x3D, which Type does not
+	// keep): no priority on the wire, the subscription's applies.
+	DefaultPriority bool
 }
 
 // HasExtensions reports whether every object on the stream carries an
@@ -131,6 +134,9 @@ type FetchObjectHeader struct {
 	Extensions        []byte
 	PayloadLen        uint64
 	Status            uint64 // meaningful only when PayloadLen == 0
+	// Datagram: the object was sent as a datagram, so it has no subgroup
+	// (draft-16 flag 0x40; draft-14 does not say).
+	Datagram bool
 }
 
 // AppendFetchHeader appends the stream type (0x05) and FETCH_HEADER.
@@ -307,6 +313,18 @@ func (s *StreamReader) ReadSubgroupObject(h SubgroupHeader, prevObjectID uint64,
 
 // readExtensions reads Extension Headers Length and the block.
 func (s *StreamReader) readExtensions() ([]byte, error) {
+	ext, err := s.readExtBlock()
+	if err != nil || ext == nil {
+		return nil, err
+	}
+	if err := validateExtensions(ext); err != nil {
+		return nil, err
+	}
+	return ext, nil
+}
+
+// readExtBlock reads Extension Headers Length and the block, unchecked.
+func (s *StreamReader) readExtBlock() ([]byte, error) {
 	n, err := s.readField("extension headers length")
 	if err != nil || n == 0 {
 		return nil, err
@@ -322,9 +340,6 @@ func (s *StreamReader) readExtensions() ([]byte, error) {
 	ext := make([]byte, n)
 	if _, err := io.ReadFull(s.r, ext); err != nil {
 		return nil, readErr("extension headers", err)
-	}
-	if err := validateExtensions(ext); err != nil {
-		return nil, err
 	}
 	return ext, nil
 }

@@ -40,6 +40,9 @@ type Datagram struct {
 	Status            uint64
 	Payload           []byte
 	EndOfGroup        bool
+	// DefaultPriority (draft-16 DEFAULT_PRIORITY bit): no priority on the
+	// wire, the subscription's applies.
+	DefaultPriority bool
 }
 
 // WireType returns the type AppendDatagram will write for d.

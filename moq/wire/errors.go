@@ -53,6 +53,7 @@ const (
 	PublishDoneExpired           = 0x5
 	PublishDoneTooFarBehind      = 0x6
 	PublishDoneMalformedTrack    = 0x7
+	PublishDoneUpdateFailed      = 0x8 // draft-16 only
 )
 
 // PUBLISH_ERROR codes (§9.15, §13.1.4).
@@ -110,6 +111,9 @@ const (
 	ResetCancelled       = 0x1
 	ResetDeliveryTimeout = 0x2
 	ResetSessionClosed   = 0x3
+	// Draft-16 only.
+	ResetUnknownObjectStatus = 0x4
+	ResetMalformedTrack      = 0x12
 )
 
 // SessionErrorName returns the draft's name for a session termination code,

@@ -275,9 +275,12 @@ func datagramSeeds() map[string][]byte {
 func TestWriteFuzzCorpus(t *testing.T) {
 	write := os.Getenv("MOQWIRE_WRITE_CORPUS") == "1"
 	for name, seeds := range map[string]map[string][]byte{
-		"FuzzReadMessage":   controlSeeds(),
-		"FuzzStreamReader":  streamSeeds(),
-		"FuzzParseDatagram": datagramSeeds(),
+		"FuzzReadMessage":         controlSeeds(),
+		"FuzzStreamReader":        streamSeeds(),
+		"FuzzParseDatagram":       datagramSeeds(),
+		"FuzzDraft16ReadMessage":  controlSeeds16(),
+		"FuzzDraft16StreamReader": streamSeeds16(),
+		"FuzzDraft16Datagram":     datagramSeeds16(),
 	} {
 		dir := filepath.Join("testdata", "fuzz", name)
 		for seed, b := range seeds {

@@ -77,17 +77,28 @@ type SubscribeOK struct {
 	ContentExists bool
 	Largest       Location
 	Params        Params
+	// TrackExtensions are the draft-16 Track Extensions the model has no
+	// field for (e.g. DEFAULT_PUBLISHER_PRIORITY, unknown ones); draft-14
+	// does not carry them.
+	TrackExtensions Params
 }
 
 // SubscribeError is SUBSCRIBE_ERROR (§9.9).
 type SubscribeError struct {
 	RequestID uint64
 	ErrorCode uint64
-	Reason    string
+	// RetryInterval is draft-16's REQUEST_ERROR Retry Interval (ms + 1;
+	// 0 = do not retry); draft-14 does not carry it.
+	RetryInterval uint64
+	Reason        string
 }
 
-// SubscribeUpdate is SUBSCRIBE_UPDATE (§9.10). EndGroup is the end group
-// plus 1; 0 means open-ended.
+// SubscribeUpdate is SUBSCRIBE_UPDATE (§9.10), draft-16's REQUEST_UPDATE
+// for a subscription. EndGroup is the end group plus 1; 0 means open-ended.
+//
+// Draft-16 updates only what the message carries: Omit says which fields
+// were absent (unchanged), and Filter is the filter type that set Start and
+// EndGroup (0 for draft-14, where they are plain fields).
 type SubscribeUpdate struct {
 	RequestID             uint64
 	SubscriptionRequestID uint64
@@ -96,7 +107,16 @@ type SubscribeUpdate struct {
 	SubscriberPriority    uint8
 	Forward               bool
 	Params                Params
+	Filter                uint64
+	Omit                  uint8 // OmitFilter | OmitPriority | OmitForward
 }
+
+// SubscribeUpdate.Omit bits.
+const (
+	OmitFilter   = 1 << iota // Start, EndGroup and Filter unchanged
+	OmitPriority             // SubscriberPriority unchanged
+	OmitForward              // Forward unchanged
+)
 
 // Unsubscribe is UNSUBSCRIBE (§9.11).
 type Unsubscribe struct {
@@ -113,15 +133,16 @@ type PublishDone struct {
 
 // Publish is PUBLISH (§9.13). Largest is on the wire only when ContentExists.
 type Publish struct {
-	RequestID     uint64
-	Namespace     []string
-	TrackName     string
-	TrackAlias    uint64
-	GroupOrder    uint8
-	ContentExists bool
-	Largest       Location
-	Forward       bool
-	Params        Params
+	RequestID       uint64
+	Namespace       []string
+	TrackName       string
+	TrackAlias      uint64
+	GroupOrder      uint8
+	ContentExists   bool
+	Largest         Location
+	Forward         bool
+	Params          Params
+	TrackExtensions Params // see SubscribeOK
 }
 
 // PublishOK is PUBLISH_OK (§9.14). Start/EndGroup follow the same presence
@@ -139,9 +160,10 @@ type PublishOK struct {
 
 // PublishError is PUBLISH_ERROR (§9.15).
 type PublishError struct {
-	RequestID uint64
-	ErrorCode uint64
-	Reason    string
+	RequestID     uint64
+	ErrorCode     uint64
+	RetryInterval uint64 // see SubscribeError
+	Reason        string
 }
 
 // Fetch is FETCH (§9.16). Namespace, TrackName, Start and End are on the wire
@@ -162,18 +184,20 @@ type Fetch struct {
 
 // FetchOK is FETCH_OK (§9.17).
 type FetchOK struct {
-	RequestID  uint64
-	GroupOrder uint8
-	EndOfTrack bool
-	End        Location
-	Params     Params
+	RequestID       uint64
+	GroupOrder      uint8
+	EndOfTrack      bool
+	End             Location
+	Params          Params
+	TrackExtensions Params // see SubscribeOK
 }
 
 // FetchError is FETCH_ERROR (§9.18).
 type FetchError struct {
-	RequestID uint64
-	ErrorCode uint64
-	Reason    string
+	RequestID     uint64
+	ErrorCode     uint64
+	RetryInterval uint64 // see SubscribeError
+	Reason        string
 }
 
 // FetchCancel is FETCH_CANCEL (§9.19).
@@ -205,28 +229,38 @@ type PublishNamespaceOK struct {
 
 // PublishNamespaceError is PUBLISH_NAMESPACE_ERROR (§9.25).
 type PublishNamespaceError struct {
-	RequestID uint64
-	ErrorCode uint64
-	Reason    string
+	RequestID     uint64
+	ErrorCode     uint64
+	RetryInterval uint64 // see SubscribeError
+	Reason        string
 }
 
-// PublishNamespaceDone is PUBLISH_NAMESPACE_DONE (§9.26).
+// PublishNamespaceDone is PUBLISH_NAMESPACE_DONE (§9.26). Draft-14 names the
+// namespace, draft-16 the request ID of the PUBLISH_NAMESPACE: senders set
+// both, a decoded message has only its version's field.
 type PublishNamespaceDone struct {
 	Namespace []string
+	RequestID uint64
 }
 
-// PublishNamespaceCancel is PUBLISH_NAMESPACE_CANCEL (§9.27).
+// PublishNamespaceCancel is PUBLISH_NAMESPACE_CANCEL (§9.27); Namespace and
+// RequestID as in PublishNamespaceDone.
 type PublishNamespaceCancel struct {
 	Namespace []string
+	RequestID uint64
 	ErrorCode uint64
 	Reason    string
 }
 
-// SubscribeNamespace is SUBSCRIBE_NAMESPACE (§9.28).
+// SubscribeNamespace is SUBSCRIBE_NAMESPACE (§9.28). The zero value of the
+// two flags is draft-14's meaning (announce the namespaces); draft-16's
+// Subscribe Options 0 (PUBLISH only) sets both, 2 (both) sets Publish.
 type SubscribeNamespace struct {
-	RequestID uint64
-	Prefix    []string
-	Params    Params
+	RequestID    uint64
+	Prefix       []string
+	Params       Params
+	Publish      bool // also wants PUBLISH for the tracks under the prefix
+	NoNamespaces bool // wants no NAMESPACE messages
 }
 
 // SubscribeNamespaceOK is SUBSCRIBE_NAMESPACE_OK (§9.29).
@@ -236,14 +270,41 @@ type SubscribeNamespaceOK struct {
 
 // SubscribeNamespaceError is SUBSCRIBE_NAMESPACE_ERROR (§9.30).
 type SubscribeNamespaceError struct {
-	RequestID uint64
-	ErrorCode uint64
-	Reason    string
+	RequestID     uint64
+	ErrorCode     uint64
+	RetryInterval uint64 // see SubscribeError
+	Reason        string
 }
 
 // UnsubscribeNamespace is UNSUBSCRIBE_NAMESPACE (§9.31).
 type UnsubscribeNamespace struct {
 	Prefix []string
+}
+
+// Messages later drafts added. They have no draft-14 encoding; their model
+// types (see the Msg* constants) lie outside every draft's type space.
+
+// SubscribeUpdateOK answers a draft-16 REQUEST_UPDATE of a subscription
+// (REQUEST_OK). Params may carry LARGEST_OBJECT.
+type SubscribeUpdateOK struct {
+	RequestID uint64
+	Params    Params
+}
+
+// SubscribeUpdateError refuses a draft-16 REQUEST_UPDATE (REQUEST_ERROR);
+// ErrorCode is in the SUBSCRIBE_ERROR registry.
+type SubscribeUpdateError SubscribeError
+
+// Namespace is draft-16's NAMESPACE: on the stream of a SUBSCRIBE_NAMESPACE,
+// a namespace under the prefix now exists. Suffix is what follows the
+// prefix (possibly nothing).
+type Namespace struct {
+	Suffix []string
+}
+
+// NamespaceDone is draft-16's NAMESPACE_DONE: the namespace is gone.
+type NamespaceDone struct {
+	Suffix []string
 }
 
 // Value receivers, so that both T and *T satisfy Message.
@@ -278,3 +339,7 @@ func (SubscribeNamespace) Type() uint64      { return MsgSubscribeNamespace }
 func (SubscribeNamespaceOK) Type() uint64    { return MsgSubscribeNamespaceOK }
 func (SubscribeNamespaceError) Type() uint64 { return MsgSubscribeNamespaceError }
 func (UnsubscribeNamespace) Type() uint64    { return MsgUnsubscribeNamespace }
+func (SubscribeUpdateOK) Type() uint64       { return MsgSubscribeUpdateOK }
+func (SubscribeUpdateError) Type() uint64    { return MsgSubscribeUpdateError }
+func (Namespace) Type() uint64               { return MsgNamespace }
+func (NamespaceDone) Type() uint64           { return MsgNamespaceDone }

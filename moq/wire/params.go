@@ -263,12 +263,18 @@ func parseKVP(b []byte) (Param, int, error) {
 	if err != nil {
 		return Param{}, 0, protocolViolation("key-value pair: truncated type")
 	}
+	p, m, err := parseKVPValue(b[n:], key)
+	return p, n + m, err
+}
+
+// parseKVPValue decodes the value of a Key-Value-Pair of type key at the
+// start of b. Bytes aliases b.
+func parseKVPValue(b []byte, key uint64) (Param, int, error) {
 	p := Param{Key: key}
-	v, m, err := ParseVarint(b[n:])
+	v, n, err := ParseVarint(b)
 	if err != nil {
 		return Param{}, 0, protocolViolation("key-value pair 0x%x: truncated value", key)
 	}
-	n += m
 	if key&1 == 0 {
 		p.Value = v
 		return p, n, nil
