@@ -79,11 +79,14 @@ func envDuration(b *testing.B, name string) time.Duration {
 // measurement over a steady-state window whatever b.N is, so use
 // -benchtime 1x. Metrics: delivered payload Mbit/s summed over the
 // subscribers, delivered-% of what was published, relay CPU seconds per
-// delivered Gbit (and its inverse Gbit/s-per-core), relay and
-// load-generator cores in use, relay allocations per delivered object,
-// and p50/p99/max publish-to-receive latency. Both processes share the
-// machine's cores: with many subscribers the load generator's own CPU use
-// inflates the latency figures.
+// delivered Gbit (and its inverse Gbit/s-per-core), relay,
+// load-generator and other (anything else on the machine) cores in use,
+// relay allocations and QUIC packets (received, sent) per delivered
+// object, and p50/p99/max publish-to-receive latency, plus the p99 of
+// all but the first (keyframe-like, 6x average) object of each group.
+// Relay and load generator share the machine's cores: with many
+// subscribers the load generator's own CPU use inflates the latency
+// figures, and other-cores > 0 means the run was disturbed.
 func BenchmarkFanout(b *testing.B) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -139,6 +142,7 @@ func BenchmarkFanout(b *testing.B) {
 			b.ReportMetric(ms(res.P50), "p50-ms")
 			b.ReportMetric(ms(res.P99), "p99-ms")
 			b.ReportMetric(ms(res.Max), "max-ms")
+			b.ReportMetric(ms(res.DeltaP99), "delta-p99-ms")
 		})
 	}
 }

@@ -84,7 +84,8 @@ func startGate(t *testing.T, yaml string, args ...string) *gate {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	all := append([]string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--log-level", "debug"}, args...)
+	all := append([]string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--rtmp", "127.0.0.1:0",
+		"--webrtc-udp", "127.0.0.1:0", "--log-level", "debug"}, args...)
 	cmd := exec.Command(binPath, all...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -39,7 +39,9 @@ type Broadcast struct {
 	// Timeline continuity across publisher reconnects.
 	path       string
 	continuity *Continuity
-	start      time.Duration            // where this publisher's timeline starts
+	start      time.Duration // where this publisher's timeline starts
+	base       time.Duration // media time of the first frame written
+	haveBase   bool
 	shift      map[string]int64         // per track, added to DTS
 	timescale  map[string]uint32        // per track
 	end        map[string]time.Duration // per track, end of the last frame
@@ -143,9 +145,19 @@ func (b *Broadcast) WriteFrame(track string, f media.Frame) error {
 	ts := int64(b.timescale[track])
 	shift, ok := b.shift[track]
 	if !ok && ts > 0 {
-		// The first frame of each track lands where the previous
-		// publisher's timeline ended.
-		shift = int64(b.start)*ts/int64(time.Second) - f.DTS
+		// The broadcast's first frame lands where the previous publisher's
+		// timeline ended; the other tracks keep their offset from it, which
+		// keeps them in sync (and places a rendition that starts later,
+		// such as transcoded audio, where it belongs). A track that would
+		// start before zero lands where the timeline ended instead.
+		if !b.haveBase {
+			b.base = time.Duration(f.DTS/ts)*time.Second + time.Duration(f.DTS%ts*int64(time.Second)/ts)
+			b.haveBase = true
+		}
+		shift = int64(b.start-b.base) * ts / int64(time.Second)
+		if f.DTS+shift < 0 {
+			shift = int64(b.start)*ts/int64(time.Second) - f.DTS
+		}
 		b.shift[track] = shift
 	}
 	f.DTS += shift

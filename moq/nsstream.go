@@ -218,6 +218,9 @@ func (s *Session) subscribeNamespaceStream(ctx context.Context, prefix Namespace
 	if err != nil {
 		return nil, err
 	}
+	// On a stream of its own it may reach the peer after later requests
+	// (see lateRequestIDLocked).
+	s.requestWritten()
 	st, err := s.conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("moq: open namespace subscription stream: %w", err)

@@ -175,11 +175,13 @@ func (c *pipeConn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 }
 
 func (c *pipeConn) CloseWithError(code uint64, reason string) error {
+	// The two Do calls must not nest: when both ends close at once, each
+	// would hold its own once while waiting for the other's (a deadlock).
 	c.once.Do(func() {
 		c.cancel(&PipeConnError{Code: code, Reason: reason})
-		c.peer.once.Do(func() {
-			c.peer.cancel(&PipeConnError{Code: code, Reason: reason, Remote: true})
-		})
+	})
+	c.peer.once.Do(func() {
+		c.peer.cancel(&PipeConnError{Code: code, Reason: reason, Remote: true})
 	})
 	return nil
 }

@@ -131,6 +131,11 @@ type Session struct {
 	ctrlR   *bufio.Reader
 	sendMu  sync.Mutex
 	sendBuf []byte
+	// reqOrder (one token) is held from taking a request ID until the
+	// request is written (see allocRequestID).
+	reqOrder chan struct{}
+	// grantMu keeps MAX_REQUEST_ID grants in the order they are made.
+	grantMu sync.Mutex
 	// codec is the negotiated version's wire format.
 	codec wire.Codec
 
@@ -380,6 +385,7 @@ func newSession(conn Conn, cfg Config, client bool) *Session {
 		ctx:          ctx,
 		cancel:       cancel,
 		reqIDChanged: make(chan struct{}),
+		reqOrder:     make(chan struct{}, 1),
 		pending:      make(map[uint64]chan wire.Message),
 		subsOut:      make(map[uint64]*Subscription),
 		subsByAlias:  make(map[uint64]*Subscription),
@@ -678,7 +684,26 @@ func (s *Session) teardown() {
 
 // allocRequestID takes our next request ID, waiting for the peer's
 // MAX_REQUEST_ID if needed (REQUESTS_BLOCKED is sent once per limit).
-func (s *Session) allocRequestID(ctx context.Context) (uint64, error) {
+//
+// The peer closes the session when a request ID on the control stream is
+// not the next one (INVALID_REQUEST_ID), so requests must be written in
+// the order of their IDs, also when several goroutines make requests at
+// once: on success the caller holds the request order until it calls
+// requestWritten, once the request is written (request and Update do) or
+// when it goes on a stream of its own.
+func (s *Session) allocRequestID(ctx context.Context) (id uint64, err error) {
+	select {
+	case s.reqOrder <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.ctx.Done():
+		return 0, s.Err()
+	}
+	defer func() {
+		if err != nil {
+			s.requestWritten()
+		}
+	}()
 	for {
 		s.mu.Lock()
 		if s.goawayRecv {
@@ -711,6 +736,9 @@ func (s *Session) allocRequestID(ctx context.Context) (uint64, error) {
 	}
 }
 
+// requestWritten releases the request order taken by allocRequestID.
+func (s *Session) requestWritten() { <-s.reqOrder }
+
 // checkPeerRequestID validates a new request from the peer.
 func (s *Session) checkPeerRequestID(id uint64) error {
 	s.mu.Lock()
@@ -731,6 +759,10 @@ func (s *Session) checkPeerRequestID(id uint64) error {
 // peerRequestDone releases one request slot and grants a new request ID
 // so that the peer can keep MaxRequests requests open.
 func (s *Session) peerRequestDone() {
+	// A grant is computed and written as one step: a smaller one written
+	// after a larger one would be a protocol violation to the peer.
+	s.grantMu.Lock()
+	defer s.grantMu.Unlock()
 	s.mu.Lock()
 	if s.activePeerReq > 0 {
 		s.activePeerReq--
@@ -759,7 +791,9 @@ func (s *Session) request(ctx context.Context, id uint64, m wire.Message) (wire.
 		delete(s.reqTypes, id)
 		s.mu.Unlock()
 	}()
-	if err := s.send(m); err != nil {
+	err := s.send(m)
+	s.requestWritten()
+	if err != nil {
 		return nil, err
 	}
 	timer := time.NewTimer(s.cfg.RequestTimeout)

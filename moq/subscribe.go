@@ -174,8 +174,10 @@ func (sub *Subscription) Update(ctx context.Context, start Location, endGroup ui
 		s.reqTypes[id] = wire.MsgSubscribeUpdate
 		s.mu.Unlock()
 	}
-	return s.send(&wire.SubscribeUpdate{RequestID: id, SubscriptionRequestID: sub.RequestID,
+	err = s.send(&wire.SubscribeUpdate{RequestID: id, SubscriptionRequestID: sub.RequestID,
 		Start: wire.Location(start), EndGroup: endGroup, SubscriberPriority: priority, Forward: forward})
+	s.requestWritten()
+	return err
 }
 
 // defaultPublisherPriority is the DEFAULT_PUBLISHER_PRIORITY track

@@ -1,7 +1,8 @@
 // Builds the browser test pages into dist/ (gitignored):
 //   dist/moqwatch.js  <moq-watch> element (@moq/watch/element), ES module
 //   dist/hls.js       hls.js, ES module that also sets window.Hls
-//   dist/*.html, *.js test pages copied from pages/
+//   dist/*.html, *.js test pages copied from pages/ (watch.html: @moq/watch;
+//                     whip.html / whep.html: WebRTC publisher and player)
 // Run with `npm run build` (after `npm ci`).
 import { cp, mkdir, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";

@@ -2,14 +2,17 @@ package hls
 
 import (
 	"context"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/moqgate/moqgate/ingest"
 	"github.com/moqgate/moqgate/internal/mediatest"
+	"github.com/moqgate/moqgate/media"
 )
 
 // generations returns how many muxer generations the broadcast's stream
@@ -71,6 +74,7 @@ func follow(t *testing.T, url string, d time.Duration, onBody func(string)) []st
 // playlist goes on with the same media sequence numbering, a
 // discontinuity and the new init segment, and both sides stay fetchable.
 func TestCodecChange(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	h264, err := mediatest.LoadClip(mediatest.TestdataPath("fmp4_h264_aac.mp4"))
 	if err != nil {
@@ -144,6 +148,7 @@ func TestCodecChange(t *testing.T) {
 // again. Same codec parameters: the muxer carries on (one generation), the
 // media timeline is spliced, the playlist keeps growing.
 func TestPublisherReconnect(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	clip, err := mediatest.LoadClip(mediatest.TestdataPath("fmp4_h264_aac.mp4"))
 	if err != nil {
@@ -163,6 +168,7 @@ func TestPublisherReconnect(t *testing.T) {
 			}
 		}
 	}()
+	e.waitBroadcast(t, "live/test")
 	bodies := follow(t, e.url+"live/test/video1_stream.m3u8", 12*time.Second, nil)
 	if g := e.generations("live/test"); g != 1 {
 		t.Errorf("%d muxer generations, want 1", g)
@@ -177,4 +183,103 @@ func TestPublisherReconnect(t *testing.T) {
 		}
 	}
 	t.Logf("last playlist:\n%s", bodies[len(bodies)-1])
+}
+
+// serving returns the generation number of the broadcast's serving muxer
+// (0 for none).
+func (e *env) serving(path string) int {
+	e.hls.mu.Lock()
+	st := e.hls.streams[path]
+	e.hls.mu.Unlock()
+	if st == nil {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.cur == nil {
+		return 0
+	}
+	return st.cur.id
+}
+
+// TestRenditionGoneAndBack: the publisher comes back without its audio
+// track, then with it again. The muxer generation in between has no audio
+// playlist; a player that follows the one it had must get a retryable
+// answer (503 with Retry-After), never a 404, which hls.js takes as final
+// (a fatal audioTrackLoadError). Once audio is back, the same playlist is
+// served again. A playlist that no generation had is still a 404.
+func TestRenditionGoneAndBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	full, err := mediatest.LoadClip(mediatest.TestdataPath("fmp4_h264_aac.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	videoOnly := *full
+	videoOnly.Tracks, videoOnly.Frames = nil, nil
+	for _, tr := range full.Tracks {
+		if tr.Codec.Kind() == media.Video {
+			videoOnly.Tracks = append(videoOnly.Tracks, tr)
+		}
+	}
+	for _, f := range full.Frames {
+		if f.Track == videoOnly.Tracks[0].Name {
+			videoOnly.Frames = append(videoOnly.Frames, f)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := ingest.Start(ctx, ingest.LocalDialer(e.relay, "test", e.log), "live/test", e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// One loop of the clip at a time, the test choosing which: a catalog
+	// change takes effect at a loop boundary, as with a reconnect.
+	var clip atomic.Pointer[mediatest.Clip]
+	clip.Store(full)
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			err := clip.Load().Play(ctx, b, mediatest.PublishOptions{Loops: 1, StartDTS: time.Duration(i) * full.Length})
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	audio := e.url + "live/test/audio2_stream.m3u8"
+	video := e.url + "live/test/video1_stream.m3u8"
+	first := parseMedia(t, mustGet(t, audio).body)
+	if e.serving("live/test") != 1 {
+		t.Fatalf("serving generation %d, want 1", e.serving("live/test"))
+	}
+
+	clip.Store(&videoOnly)
+	waitFor(t, "a muxer generation without audio serving", 15*time.Second, func() bool { return e.serving("live/test") == 2 })
+	if mv := mustGet(t, e.url+"live/test/index.m3u8"); strings.Contains(mv.body, "audio2") {
+		t.Fatalf("multivariant playlist of a generation without audio:\n%s", mv.body)
+	}
+	mustGet(t, video)
+	msn := first.MediaSequence + len(first.Segments)
+	for _, u := range []string{audio, audio + "?_HLS_msn=" + strconv.Itoa(msn) + "&_HLS_part=0"} {
+		r := get(t, u)
+		if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s without audio in the muxer: %d %q (Retry-After %q), want 503 with Retry-After",
+				u, r.code, r.body, r.header.Get("Retry-After"))
+		}
+	}
+	if r := get(t, e.url+"live/test/audio9_stream.m3u8"); r.code != http.StatusNotFound {
+		t.Errorf("a playlist no generation had: %d, want 404", r.code)
+	}
+
+	clip.Store(full)
+	waitFor(t, "a muxer generation with audio again", 15*time.Second, func() bool { return e.serving("live/test") == 3 })
+	r := mustGet(t, audio)
+	t.Logf("audio playlist with audio back:\n%s", r.body)
+	select {
+	case err := <-done:
+		t.Fatalf("publisher: %v", err)
+	default:
+	}
 }

@@ -26,6 +26,9 @@ func TestCodecs(t *testing.T) {
 		{"fmp4_h265_opus.mp4", []string{"hvc1.", "opus"}, "", []string{"hevc", "opus"}},
 		{"fmp4_av1_opus.mp4", []string{"av01.", "opus"}, "", []string{"av1", "opus"}},
 		{"fmp4_vp9_mp3.mp4", []string{"vp09."}, "mp4a.40.34", []string{"vp9"}},
+		// Audio only: the audio track leads the segmenting.
+		{"aac_lc_48k_stereo.mp4", []string{"mp4a.40.2"}, "", []string{"aac"}},
+		{"opus.mp4", []string{"opus"}, "", []string{"opus"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()
@@ -41,7 +44,11 @@ func TestCodecs(t *testing.T) {
 			if tc.absent != "" && (strings.Contains(mv.body, tc.absent) || strings.Contains(mv.body, "EXT-X-MEDIA")) {
 				t.Errorf("multivariant playlist has a track that should be left out:\n%s", mv.body)
 			}
-			pl := parseMedia(t, mustGet(t, base+"video1_stream.m3u8").body)
+			first := "video1_stream.m3u8"
+			if !strings.Contains(mv.body, first) {
+				first = "audio1_stream.m3u8"
+			}
+			pl := parseMedia(t, mustGet(t, base+first).body)
 			mustGet(t, base+pl.Map.URI)
 			if _, err := exec.LookPath("ffprobe"); err != nil {
 				return

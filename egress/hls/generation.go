@@ -13,7 +13,6 @@ import (
 
 	"github.com/bluenviron/gohlslib/v2"
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
-
 )
 
 // lowLatencyGaps is how many EXT-X-GAP segments gohlslib puts in front of
@@ -36,7 +35,6 @@ type generation struct {
 	muxer  *gohlslib.Muxer
 	tracks map[string]*genTrack
 	keys   map[string]string // codecKey of each track, what the muxer was built for
-	log    *slog.Logger
 
 	ready chan struct{} // closed once the muxer has its first segment
 
@@ -50,15 +48,14 @@ type generation struct {
 	seqBase int64 // global media sequence number = gohlslib's + seqBase
 	disc    int   // discontinuity sequence number of its segments
 
-	wmu       sync.Mutex // gohlslib's Write* methods are not safe for concurrent use
-	closed    bool
-	writeErrs int
-	full      bool // gohlslib refused a sample: segment size limit
+	wmu    sync.Mutex // gohlslib's Write* methods are not safe for concurrent use
+	closed bool
+	full   bool // gohlslib refused a sample: segment size limit
 }
 
 // newGeneration starts a gohlslib muxer for tracks (video first).
 func newGeneration(id int, tracks []*genTrack, keys map[string]string, cfg *Config, log *slog.Logger) (*generation, error) {
-	g := &generation{id: id, tracks: map[string]*genTrack{}, keys: keys, log: log, ready: make(chan struct{})}
+	g := &generation{id: id, tracks: map[string]*genTrack{}, keys: keys, ready: make(chan struct{})}
 	m := &gohlslib.Muxer{
 		Variant:            gohlslib.MuxerVariantLowLatency,
 		SegmentCount:       cfg.SegmentCount,
@@ -94,7 +91,6 @@ func (g *generation) write(name string, s sample) error {
 	}
 	err := t.codec.write(g.muxer, t.track, s)
 	if err != nil {
-		g.writeErrs++
 		if strings.Contains(err.Error(), "maximum segment size") {
 			// gohlslib never cuts the segment after refusing a sample: the
 			// muxer is stuck and must be replaced.
@@ -102,7 +98,6 @@ func (g *generation) write(name string, s sample) error {
 		}
 		return err
 	}
-	g.writeErrs = 0
 	return nil
 }
 
@@ -124,26 +119,17 @@ func (g *generation) close() {
 	}
 }
 
-func (g *generation) isReady() bool {
-	select {
-	case <-g.ready:
-		return true
-	default:
-		return false
-	}
-}
-
 // get runs a GET for file (with query) through the muxer, waiting at most
 // until ctx ends or stop is closed; ok is false when it gave up. The
 // handler may go on blocking after that; it writes to its own buffer and
 // ends when the muxer produces what it waits for or closes.
-func (g *generation) get(ctx context.Context, stop <-chan struct{}, file, rawQuery string) (resp *bufferedResponse, ok bool) {
+func (g *generation) get(ctx context.Context, stop <-chan struct{}, file, rawQuery string) (*bufferedResponse, bool) {
 	u := "/" + file
 	if rawQuery != "" {
 		u += "?" + rawQuery
 	}
 	req := httptest.NewRequest(http.MethodGet, u, nil)
-	resp = newBufferedResponse()
+	resp := newBufferedResponse()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -219,16 +219,33 @@ func (s *Server) watch(ctx context.Context) {
 }
 
 func (s *Server) watchOnce(ctx context.Context) error {
-	sess, err := s.cfg.Relay.ConnectLocalAs(ctx, "hls", moq.Config{Logger: s.log}, moq.Config{})
-	if err != nil {
+	// Every broadcast: draft-16 has the empty prefix for that; draft-14
+	// wants at least one field, and a single empty one matches every path
+	// under moqgate's relay, which compares prefixes by path. A refused
+	// request may leave its session unusable, so each try gets its own.
+	var err error
+	for _, prefix := range []moq.Namespace{{}, {""}} {
+		var sess *moq.Session
+		sess, err = s.cfg.Relay.ConnectLocalAs(ctx, "hls", moq.Config{Logger: s.log}, moq.Config{})
+		if err != nil {
+			return err
+		}
+		var ns *moq.NamespaceSubscription
+		ns, err = sess.SubscribeNamespace(ctx, prefix)
+		if err != nil {
+			sess.Close()
+			continue
+		}
+		err = s.follow(ctx, sess, ns)
+		ns.Close()
+		sess.Close()
 		return err
 	}
-	defer sess.Close()
-	ns, err := sess.SubscribeNamespace(ctx, moq.Namespace{})
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
+	return err
+}
+
+// follow starts a muxer for every broadcast announced on ns.
+func (s *Server) follow(ctx context.Context, sess *moq.Session, ns *moq.NamespaceSubscription) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -239,9 +256,10 @@ func (s *Server) watchOnce(ctx context.Context) error {
 			if !ok {
 				return errors.New("namespace subscription ended")
 			}
-			if ev.Active {
-				if _, err := s.stream(ev.Namespace.Path(), true); err != nil {
-					s.log.Warn("hls: cannot start muxer", "broadcast", ev.Namespace.Path(), "err", err)
+			path := moq.ParsePath(ev.Namespace.Path()).Path() // without an empty prefix field
+			if ev.Active && path != "" {
+				if _, err := s.stream(path, true); err != nil {
+					s.log.Warn("hls: cannot start muxer", "broadcast", path, "err", err)
 				}
 			}
 		}
@@ -257,15 +275,12 @@ func (s *Server) stream(path string, alwaysOn bool) (*stream, error) {
 	if s.closed {
 		return nil, errors.New("hls: server closed")
 	}
-	if st := s.streams[path]; st != nil {
-		select {
-		case <-st.done:
-			// Stopped (broadcast ended, idle); a new one replaces it.
-		default:
-			st.touch()
-			return st, nil
-		}
+	if st := s.streams[path]; st != nil && st.ctx.Err() == nil {
+		st.touch()
+		return st, nil
 	}
+	// None, or one that is stopping (broadcast ended, idle): a new one
+	// replaces it.
 	if len(s.streams) >= s.cfg.MaxMuxers {
 		return nil, errTooMany
 	}

@@ -73,6 +73,15 @@ func (e *env) publish(t *testing.T, file, path string, opts mediatest.PublishOpt
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e.publishClip(t, clip, path, opts)
+}
+
+func (e *env) publishClip(t *testing.T, clip *mediatest.Clip, path string, optList ...mediatest.PublishOptions) <-chan error {
+	t.Helper()
+	var opts mediatest.PublishOptions
+	if len(optList) > 0 {
+		opts = optList[0]
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	opts.Logger = e.log
@@ -81,7 +90,18 @@ func (e *env) publish(t *testing.T, file, path string, opts mediatest.PublishOpt
 		cancel()
 		<-done
 	})
+	e.waitBroadcast(t, path)
 	return done
+}
+
+// waitBroadcast waits until the relay has the broadcast.
+func (e *env) waitBroadcast(t *testing.T, path string) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !e.relay.HasBroadcast(path); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("broadcast %s did not appear", path)
+		}
+	}
 }
 
 type response struct {
@@ -128,6 +148,7 @@ var partInfRE = regexp.MustCompile(`#EXT-X-PART-INF:PART-TARGET=([0-9.]+)`)
 var holdBackRE = regexp.MustCompile(`PART-HOLD-BACK=([0-9.]+)`)
 
 func TestLowLatencyPlaylist(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	e.publish(t, "fmp4_h264_aac.mp4", "live/test", mediatest.PublishOptions{})
 

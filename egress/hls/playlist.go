@@ -31,7 +31,7 @@ const partHoldBackFactor = 3
 func fixedPartTarget(first, part time.Duration) time.Duration {
 	const step = 10 * time.Millisecond
 	t := time.Duration(math.Ceil(float64(first)/float64(step))) * step
-	return max(t, (part*100/85).Truncate(time.Millisecond))
+	return max(t, (part * 100 / 85).Truncate(time.Millisecond))
 }
 
 // mediaSnapshot is a media playlist of a generation at one moment.
@@ -70,6 +70,33 @@ func (g *generation) initURI(id string) string {
 // gohlslib puts in front of a new muxer replaced by the previous
 // generation's segments, followed by a discontinuity.
 func (st *stream) renderMedia(g *generation, id string, raw []byte) ([]byte, error) {
+	// Many clients wait for the same part and get the same playlist at
+	// once: render each distinct one once.
+	st.mu.Lock()
+	key := fmt.Sprintf("%d|%d|%s|%s", g.id, st.histVer, id, raw)
+	out, ok := st.rendered[key]
+	st.mu.Unlock()
+	if ok {
+		return out, nil
+	}
+	out, err := st.render(g, id, raw)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	if len(st.rendered) >= renderCacheSize {
+		clear(st.rendered)
+	}
+	st.rendered[key] = out
+	st.mu.Unlock()
+	return out, nil
+}
+
+// renderCacheSize bounds the rendered playlists kept: a few per media
+// playlist (with and without delta updates, and query strings).
+const renderCacheSize = 32
+
+func (st *stream) render(g *generation, id string, raw []byte) ([]byte, error) {
 	var pl playlist.Media
 	if err := pl.Unmarshal(raw); err != nil {
 		return nil, fmt.Errorf("hls: parse media playlist: %w", err)

@@ -108,13 +108,24 @@ func (st *stream) serveMultivariant(w http.ResponseWriter, r *http.Request) {
 	st.writePlaylist(w, resp.code(), resp.body.Bytes())
 }
 
-// blockTimeout is how long a blocking playlist reload may wait: three
-// target durations, as RFC 8216bis allows.
-func (st *stream) blockTimeout() time.Duration {
+// blockTimeout is how long a blocking playlist reload (or a preload hint)
+// waits before the playlist is answered as it is. RFC 8216bis lets a
+// server hold such a request for three target durations, which is what a
+// reload for a whole segment gets. One for a part gets three part targets:
+// LL clients give up much earlier than the RFC's bound (hls.js after
+// max(3 part targets, 0.8 target durations)) and count that as an error,
+// while an unchanged playlist just makes them ask again.
+func (st *stream) blockTimeout(part bool) time.Duration {
 	st.mu.Lock()
-	td := st.targetDur
+	pt, td := st.partTarget, st.targetDur
 	st.mu.Unlock()
-	return 3 * time.Duration(max(td, 1)) * time.Second
+	if pt == 0 {
+		pt = st.srv.cfg.PartDuration
+	}
+	if !part {
+		return 3 * time.Duration(max(td, 1)) * time.Second
+	}
+	return max(3*pt, 500*time.Millisecond)
 }
 
 func (st *stream) serveMedia(w http.ResponseWriter, r *http.Request, file string) {
@@ -140,7 +151,7 @@ func (st *stream) serveMedia(w http.ResponseWriter, r *http.Request, file string
 			return
 		}
 		if deadline.IsZero() {
-			deadline = time.Now().Add(st.blockTimeout())
+			deadline = time.Now().Add(st.blockTimeout(partStr != ""))
 		}
 		st.mu.Lock()
 		hasHist := len(st.history[id]) > 0
@@ -197,6 +208,25 @@ func (st *stream) serveMedia(w http.ResponseWriter, r *http.Request, file string
 			default:
 			}
 		}
+		if resp.code() == http.StatusNotFound && st.hadPlaylist(id) {
+			// The serving muxer lacks a rendition an earlier one had: the
+			// publisher came back without that track, or not yet with it.
+			// A player cannot recover from a 404 (hls.js gives up on the
+			// first one); wait, within the bound, for a generation that
+			// has it, then let the client retry. A plain request waits no
+			// longer than a reload for a part.
+			until := deadline
+			if t := time.Now().Add(st.blockTimeout(true)); msn < 0 && t.Before(until) {
+				until = t
+			}
+			if waitChanged(r.Context(), changed, until) {
+				continue
+			}
+			if r.Context().Err() == nil {
+				unavailable(w, "rendition not available at the moment")
+			}
+			return
+		}
 		if resp.code() != http.StatusOK {
 			w.Header().Set("Cache-Control", playlistCacheControl)
 			http.Error(w, http.StatusText(resp.code()), resp.code())
@@ -211,6 +241,28 @@ func (st *stream) serveMedia(w http.ResponseWriter, r *http.Request, file string
 		st.writePlaylist(w, http.StatusOK, out)
 		return
 	}
+}
+
+// hadPlaylist reports whether a generation of the stream has served media
+// playlist id.
+func (st *stream) hadPlaylist(id string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.playlists[id]
+}
+
+// waitChanged waits until changed is closed (true), deadline passes or ctx
+// ends.
+func waitChanged(ctx context.Context, changed <-chan struct{}, deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-changed:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 func (st *stream) writePlaylist(w http.ResponseWriter, code int, body []byte) {
@@ -251,7 +303,7 @@ func (st *stream) serveFile(w http.ResponseWriter, r *http.Request, file string)
 		http.NotFound(w, r)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), st.blockTimeout())
+	ctx, cancel := context.WithTimeout(r.Context(), st.blockTimeout(true))
 	defer cancel()
 	resp, ok := g.get(ctx, st.done, file, "")
 	if !ok {

@@ -75,10 +75,13 @@ type stream struct {
 	cur        *generation // serving
 	next       *generation // being built: not ready yet, gets the samples
 	old        []*generation
-	oldUntil   time.Time                      // when old and history may go
+	oldUntil   time.Time                     // when old and history may go
 	history    map[string]map[int64]*histSeg // by media playlist ID, then sequence number
-	changed    chan struct{}                  // closed and replaced when cur changes
-	partTarget time.Duration                  // fixed with the first generation
+	playlists  map[string]bool               // media playlist IDs any generation has served
+	histVer    int                           // changes with history and partTarget
+	rendered   map[string][]byte             // renderMedia's cache
+	changed    chan struct{}                 // closed and replaced when cur changes
+	partTarget time.Duration                 // fixed with the first generation
 	targetDur  int
 	loggedOut  map[string]bool // tracks logged as left out
 	writeLog   time.Time       // last write-error log (rate limit)
@@ -91,7 +94,8 @@ func newStream(srv *Server, path string, alwaysOn bool) *stream {
 		log: srv.log.With("broadcast", path), ctx: ctx, cancel: cancel,
 		started: make(chan struct{}), done: make(chan struct{}),
 		catChanged: make(chan struct{}), changed: make(chan struct{}),
-		loops: map[string]context.CancelFunc{}, loggedOut: map[string]bool{},
+		loops: map[string]context.CancelFunc{}, loggedOut: map[string]bool{}, rendered: map[string][]byte{},
+		playlists: map[string]bool{},
 	}
 	st.touch()
 	return st
@@ -169,7 +173,9 @@ func (st *stream) shutdown() {
 	if st.sess != nil {
 		st.sess.Close()
 	}
-	st.log.Info("hls: muxer stopped")
+	if st.startErr == nil {
+		st.log.Info("hls: muxer stopped")
+	}
 }
 
 // catalogLoop applies every catalog the broadcast publishes.
@@ -397,10 +403,14 @@ func (st *stream) promote(g *generation) {
 			"part_target", st.partTarget, "parts", g.partTarget)
 	}
 	st.targetDur = max(st.targetDur, g.targetDur)
+	st.histVer++
 	if old != nil {
 		st.freezeLocked(old, g, frozen)
 	}
 	st.cur, st.next = g, nil
+	for _, id := range g.streamIDs {
+		st.playlists[id] = true
+	}
 	close(st.changed)
 	st.changed = make(chan struct{})
 	st.log.Info("hls: muxer generation serving", "generation", g.id, "media_sequence_base", g.seqBase,
@@ -465,6 +475,7 @@ func (st *stream) expireOld(now time.Time) {
 	}
 	old := st.old
 	st.old, st.history = nil, nil
+	st.histVer++
 	st.mu.Unlock()
 	for _, g := range old {
 		g.close()
@@ -530,45 +541,54 @@ func (st *stream) waitCatalog(ctx context.Context) {
 }
 
 // trackLoop subscribes to one media track and feeds its frames to the
-// muxer until the track leaves the catalog or ends.
+// muxer until the track leaves the catalog or the stream stops. A refused
+// or ended subscription is made again: the track is in the catalog, so it
+// comes back (a publisher reconnecting, an upstream relay reconnecting).
 func (st *stream) trackLoop(ctx context.Context, name string, kind media.Kind) {
 	prio := uint8(priorityVideo)
 	if kind == media.Audio {
 		prio = priorityAudio
 	}
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	sub, err := st.sess.Subscribe(sctx, st.ns, name, moq.SubscribeOptions{Priority: prio})
-	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
-			st.log.Warn("hls: subscribe", "track", name, "err", err)
+	var tc *trackClock // the track's place on the timeline, across subscriptions
+	for ctx.Err() == nil && st.desc(name) != nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		sub, err := st.sess.Subscribe(sctx, st.ns, name, moq.SubscribeOptions{Priority: prio})
+		cancel()
+		if err == nil {
+			tc = st.readTrack(ctx, name, sub, tc)
+			sub.Unsubscribe()
+		} else if ctx.Err() == nil {
+			st.log.Debug("hls: subscribe", "track", name, "err", err)
 		}
-		return
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	defer sub.Unsubscribe()
+}
+
+// readTrack demuxes the objects of a subscription until it ends.
+func (st *stream) readTrack(ctx context.Context, name string, sub *moq.Subscription, tc *trackClock) *trackClock {
 	src := &objectSource{ctx: ctx, st: st, name: name, rd: sub.Track.NewReader(true)}
-	var tc *trackClock
 	for ctx.Err() == nil {
 		d := st.desc(name)
 		if d == nil {
-			return
+			return tc
 		}
 		src.init = d.init
 		dmx := media.NewFMP4Demuxer(io.MultiReader(bytes.NewReader(d.init), src), 0)
 		dmx.SetLogger(st.log)
 		if _, err := dmx.Tracks(); err != nil {
 			st.log.Warn("hls: init segment", "track", name, "err", err)
-			return
+			return tc
 		}
 		for {
 			_, f, err := dmx.Next()
 			if err != nil {
 				switch {
 				case errors.Is(err, errInitChanged):
-				case ctx.Err() != nil:
-					return
-				case errors.Is(err, moq.ErrTrackEnded):
-					return
+				case ctx.Err() != nil, errors.Is(err, moq.ErrTrackEnded):
+					return tc
 				default:
 					st.log.Warn("hls: bad media object, skipping the rest of its group", "track", name, "err", err)
 					src.skipGroup()
@@ -578,6 +598,7 @@ func (st *stream) trackLoop(ctx context.Context, name string, kind media.Kind) {
 			tc = st.writeFrame(name, d, tc, f)
 		}
 	}
+	return tc
 }
 
 // writeFrame places f on the output timeline and hands it to the muxer

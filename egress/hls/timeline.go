@@ -26,7 +26,11 @@ type timeline struct {
 	epoch  int           // 0 = no sample yet
 	offset time.Duration // added to source time in the current epoch
 	maxEnd time.Duration // furthest output end time of any track
-	// wall is the wall clock of output time 0 (EXT-X-PROGRAM-DATE-TIME).
+	// wall is the wall clock of output time 0 (EXT-X-PROGRAM-DATE-TIME):
+	// the earliest arrival time of any sample minus its output time. A
+	// sample cannot arrive before it was made, and the first ones come in
+	// a burst from the relay's cache (the current GOP, up to its length
+	// late), so the minimum is the best estimate of when media was made.
 	wall time.Time
 }
 
@@ -86,7 +90,6 @@ func (tl *timeline) place(tc *trackClock, srcDTS, srcDur int64, frameDur int64) 
 		// Output time starts at 0 at the first sample of the broadcast.
 		tl.epoch = 1
 		tl.offset = -toDur(srcDTS, tc.timescale)
-		tl.wall = time.Now()
 	}
 	if tc.epoch == 0 {
 		tc.join(tl)
@@ -129,8 +132,12 @@ func (tl *timeline) place(tc *trackClock, srcDTS, srcDur int64, frameDur int64) 
 		tc.nextAudio = out + frameDur
 	}
 	dur := frameDur
-	if dur <= 0 && srcDur > 0 {
+	switch {
+	case dur > 0:
+	case srcDur > 0:
 		dur = scale(srcDur, tc.timescale, tc.clock)
+	case tc.have && srcDTS > tc.lastSrc:
+		dur = scale(srcDTS-tc.lastSrc, tc.timescale, tc.clock) // the last frame interval
 	}
 	end := toDur(out+dur, tc.clock)
 	tc.have, tc.lastSrc = true, srcDTS
@@ -138,7 +145,11 @@ func (tl *timeline) place(tc *trackClock, srcDTS, srcDur int64, frameDur int64) 
 	if tc.lastEnd > tl.maxEnd {
 		tl.maxEnd = tc.lastEnd
 	}
-	return out, tl.wall.Add(toDur(out, tc.clock))
+	outT = toDur(out, tc.clock)
+	if made := time.Now().Add(-outT); tl.wall.IsZero() || made.Before(tl.wall) {
+		tl.wall = made
+	}
+	return out, tl.wall.Add(outT)
 }
 
 // join moves tc into tl's current epoch.

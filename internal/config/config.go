@@ -70,6 +70,24 @@ type WebRTC struct {
 	// UDP is the single UDP address shared by all peer connections; empty
 	// disables WHIP and WHEP.
 	UDP string `yaml:"udp"`
+	// TCP, if set, is the ICE-TCP address (one port for every peer
+	// connection) for clients that cannot use UDP; empty disables it.
+	TCP string `yaml:"tcp"`
+	// NAT1To1IPs are public addresses that reach this host's WebRTC ports
+	// unchanged (1:1 NAT, e.g. a cloud VM's public IP), advertised as
+	// extra ICE host candidates.
+	NAT1To1IPs []string `yaml:"nat_1to1_ips"`
+	// STUNServers (stun:host:port) are asked for the public address of
+	// the UDP port at start (advertised like NAT1To1IPs when the NAT keeps
+	// the port), and offered to WHIP/WHEP clients in Link headers.
+	STUNServers []string `yaml:"stun_servers"`
+	// KeyframeInterval asks WHIP publishers for a key frame (PLI) when the
+	// last one is older, so that MoQ groups and HLS segments stay short;
+	// 0 asks only when needed (start, loss, new viewers).
+	KeyframeInterval time.Duration `yaml:"keyframe_interval"`
+	// FFmpeg is the ffmpeg program that transcodes AAC to Opus for WHEP
+	// viewers (once per broadcast, on demand); empty disables transcoding.
+	FFmpeg string `yaml:"ffmpeg"`
 }
 
 // TLS names the certificate used for QUIC and HTTPS.
@@ -351,6 +369,20 @@ func (c *Config) Validate() error {
 	}
 
 	checkAddr("webrtc.udp", c.WebRTC.UDP, true)
+	checkAddr("webrtc.tcp", c.WebRTC.TCP, true)
+	for i, ip := range c.WebRTC.NAT1To1IPs {
+		if net.ParseIP(ip) == nil {
+			bad(fmt.Sprintf("webrtc.nat_1to1_ips[%d]", i), "%q is not an IP address", ip)
+		}
+	}
+	for i, u := range c.WebRTC.STUNServers {
+		if err := validateSTUN(u); err != nil {
+			bad(fmt.Sprintf("webrtc.stun_servers[%d]", i), "%v", err)
+		}
+	}
+	if c.WebRTC.KeyframeInterval < 0 {
+		bad("webrtc.keyframe_interval", "must not be negative (0 = only when needed), got %s", c.WebRTC.KeyframeInterval)
+	}
 
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file must be set together (both empty = self-signed)")
@@ -448,6 +480,22 @@ func validateAddr(addr string) error {
 	}
 	if strings.ContainsAny(host, " /") {
 		return fmt.Errorf("invalid host %q in %q", host, addr)
+	}
+	return nil
+}
+
+// validateSTUN checks a stun:host[:port] URL.
+func validateSTUN(s string) error {
+	rest, ok := strings.CutPrefix(s, "stun:")
+	if !ok || rest == "" || strings.ContainsAny(rest, " /?") {
+		return fmt.Errorf("invalid STUN server %q: want stun:host[:port]", s)
+	}
+	if strings.Contains(rest, ":") && !strings.HasSuffix(rest, "]") {
+		if _, port, err := net.SplitHostPort(rest); err != nil || port == "" {
+			return fmt.Errorf("invalid STUN server %q: want stun:host[:port]", s)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return fmt.Errorf("invalid STUN server %q: bad port", s)
+		}
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ func TestDefault(t *testing.T) {
 	want := Config{
 		Listen:    Listen{Addr: ":4443"},
 		RTMP:      RTMP{Addr: ":1935", GracePeriod: 5 * time.Second},
-		WebRTC:    WebRTC{UDP: ":8189"},
+		WebRTC:    WebRTC{UDP: ":8189", NAT1To1IPs: []string{}, STUNServers: []string{}, KeyframeInterval: 2 * time.Second, FFmpeg: "ffmpeg"},
 		TLS:       TLS{Hostnames: []string{}},
 		Relay:     Relay{CacheMaxGroups: 4, CacheMaxBytes: 32 * MiB, MaxSubscriberLagGroups: 2, UpstreamPrefixes: []string{"live"}},
 		Upstreams: []string{},
@@ -186,6 +186,11 @@ func TestValidate(t *testing.T) {
 		{"rtmp bad", func(c *Config) { c.RTMP.Addr = "1935" }, "rtmp.addr"},
 		{"grace negative", func(c *Config) { c.RTMP.GracePeriod = -time.Second }, "rtmp.grace_period"},
 		{"webrtc bad", func(c *Config) { c.WebRTC.UDP = "x" }, "webrtc.udp"},
+		{"webrtc tcp", func(c *Config) { c.WebRTC.TCP = "8189" }, "webrtc.tcp"},
+		{"webrtc nat ip", func(c *Config) { c.WebRTC.NAT1To1IPs = []string{"example.com"} }, "webrtc.nat_1to1_ips[0]"},
+		{"webrtc stun", func(c *Config) { c.WebRTC.STUNServers = []string{"stun.l.google.com:19302"} }, "webrtc.stun_servers[0]"},
+		{"webrtc stun port", func(c *Config) { c.WebRTC.STUNServers = []string{"stun:host:99999"} }, "webrtc.stun_servers[0]"},
+		{"webrtc keyframes", func(c *Config) { c.WebRTC.KeyframeInterval = -time.Second }, "webrtc.keyframe_interval"},
 		{"cert without key", func(c *Config) { c.TLS.CertFile = "a.pem" }, "cert_file and key_file must be set together"},
 		{"bad hostname", func(c *Config) { c.TLS.Hostnames = []string{"bad host"} }, "tls.hostnames[0]"},
 		{"groups", func(c *Config) { c.Relay.CacheMaxGroups = 0 }, "relay.cache_max_groups: must be at least 1"},
@@ -239,6 +244,9 @@ func TestValidateAccepts(t *testing.T) {
 	c, _ := Default()
 	c.RTMP.Addr = ""
 	c.WebRTC.UDP = ""
+	c.WebRTC.TCP = "127.0.0.1:0"
+	c.WebRTC.NAT1To1IPs = []string{"203.0.113.7", "2001:db8::1"}
+	c.WebRTC.STUNServers = []string{"stun:stun.l.google.com:19302", "stun:[2001:db8::1]:3478", "stun:example.com"}
 	c.Listen.Addr = "[::1]:0"
 	c.TLS = TLS{CertFile: "c.pem", KeyFile: "k.pem", Hostnames: []string{"*.example.com", "::1", "a-b.example"}}
 	c.Upstreams = []string{"moqt://127.0.0.1:4443", "http://localhost:4443/path?q=1"}

@@ -129,6 +129,12 @@ func (c *Clip) Play(ctx context.Context, w media.BroadcastWriter, opts PublishOp
 	for _, t := range c.Tracks {
 		scale[t.Name] = t.Timescale
 	}
+	if len(c.Frames) == 0 {
+		// Tracks and catalog only, like a publisher whose encoder never
+		// sends a frame.
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	start := time.Now()
 	for n := 0; opts.Loops == 0 || n < opts.Loops; n++ {
 		if opts.OnLoop != nil {

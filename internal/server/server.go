@@ -53,6 +53,7 @@ type Server struct {
 	metrics    *metrics
 	sessions   *admission
 	catalogs   *catalogWatcher
+	webrtc     *webRTC
 }
 
 // New binds the listeners; Run serves them.
@@ -135,6 +136,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		PartDuration: cfg.HLS.PartDuration, SegmentMinDuration: cfg.HLS.SegmentMinDuration,
 		SegmentCount: cfg.HLS.SegmentCount, IdleTimeout: cfg.HLS.IdleTimeout, AlwaysOn: cfg.HLS.AlwaysOn,
 		MaxMuxers: cfg.HLS.MaxMuxers, SegmentMaxSize: int(cfg.HLS.SegmentMaxSize)})
+	if err := s.setupWebRTC(); err != nil {
+		s.udp.Close()
+		s.tcp.Close()
+		if s.rtmpLn != nil {
+			s.rtmpLn.Close()
+		}
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
@@ -149,6 +158,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /certificate.sha256", s.certs.Handler())
 	s.mux.Handle("OPTIONS /certificate.sha256", s.certs.Handler())
 	s.mux.Handle("/hls/", s.hls)
+	s.webrtcRoutes()
 	s.mux.HandleFunc("GET /api/broadcasts", s.apiBroadcastsHandler)
 	s.mux.HandleFunc("GET /api/broadcasts/{path...}", s.apiBroadcastHandler)
 	s.mux.Handle("GET /metrics", s.metrics.handler())
@@ -192,7 +202,7 @@ func (s *Server) onRTMPPublish(ctx context.Context, req rtmp.PublishRequest) (me
 	if err != nil {
 		return nil, err
 	}
-	b, err := ingest.StartWith(ctx, ingest.LocalDialer(s.relay, "rtmp", log), req.Path, log, ingest.Options{Continuity: s.continuity})
+	ib, err := ingest.StartWith(ctx, ingest.LocalDialer(s.relay, "rtmp", log), req.Path, log, ingest.Options{Continuity: s.continuity})
 	if err != nil {
 		var re *moq.RequestError
 		if errors.As(err, &re) {
@@ -200,6 +210,7 @@ func (s *Server) onRTMPPublish(ctx context.Context, req rtmp.PublishRequest) (me
 		}
 		return nil, err
 	}
+	b := s.withOpus(req.Path, ib) // AAC to Opus for WHEP viewers, on demand
 	log.Info("RTMP publisher started")
 	if g.Expires.IsZero() {
 		return b, nil
@@ -286,7 +297,7 @@ func (s *Server) Run(ctx context.Context) error {
 		scheme = "https"
 	}
 	s.log.Info("moqgate serving", "web", scheme+"://"+s.WebAddr.String(), "moq", "moqt://"+s.MoQAddr.String(),
-		"rtmp", addrString(s.RTMPAddr), "fingerprint", s.certs.Fingerprint())
+		"rtmp", addrString(s.RTMPAddr), "webrtc", s.webrtcAddr(), "fingerprint", s.certs.Fingerprint())
 	var err error
 	select {
 	case <-ctx.Done():
@@ -298,6 +309,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.moq.Shutdown(sctx)
 	s.hls.Close() // releases blocking playlist requests, which the HTTP shutdown would wait for
 	s.http.Shutdown(sctx)
+	s.closeWebRTC()
 	cancel()
 	wg.Wait()
 	s.udp.Close()

@@ -1,0 +1,233 @@
+package whep
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moqgate/moqgate/internal/rtc"
+	"github.com/moqgate/moqgate/media"
+	"github.com/moqgate/moqgate/moq"
+	"github.com/moqgate/moqgate/moq/wire"
+)
+
+// hub is the WHEP side of one broadcast: one in-process MoQ session to the
+// relay, a subscription to the catalog, and a feed per media track that
+// viewers watch. It lives while it has viewers (and hubLinger after).
+type hub struct {
+	srv  *Server
+	path string
+	ns   moq.Namespace
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	ready  chan struct{} // closed at the first catalog or on failure
+	done   chan struct{} // closed when the hub has stopped
+	err    error         // why it failed, set before ready closes
+
+	mu      sync.Mutex
+	sess    *moq.Session
+	tracks  []media.CatalogTrack
+	changed chan struct{}
+	feeds   map[string]*feed
+	inits   map[string][]byte // init segment each feed started with (or got last)
+	refs    int
+	linger  *time.Timer
+	stopped bool
+
+	lastKeyReq atomic.Int64
+}
+
+func newHub(s *Server, path string) *hub {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &hub{srv: s, path: path, ns: moq.ParsePath(path), log: s.log.With("broadcast", path),
+		ctx: ctx, cancel: cancel, ready: make(chan struct{}), done: make(chan struct{}),
+		changed: make(chan struct{}), feeds: map[string]*feed{}, inits: map[string][]byte{}}
+}
+
+// run connects to the relay and follows the catalog until the broadcast
+// ends or the hub is stopped.
+func (h *hub) run() {
+	defer h.stop()
+	var once sync.Once
+	fail := func(err error) {
+		once.Do(func() {
+			h.err = err
+			close(h.ready)
+		})
+	}
+	defer fail(rtc.Errorf(http.StatusNotFound, "broadcast %s ended", h.path))
+	sess, err := h.srv.cfg.Relay.ConnectLocal(h.ctx, moq.Config{Logger: h.log}, moq.Config{})
+	if err != nil {
+		fail(fmt.Errorf("connect to the relay: %w", err))
+		return
+	}
+	h.mu.Lock()
+	h.sess = sess
+	h.mu.Unlock()
+	defer sess.Close()
+
+	var sub *moq.Subscription
+	for _, name := range []string{media.HangCatalogTrack, media.MSFCatalogTrack} {
+		cctx, cancel := context.WithTimeout(h.ctx, h.srv.catalogTimeout)
+		sub, err = sess.Subscribe(cctx, h.ns, name, moq.SubscribeOptions{Priority: 100, GroupOrder: 2})
+		cancel()
+		if err == nil {
+			break
+		}
+		var re *moq.RequestError
+		if errors.As(err, &re) && re.Code == wire.SubscribeErrorTrackDoesNotExist && strings.Contains(re.Reason, "no such broadcast") {
+			fail(rtc.Errorf(http.StatusNotFound, "no broadcast %s", h.path))
+			return
+		}
+	}
+	if err != nil {
+		fail(rtc.Errorf(http.StatusServiceUnavailable, "broadcast %s has no catalog: %v", h.path, err))
+		return
+	}
+	defer sub.Unsubscribe()
+	rd := sub.Track.NewReader(true)
+	for {
+		g, err := rd.NextGroup(h.ctx)
+		if err != nil {
+			if h.ctx.Err() == nil {
+				h.log.Info("WHEP: broadcast ended", "err", err)
+			}
+			return
+		}
+		o, err := g.Next(h.ctx)
+		if err != nil {
+			if err != io.EOF && h.ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		tracks, err := parseCatalog(sub.Track.Name, o.Payload)
+		if err != nil {
+			h.log.Warn("WHEP: unusable catalog", "err", err)
+			continue
+		}
+		h.setCatalog(tracks)
+		once.Do(func() { close(h.ready) })
+	}
+}
+
+func parseCatalog(name string, payload []byte) ([]media.CatalogTrack, error) {
+	var tracks []media.CatalogTrack
+	if name == media.HangCatalogTrack {
+		c, err := media.ParseHangCatalog(payload)
+		if err != nil {
+			return nil, err
+		}
+		tracks = c.MediaTracks()
+	} else {
+		c, err := media.ParseMSFCatalog(payload)
+		if err != nil {
+			return nil, err
+		}
+		tracks = c.MediaTracks()
+	}
+	var out []media.CatalogTrack
+	for _, t := range tracks {
+		if strings.EqualFold(t.Packaging, "cmaf") && len(t.Init) > 0 {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+func (h *hub) setCatalog(tracks []media.CatalogTrack) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.tracks = tracks
+	for name, f := range h.feeds {
+		for _, t := range tracks {
+			if t.Name == name && !bytes.Equal(t.Init, h.inits[name]) {
+				h.inits[name] = t.Init
+				f.setInit(t.Init)
+			}
+		}
+	}
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.log.Debug("WHEP: catalog", "tracks", len(tracks))
+}
+
+// catalog returns the media tracks and a channel closed at the next change.
+func (h *hub) catalog() ([]media.CatalogTrack, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.tracks, h.changed
+}
+
+// feed returns the running feed of a track, starting it.
+func (h *hub) feed(name string) (*feed, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return nil, errors.New("broadcast ended")
+	}
+	if f := h.feeds[name]; f != nil {
+		f.mu.Lock()
+		ended := f.ended
+		f.mu.Unlock()
+		if !ended {
+			return f, nil
+		}
+	}
+	for _, t := range h.tracks {
+		if t.Name != name {
+			continue
+		}
+		f, err := newFeed(h, name, t.Init)
+		if err != nil {
+			return nil, err
+		}
+		h.feeds[name] = f
+		h.inits[name] = t.Init
+		go f.run(h.ctx, h.sess, h.ns)
+		return f, nil
+	}
+	return nil, fmt.Errorf("no track %s in the catalog", name)
+}
+
+// feedIfRunning returns a track's feed if it has been started.
+func (h *hub) feedIfRunning(name string) (*feed, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if f := h.feeds[name]; f != nil {
+		return f, nil
+	}
+	return nil, fmt.Errorf("no feed %s", name)
+}
+
+// stop ends the hub: feeds end (and with them their viewers' tracks).
+func (h *hub) stop() {
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return
+	}
+	h.stopped = true
+	feeds := h.feeds
+	h.mu.Unlock()
+	h.cancel()
+	for _, f := range feeds {
+		f.end()
+	}
+	h.srv.mu.Lock()
+	if h.srv.hubs[h.path] == h {
+		delete(h.srv.hubs, h.path)
+	}
+	h.srv.mu.Unlock()
+	close(h.done)
+}

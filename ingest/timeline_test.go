@@ -1,0 +1,87 @@
+package ingest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/moqgate/moqgate/media"
+	"github.com/moqgate/moqgate/moq"
+)
+
+// firstDTS subscribes to a track through the relay and returns the DTS of
+// its first frame.
+func firstDTS(t *testing.T, ctx context.Context, r *moq.Relay, path string, info media.TrackInfo) int64 {
+	t.Helper()
+	sess, err := r.ConnectLocal(ctx, moq.Config{}, moq.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	sub, err := sess.Subscribe(ctx, moq.ParsePath(path), info.Name, moq.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := sub.Track.NewReader(false).NextGroup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := g.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init, err := media.InitSegment(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := media.NewChunkReader(init)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := cr.Frames(o.Payload, nil)
+	if err != nil || len(fr) == 0 {
+		t.Fatalf("frames %v, %v", fr, err)
+	}
+	return fr[0].DTS
+}
+
+// TestTracksKeepTheirOffsets: the tracks of a broadcast keep their offsets
+// from the first frame written, including a track that starts later.
+func TestTracksKeepTheirOffsets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := moq.NewRelay(moq.RelayConfig{})
+	b, err := Start(ctx, LocalDialer(r, "test", nil), "live/offsets", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	audio := media.TrackInfo{Name: "audio", Codec: media.Opus, Timescale: 48000, SampleRate: 48000, Channels: 2}
+	video := media.TrackInfo{Name: "video", Codec: media.VP8, Timescale: 90000, Width: 320, Height: 180}
+	extra := media.TrackInfo{Name: "audio-2", Codec: media.Opus, Timescale: 48000, SampleRate: 48000, Channels: 2}
+	if err := b.SetTracks([]media.TrackInfo{video, audio}); err != nil {
+		t.Fatal(err)
+	}
+	// Audio first at 10 s, video 0.3 s later, an extra track 5 s later.
+	if err := b.WriteFrame("audio", media.Frame{DTS: 480000, Keyframe: true, Data: []byte{0xfc}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteFrame("video", media.Frame{DTS: 927000, Keyframe: true, Data: []byte{0x10, 2, 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetTracks([]media.TrackInfo{video, audio, extra}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteFrame("audio-2", media.Frame{DTS: 720000, Keyframe: true, Data: []byte{0xfc}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := firstDTS(t, ctx, r, "live/offsets", audio); got != 0 {
+		t.Errorf("audio starts at %d, want 0", got)
+	}
+	if got := firstDTS(t, ctx, r, "live/offsets", video); got != 27000 {
+		t.Errorf("video starts at %d, want 27000 (0.3 s after the audio)", got)
+	}
+	if got := firstDTS(t, ctx, r, "live/offsets", extra); got != 240000 {
+		t.Errorf("the extra track starts at %d, want 240000 (5 s)", got)
+	}
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/moqgate/moqgate/egress/whep"
+	"github.com/moqgate/moqgate/ingest"
+	"github.com/moqgate/moqgate/ingest/whip"
+	"github.com/moqgate/moqgate/internal/auth"
+	"github.com/moqgate/moqgate/internal/rtc"
+	"github.com/moqgate/moqgate/internal/transcode"
+	"github.com/moqgate/moqgate/media"
+	"github.com/moqgate/moqgate/moq"
+)
+
+// webRTC is WHIP ingest and WHEP playback on the shared WebRTC sockets,
+// and the AAC to Opus transcoding WHEP viewers of RTMP broadcasts need.
+type webRTC struct {
+	engine    *rtc.Engine
+	whip      *whip.Server
+	whep      *whep.Server
+	transcode *transcode.Registry
+}
+
+// setupWebRTC binds the WebRTC sockets (unless webrtc.udp is empty).
+func (s *Server) setupWebRTC() error {
+	s.webrtc = &webRTC{transcode: transcode.NewRegistry(s.cfg.WebRTC.FFmpeg, s.log.With("component", "transcode"))}
+	if s.cfg.WebRTC.UDP == "" {
+		return nil
+	}
+	log := s.log.With("component", "webrtc")
+	e, err := rtc.NewEngine(rtc.Config{UDP: s.cfg.WebRTC.UDP, TCP: s.cfg.WebRTC.TCP,
+		NAT1To1IPs: s.cfg.WebRTC.NAT1To1IPs, STUNServers: s.cfg.WebRTC.STUNServers, Logger: log})
+	if err != nil {
+		return err
+	}
+	s.webrtc.engine = e
+	s.webrtc.whip, err = whip.New(whip.Config{Engine: e, Publish: s.onWHIPPublish, Logger: s.log.With("component", "whip"),
+		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), KeyframeInterval: s.cfg.WebRTC.KeyframeInterval})
+	if err != nil {
+		e.Close()
+		return err
+	}
+	s.webrtc.whep, err = whep.New(whep.Config{Engine: e, Relay: s.relay, Logger: s.log.With("component", "whep"),
+		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), Authorize: s.authorizeWHEP,
+		NeedOpus: s.webrtc.transcode.Enable, RequestKeyframe: s.webrtc.whip.RequestKeyframe})
+	if err != nil {
+		e.Close()
+		return err
+	}
+	return nil
+}
+
+// webrtcRoutes adds /whip/ and /whep/ (unless WebRTC is off).
+func (s *Server) webrtcRoutes() {
+	if s.webrtc == nil || s.webrtc.engine == nil {
+		return
+	}
+	s.mux.Handle("/whip/", s.webrtc.whip)
+	s.mux.Handle("/whep/", s.webrtc.whep)
+}
+
+// closeWebRTC ends every WebRTC session and releases the sockets.
+func (s *Server) closeWebRTC() {
+	if s.webrtc == nil || s.webrtc.engine == nil {
+		return
+	}
+	s.webrtc.whip.Close()
+	s.webrtc.whep.Close()
+	if err := s.webrtc.engine.Close(); err != nil {
+		s.log.Debug("close WebRTC sockets", "err", err)
+	}
+}
+
+// webrtcAddr is the WebRTC UDP address for the startup log.
+func (s *Server) webrtcAddr() string {
+	if s.webrtc == nil || s.webrtc.engine == nil {
+		return "off"
+	}
+	return "udp://" + s.webrtc.engine.UDPAddr().String()
+}
+
+// withOpus lets WHEP viewers of a broadcast get its AAC audio as Opus.
+func (s *Server) withOpus(path string, w media.BroadcastWriter) media.BroadcastWriter {
+	if s.webrtc == nil || s.webrtc.engine == nil {
+		return w
+	}
+	return s.webrtc.transcode.Wrap(path, w)
+}
+
+// onWHIPPublish authorizes a WHIP publisher (bearer token) and starts its
+// broadcast through an in-process session.
+func (s *Server) onWHIPPublish(ctx context.Context, req whip.PublishRequest) (media.BroadcastWriter, error) {
+	g, err := s.authorizePublish(ctx, "whip", req.Token, req.Path, req.Remote)
+	if err != nil {
+		if strings.Contains(err.Error(), "not allowed") {
+			return nil, rtc.Errorf(http.StatusForbidden, "%v", err)
+		}
+		return nil, rtc.Errorf(http.StatusUnauthorized, "%v", err)
+	}
+	b, err := ingest.StartWith(ctx, ingest.LocalDialer(s.relay, "whip", req.Log), req.Path, req.Log,
+		ingest.Options{Continuity: s.continuity})
+	if err != nil {
+		var re *moq.RequestError
+		if errors.As(err, &re) {
+			return nil, rtc.Errorf(http.StatusConflict, "%s", re.Reason)
+		}
+		return nil, err
+	}
+	req.Log.Info("WHIP publisher started")
+	if g.Expires.IsZero() {
+		return b, nil
+	}
+	return &expiringWriter{BroadcastWriter: b, expires: g.Expires,
+		onExp: func() { req.Log.Info("publisher token expired; closing") }}, nil
+}
+
+// authorizeWHEP checks a WHEP viewer's bearer token when auth is on.
+func (s *Server) authorizeWHEP(r *http.Request, path, token string) error {
+	if !s.authorizer().Enabled() {
+		return nil
+	}
+	if _, err := s.authorizer().Check(token, auth.Subscribe, path); err != nil {
+		s.metrics.authRefusals.WithLabelValues("whep").Inc()
+		s.log.Info("WHEP viewer refused", "path", path, "remote", r.RemoteAddr, "reason", err)
+		if errors.Is(err, auth.ErrForbidden) {
+			return rtc.Errorf(http.StatusForbidden, "not allowed to play this broadcast")
+		}
+		return rtc.Errorf(http.StatusUnauthorized, "unauthorized")
+	}
+	return nil
+}
