@@ -29,6 +29,11 @@ import (
 // load generator's.
 const RelayChildEnv = "MOQGATE_BENCH_RELAY_CHILD"
 
+// RelayUpstreamEnv, set in a relay child's environment to an upstream URL
+// (moqt://HOST:PORT/?insecure=1), makes the child an edge: it pulls the
+// broadcasts under "bench" and "live" from that relay (moq.Relay.RunUpstream).
+const RelayUpstreamEnv = "MOQGATE_BENCH_RELAY_UPSTREAM"
+
 // MaybeRunRelayChild runs the relay child and exits when RelayChildEnv is
 // set; otherwise it returns at once. Call it first thing in main or
 // TestMain.
@@ -49,6 +54,9 @@ func MaybeRunRelayChild() {
 // writes "addr HOST:PORT", then answers the commands read from in:
 //
 //	stats            -> "stats USER_NS SYS_NS MALLOCS TOTAL_ALLOC_BYTES NUM_GC"
+//	sessions         -> "sessions RELAY_OBJS_OUT RELAY_BYTES_OUT OBJS_IN BYTES_IN
+//	                    OBJS_OUT BYTES_OUT": payload counters of the sessions
+//	                    it served, those to relays (edges) apart (SessionStats)
 //	profile PATH     -> "ok" or "err ...": CPU profile to PATH until
 //	                    "stopprofile", and an allocation profile to PATH.allocs0
 //	stopprofile      -> "ok": ends the CPU profile, allocation profile to
@@ -69,9 +77,17 @@ func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.L
 	}
 	defer pc.Close()
 	relay := moq.NewRelay(moq.RelayConfig{Logger: log})
-	srv := &moq.Server{Handler: relay, TLSConfig: cm.TLSConfig(), Logger: log}
+	tally := newSessionTally(relay)
+	srv := &moq.Server{Handler: tally, TLSConfig: cm.TLSConfig(), Logger: log}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, pc) }()
+	if up := os.Getenv(RelayUpstreamEnv); up != "" {
+		u, opts, err := moq.ParseUpstreamURL(up)
+		if err != nil {
+			return err
+		}
+		go relay.RunUpstream(ctx, moq.UpstreamConfig{URL: u, Dial: opts, Prefixes: []moq.Namespace{{"bench"}, {"live"}}})
+	}
 
 	w := bufio.NewWriter(out)
 	reply := func(format string, args ...any) error {
@@ -108,6 +124,8 @@ func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.L
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			err = reply("stats %d %d %d %d %d", ru.Utime.Nano(), ru.Stime.Nano(), ms.Mallocs, ms.TotalAlloc, ms.NumGC)
+		case "sessions":
+			err = reply("sessions %s", tally.stats())
 		case "profile":
 			if prof != nil {
 				err = reply("err a profile is running")
@@ -179,13 +197,14 @@ type RelayProcess struct {
 
 // StartRelayProcess runs exe (a binary that calls MaybeRunRelayChild) as a
 // relay child and waits for its address. Its standard error goes to
-// stderr (may be nil).
-func StartRelayProcess(ctx context.Context, exe string, stderr io.Writer) (*RelayProcess, error) {
+// stderr (may be nil); env adds to its environment (e.g. RelayUpstreamEnv).
+func StartRelayProcess(ctx context.Context, exe string, stderr io.Writer, env ...string) (*RelayProcess, error) {
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), RelayChildEnv+"=1",
 		// The loopback benchmark does not need the 7 MB socket buffers
 		// quic-go asks for; don't print the warning when refused.
 		"QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -2,11 +2,16 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/moqgate/moqgate/internal/browsertest"
 )
 
 func freePort(t *testing.T) int {
@@ -54,9 +59,11 @@ func subCount(t *testing.T, g *gate, path, track string) map[string]float64 {
 }
 
 // TestRelayChain: origin ← edge1 ← edge2, three real processes. ffmpeg
-// pushes RTMP into the origin; viewers on edge2 play; the origin serves one
-// subscription per track to edge1 however many viewers edge2 has; the
-// edges list the broadcast; the origin restarts and viewers resume.
+// pushes RTMP into the origin; viewers on edge2 play; edge1 serves the
+// broadcast as LL-HLS too (ffprobe finds H.264 and AAC); the origin serves
+// one subscription per track to edge1 however many viewers edge2 and HLS
+// on edge1 have; the edges list the broadcast; the origin restarts and
+// viewers resume.
 func TestRelayChain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
@@ -84,9 +91,18 @@ func TestRelayChain(t *testing.T) {
 		f, d := sub(t, ctx, edge2.MoQ, "live/chain", "--duration", "14s")
 		files, dones = append(files, f), append(dones, d)
 	}
-	time.Sleep(3 * time.Second)
-	if n := subCount(t, origin, "live/chain", "video"); n["quic"] != 1 || len(n) != 1 {
-		t.Fatalf("origin serves video subscriptions %v, want exactly one (edge1)", n)
+	viewing := time.Now()
+	// LL-HLS from edge1 plays too (ffprobe reads ~4 s of it while edge2's
+	// viewers play), served from the same upstream subscriptions.
+	checkLLHLS(t, ctx, edge1.Web+"/hls/live/chain/index.m3u8")
+	time.Sleep(time.Until(viewing.Add(3 * time.Second)))
+	for _, track := range []string{"video", "audio"} {
+		if n := subCount(t, origin, "live/chain", track); n["quic"] != 1 || len(n) != 1 {
+			t.Fatalf("origin serves %s subscriptions %v, want exactly one (edge1)", track, n)
+		}
+		if n := subCount(t, edge1, "live/chain", track); n["quic"] != 1 || n["hls"] < 1 {
+			t.Fatalf("edge1 serves %s subscriptions %v, want one to edge2 and its HLS muxer's", track, n)
+		}
 	}
 	if n := subCount(t, edge2, "live/chain", "video"); n["quic"] != viewers {
 		t.Fatalf("edge2 serves video subscriptions %v, want %d", n, viewers)
@@ -114,6 +130,68 @@ func TestRelayChain(t *testing.T) {
 			t.Fatalf("viewer %d: only %d video frames: did not resume after the origin restart", i, frames)
 		}
 		t.Logf("viewer %d: %d video frames", i, frames)
+	}
+}
+
+// checkLLHLS asserts that src (a multivariant playlist) leads to an LL-HLS
+// media playlist (parts, blocking reloads) and that ffprobe reads H.264
+// video and AAC audio from it.
+func checkLLHLS(t *testing.T, ctx context.Context, src string) {
+	t.Helper()
+	browsertest.RequirePeer(t, browsertest.PeerFFprobe)
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-read_intervals", "%+4",
+		"-show_entries", "stream=index,codec_name,codec_type,width,height:packet=stream_index,pts_time",
+		"-of", "json", src).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", src, err)
+	}
+	var p hlsProbe
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatal(err)
+	}
+	packets := map[int]int{}
+	for _, pk := range p.Packets {
+		packets[pk.StreamIndex]++
+	}
+	codecs := map[string]int{}
+	for _, s := range p.Streams {
+		codecs[s.CodecType+"/"+s.CodecName] = packets[s.Index]
+	}
+	if len(p.Streams) != 2 || codecs["video/h264"] == 0 || codecs["audio/aac"] == 0 {
+		t.Fatalf("ffprobe %s: streams %+v, packets by stream %v: want H.264 video and AAC audio", src, p.Streams, packets)
+	}
+	t.Logf("ffprobe read %s in %s: packets %v", src, time.Since(start).Round(time.Millisecond), codecs)
+
+	mv := httpGet(t, src)
+	if !strings.HasPrefix(mv.body, "#EXTM3U") || !strings.Contains(mv.body, "avc1.") || !strings.Contains(mv.body, "mp4a.40.2") {
+		t.Fatalf("multivariant playlist %s:\n%s", src, mv.body)
+	}
+	var media string
+	for _, line := range strings.Split(mv.body, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			media = line
+			break
+		}
+	}
+	if media == "" {
+		t.Fatalf("multivariant playlist %s names no variant:\n%s", src, mv.body)
+	}
+	base, err := url.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu := base.ResolveReference(&url.URL{Path: media}).String()
+	pl := httpGet(t, mu)
+	for _, want := range []string{"#EXT-X-PART:", "#EXT-X-PART-INF:PART-TARGET=", "#EXT-X-SERVER-CONTROL:"} {
+		if !strings.Contains(pl.body, want) {
+			t.Fatalf("media playlist %s lacks %s:\n%s", mu, want, pl.body)
+		}
+	}
+	for _, line := range strings.Split(pl.body, "\n") {
+		if strings.HasPrefix(line, "#EXT-X-SERVER-CONTROL:") && !strings.Contains(line, "CAN-BLOCK-RELOAD=YES") {
+			t.Fatalf("media playlist %s: %s, want CAN-BLOCK-RELOAD=YES", mu, line)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package rtc
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -88,10 +89,14 @@ func ParseOffer(offer string) ([]OfferedMedia, error) {
 		m := OfferedMedia{Kind: md.MediaName.Media, Direction: sessDir, Rejected: md.MediaName.Port.Value == 0}
 		byPT := map[uint8]*OfferedCodec{}
 		var order []uint8
+		var wildcard []webrtc.RTCPFeedback // a=rtcp-fb:* entries so far
 		for _, f := range md.MediaName.Formats {
 			pt, err := strconv.ParseUint(f, 10, 8)
 			if err != nil {
 				continue // "webrtc-datachannel" and the like
+			}
+			if byPT[uint8(pt)] != nil {
+				continue // listed twice
 			}
 			byPT[uint8(pt)] = &OfferedCodec{PT: uint8(pt)}
 			order = append(order, uint8(pt))
@@ -110,8 +115,13 @@ func ParseOffer(offer string) ([]OfferedMedia, error) {
 			case a.Key == "rtpmap", a.Key == "fmtp", a.Key == "rtcp-fb":
 				ptStr, rest, _ := strings.Cut(a.Value, " ")
 				if ptStr == "*" && a.Key == "rtcp-fb" {
+					fb := feedback(rest)
+					if len(wildcard) >= maxFeedback || slices.Contains(wildcard, fb) {
+						continue
+					}
+					wildcard = append(wildcard, fb)
 					for _, c := range byPT {
-						c.Feedback = append(c.Feedback, feedback(rest))
+						c.addFeedback(fb)
 					}
 					continue
 				}
@@ -138,7 +148,7 @@ func ParseOffer(offer string) ([]OfferedMedia, error) {
 				case "fmtp":
 					c.Fmtp = strings.TrimSpace(rest)
 				case "rtcp-fb":
-					c.Feedback = append(c.Feedback, feedback(rest))
+					c.addFeedback(feedback(rest))
 				}
 			}
 		}
@@ -162,6 +172,19 @@ func ParseOffer(offer string) ([]OfferedMedia, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// maxFeedback bounds the RTCP feedback kept per codec: offers carry a
+// handful, and without a bound every "a=rtcp-fb:*" line of an offer would
+// add an entry to each of its (up to 256) payload types, turning a 1 MiB
+// offer into gigabytes.
+const maxFeedback = 16
+
+// addFeedback adds fb unless the codec has it or has maxFeedback entries.
+func (c *OfferedCodec) addFeedback(fb webrtc.RTCPFeedback) {
+	if len(c.Feedback) < maxFeedback && !slices.Contains(c.Feedback, fb) {
+		c.Feedback = append(c.Feedback, fb)
+	}
 }
 
 func feedback(s string) webrtc.RTCPFeedback {
