@@ -100,9 +100,11 @@ func TestRelayChain(t *testing.T) {
 		if n := subCount(t, origin, "live/chain", track); n["quic"] != 1 || len(n) != 1 {
 			t.Fatalf("origin serves %s subscriptions %v, want exactly one (edge1)", track, n)
 		}
-		if n := subCount(t, edge1, "live/chain", track); n["quic"] != 1 || n["hls"] < 1 {
+		// edge2 pulls from edge1 over WebTransport.
+		if n := subCount(t, edge1, "live/chain", track); n["webtransport"] != 1 || n["hls"] < 1 || len(n) != 2 {
 			t.Fatalf("edge1 serves %s subscriptions %v, want one to edge2 and its HLS muxer's", track, n)
 		}
+		t.Logf("%s subscriptions: origin %v, edge1 %v", track, subCount(t, origin, "live/chain", track), subCount(t, edge1, "live/chain", track))
 	}
 	if n := subCount(t, edge2, "live/chain", "video"); n["quic"] != viewers {
 		t.Fatalf("edge2 serves video subscriptions %v, want %d", n, viewers)
