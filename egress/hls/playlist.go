@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
@@ -120,6 +121,15 @@ func (st *stream) render(g *generation, id string, raw []byte) ([]byte, error) {
 	if pl.Skip != nil {
 		skipped = pl.Skip.SkippedSegments
 	}
+	// gohlslib puts the request's query (minus the _HLS_ parameters: e.g.
+	// the ?jwt= token) on every URI it names; the URIs rewritten here get
+	// it too, or a player could not fetch them when auth is on.
+	query := ""
+	if pl.Map != nil {
+		if i := strings.IndexByte(pl.Map.URI, '?'); i >= 0 {
+			query = pl.Map.URI[i:]
+		}
+	}
 	first := int64(pl.MediaSequence) + g.seqBase
 	type origin struct {
 		disc int
@@ -131,11 +141,20 @@ func (st *stream) render(g *generation, id string, raw []byte) ([]byte, error) {
 		msn := first + int64(skipped+i)
 		if h := hist[msn]; h != nil && seg.Gap {
 			c := *h.seg // shared: never modified in place
+			if query != "" && !c.Gap {
+				c.URI += query
+				c.Parts = make([]*playlist.MediaPart, len(h.seg.Parts))
+				for j, p := range h.seg.Parts {
+					cp := *p
+					cp.URI += query
+					c.Parts[j] = &cp
+				}
+			}
 			pl.Segments[i] = &c
-			org[i] = origin{disc: h.disc, init: h.init, hist: true}
+			org[i] = origin{disc: h.disc, init: h.init + query, hist: true}
 			continue
 		}
-		org[i] = origin{disc: g.disc, init: g.initURI(id)}
+		org[i] = origin{disc: g.disc, init: g.initURI(id) + query}
 	}
 	// A gap that no history replaces belongs with what follows it.
 	for i := len(org) - 2; i >= 0; i-- {

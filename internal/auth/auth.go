@@ -133,6 +133,12 @@ func (a *Authorizer) Parse(token string) (*Grant, error) {
 	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 		g.Expires = exp.Time
 	}
+	// The leeway is for clock skew on nbf and iat. A token is not taken
+	// past its exp: that is when every session it opened ends, so all
+	// protocols (session or request based) stop at the same instant.
+	if !g.Expires.IsZero() && !a.now().Before(g.Expires) {
+		return nil, fmt.Errorf("%w: at %s", ErrExpired, g.Expires.UTC().Format(time.RFC3339))
+	}
 	return g, nil
 }
 

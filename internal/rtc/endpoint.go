@@ -44,6 +44,10 @@ func Errorf(status int, format string, args ...any) *Error {
 // none). It returns nil, or an *Error (401, 403) for the client.
 type AuthorizeFunc func(r *http.Request, path, token string) error
 
+// AuthorizeUntilFunc is an AuthorizeFunc that also returns when the
+// authorization ends (zero: never): the session is closed then.
+type AuthorizeUntilFunc func(r *http.Request, path, token string) (expires time.Time, err error)
+
 // CreateFunc negotiates a new session: it makes the peer connection with
 // s.NewPeerConnection, sets it up for the offer and returns s.Answer's
 // result. Errors that are the client's fault should be *Error (4xx).
@@ -67,8 +71,11 @@ type Endpoint struct {
 	ConnectTimeout time.Duration
 	// Authorize, if set, is asked before a session is created.
 	Authorize AuthorizeFunc
-	Create    CreateFunc
-	Logger    *slog.Logger
+	// AuthorizeUntil, if set, is asked instead of Authorize, and the
+	// session is closed when the authorization it returns ends.
+	AuthorizeUntil AuthorizeUntilFunc
+	Create         CreateFunc
+	Logger         *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by resource path
@@ -224,7 +231,15 @@ func (ep *Endpoint) create(w http.ResponseWriter, r *http.Request, path string) 
 		return
 	}
 	token := bearerToken(r)
-	if ep.Authorize != nil {
+	var expires time.Time
+	switch {
+	case ep.AuthorizeUntil != nil:
+		var err error
+		if expires, err = ep.AuthorizeUntil(r, path, token); err != nil {
+			fail(err)
+			return
+		}
+	case ep.Authorize != nil:
 		if err := ep.Authorize(r, path, token); err != nil {
 			fail(err)
 			return
@@ -291,6 +306,7 @@ func (ep *Endpoint) create(w http.ResponseWriter, r *http.Request, path string) 
 		}
 	})
 	s.OnClose(func() { t.Stop() })
+	s.expireAt(expires)
 
 	h := w.Header()
 	h.Set("Content-Type", ContentTypeSDP)
@@ -461,6 +477,23 @@ func (s *Session) Close() {
 		closers[i]()
 	}
 	s.Log.Info(s.ep.Kind + " session closed")
+}
+
+// expireAt closes the session when its authorization ends (never if t is
+// zero): the peer connection is closed and the resource goes away.
+func (s *Session) expireAt(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	ctx, cancel := context.WithDeadline(s.ctx, t)
+	go func() {
+		<-ctx.Done()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && s.ctx.Err() == nil {
+			s.Log.Info(s.ep.Kind+" token expired; closing the session", "expires", t.UTC().Format(time.RFC3339))
+			s.Close()
+		}
+	}()
+	s.OnClose(cancel)
 }
 
 // NewPeerConnection makes the session's peer connection with api (from

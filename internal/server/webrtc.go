@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/moqgate/moqgate/egress/whep"
 	"github.com/moqgate/moqgate/ingest"
@@ -38,14 +39,15 @@ func (s *Server) setupWebRTC() error {
 		return err
 	}
 	s.webrtc.engine = e
-	s.webrtc.whip, err = whip.New(whip.Config{Engine: e, Publish: s.onWHIPPublish, Logger: s.log.With("component", "whip"),
+	s.webrtc.whip, err = whip.New(whip.Config{Engine: e, Publish: s.onWHIPPublish, AuthorizeUntil: s.authorizeWHIP,
+		Logger:  s.log.With("component", "whip"),
 		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), KeyframeInterval: s.cfg.WebRTC.KeyframeInterval})
 	if err != nil {
 		e.Close()
 		return err
 	}
 	s.webrtc.whep, err = whep.New(whep.Config{Engine: e, Relay: s.relay, Logger: s.log.With("component", "whep"),
-		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), Authorize: s.authorizeWHEP,
+		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), AuthorizeUntil: s.authorizeWHEP,
 		NeedOpus: s.webrtc.transcode.Enable, RequestKeyframe: s.webrtc.whip.RequestKeyframe})
 	if err != nil {
 		e.Close()
@@ -91,16 +93,10 @@ func (s *Server) withOpus(path string, w media.BroadcastWriter) media.BroadcastW
 	return s.webrtc.transcode.Wrap(path, w)
 }
 
-// onWHIPPublish authorizes a WHIP publisher (bearer token) and starts its
-// broadcast through an in-process session.
+// onWHIPPublish starts a WHIP publisher's broadcast through an in-process
+// session (authorizeWHIP let it in, and the session ends when its token
+// expires).
 func (s *Server) onWHIPPublish(ctx context.Context, req whip.PublishRequest) (media.BroadcastWriter, error) {
-	g, err := s.authorizePublish(ctx, "whip", req.Token, req.Path, req.Remote)
-	if err != nil {
-		if strings.Contains(err.Error(), "not allowed") {
-			return nil, rtc.Errorf(http.StatusForbidden, "%v", err)
-		}
-		return nil, rtc.Errorf(http.StatusUnauthorized, "%v", err)
-	}
 	b, err := ingest.StartWith(ctx, ingest.LocalDialer(s.relay, "whip", req.Log), req.Path, req.Log,
 		ingest.Options{Continuity: s.continuity})
 	if err != nil {
@@ -111,25 +107,40 @@ func (s *Server) onWHIPPublish(ctx context.Context, req whip.PublishRequest) (me
 		return nil, err
 	}
 	req.Log.Info("WHIP publisher started")
-	if g.Expires.IsZero() {
-		return b, nil
-	}
-	return &expiringWriter{BroadcastWriter: b, expires: g.Expires,
-		onExp: func() { req.Log.Info("publisher token expired; closing") }}, nil
+	return b, nil
 }
 
-// authorizeWHEP checks a WHEP viewer's bearer token when auth is on.
-func (s *Server) authorizeWHEP(r *http.Request, path, token string) error {
+// authorizeWHIP checks a WHIP publisher's bearer token, before its offer
+// is read or anything is looked up; the session ends when the token
+// expires.
+func (s *Server) authorizeWHIP(r *http.Request, path, token string) (time.Time, error) {
 	if !s.authorizer().Enabled() {
-		return nil
+		return time.Time{}, nil
 	}
-	if _, err := s.authorizer().Check(token, auth.Subscribe, path); err != nil {
+	g, err := s.authorizePublish(r.Context(), "whip", token, path, r.RemoteAddr)
+	if err != nil {
+		if strings.Contains(err.Error(), "not allowed") {
+			return time.Time{}, rtc.Errorf(http.StatusForbidden, "%v", err)
+		}
+		return time.Time{}, rtc.Errorf(http.StatusUnauthorized, "%v", err)
+	}
+	return g.Expires, nil
+}
+
+// authorizeWHEP checks a WHEP viewer's bearer token when auth is on; the
+// session ends when the token expires.
+func (s *Server) authorizeWHEP(r *http.Request, path, token string) (time.Time, error) {
+	if !s.authorizer().Enabled() {
+		return time.Time{}, nil
+	}
+	g, err := s.authorizer().Check(token, auth.Subscribe, path)
+	if err != nil {
 		s.metrics.authRefusals.WithLabelValues("whep").Inc()
 		s.log.Info("WHEP viewer refused", "path", path, "remote", r.RemoteAddr, "reason", err)
 		if errors.Is(err, auth.ErrForbidden) {
-			return rtc.Errorf(http.StatusForbidden, "not allowed to play this broadcast")
+			return time.Time{}, rtc.Errorf(http.StatusForbidden, "not allowed to play this broadcast")
 		}
-		return rtc.Errorf(http.StatusUnauthorized, "unauthorized")
+		return time.Time{}, rtc.Errorf(http.StatusUnauthorized, "unauthorized")
 	}
-	return nil
+	return g.Expires, nil
 }
