@@ -28,17 +28,66 @@ type depacketizer interface {
 
 // newDepacketizer returns the depacketizer of a codec.
 func newDepacketizer(c media.Codec) depacketizer {
+	var d depacketizer
 	switch c {
 	case media.H264:
-		return &h264Depack{}
+		d = &h264Depack{}
 	case media.VP8:
-		return &vp8Depack{}
+		d = &vp8Depack{}
 	case media.VP9:
-		return &vp9Depack{}
+		d = &vp9Depack{}
 	case media.AV1:
-		return &av1Depack{}
+		d = &av1Depack{}
+	default:
+		d = &rawDepack{} // Opus: one packet, one frame
 	}
-	return &rawDepack{} // Opus: one packet, one frame
+	return &limitDepack{d: d, limit: maxFrameSize}
+}
+
+// maxFrameSize bounds the RTP payload bytes a depacketizer takes for one
+// frame (and so what it, and pion's fragment buffers, hold): a sender that
+// never sets the marker bit nor changes the timestamp, or never ends a
+// fragmented NAL unit or OBU, would otherwise grow the frame without end.
+// A 4K intra frame is a few MiB.
+const maxFrameSize = 16 << 20
+
+var errFrameTooLarge = errors.New("frame larger than the limit")
+
+// limitDepack refuses a frame (and every packet of it) once its payloads
+// exceed limit bytes; the partial frame is dropped at once.
+type limitDepack struct {
+	d     depacketizer
+	limit int
+	n     int  // payload bytes taken since the last frame or reset
+	over  bool // this frame went over the limit
+}
+
+func (l *limitDepack) add(p *rtp.Packet) error {
+	if l.over {
+		return errFrameTooLarge
+	}
+	l.n += len(p.Payload)
+	if l.n > l.limit {
+		l.over = true
+		l.d.reset()
+		return errFrameTooLarge
+	}
+	return l.d.add(p)
+}
+
+func (l *limitDepack) frame() []byte {
+	over := l.over
+	l.n, l.over = 0, false
+	if over {
+		l.d.reset()
+		return nil
+	}
+	return l.d.frame()
+}
+
+func (l *limitDepack) reset() {
+	l.n, l.over = 0, false
+	l.d.reset()
 }
 
 type rawDepack struct{ buf []byte }
@@ -63,7 +112,10 @@ func (d *h264Depack) add(p *rtp.Packet) error {
 	d.buf = append(d.buf, b...)
 	return nil
 }
-func (d *h264Depack) frame() []byte { b := d.buf; d.buf = nil; return b }
+
+// frame also drops an unfinished FU-A: a NAL unit does not span access
+// units (pion would keep appending the next frames' fragments to it).
+func (d *h264Depack) frame() []byte { b := d.buf; d.reset(); return b }
 func (d *h264Depack) reset()        { d.buf = nil; d.p = codecs.H264Packet{} }
 
 type vp8Depack struct {
@@ -175,7 +227,10 @@ func (d *av1Depack) add(p *rtp.Packet) error {
 	d.buf = append(d.buf, b...)
 	return nil
 }
-func (d *av1Depack) frame() []byte { b := d.buf; d.buf = nil; return b }
+
+// frame also drops an unfinished OBU fragment: an OBU does not span
+// temporal units.
+func (d *av1Depack) frame() []byte { b := d.buf; d.reset(); return b }
 func (d *av1Depack) reset()        { d.buf = nil; d.p = codecs.AV1Depacketizer{} }
 
 // ---------------------------------------------------------------------------
