@@ -616,7 +616,20 @@ func (t *inTrack) finish() {
 		}
 		return
 	}
+	if len(out) == 0 {
+		// Only AUDs, filler data or temporal delimiters: nothing to
+		// publish (an empty frame is an error for the writer, and 50 in
+		// a row would end the session).
+		return
+	}
 	if t.video() {
+		if key && !ready(t.info) {
+			// A key frame without its parameters (an IDR without SPS/PPS
+			// so far) cannot start the track: keep waiting, and asking,
+			// for one that can, rather than publish the delta frames
+			// that follow it.
+			key = false
+		}
 		if !key && t.waitKey.Load() {
 			return
 		}
