@@ -603,27 +603,9 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 	time.Sleep(100 * time.Millisecond)
 
 	res.PublishedObjects, res.PublishedBytes = p.objects.Load(), p.bytes.Load()
-	res.MinSubscriberObjects = math.MaxUint64
-	var lat, delta []time.Duration
-	for _, s := range subs {
-		s.mu.Lock()
-		res.DeliveredObjects += s.objects
-		res.DeliveredBytes += s.bytes
-		res.MinSubscriberObjects = min(res.MinSubscriberObjects, s.objects)
-		lat = append(lat, s.lat...)
-		for i, key := range s.key {
-			if !key {
-				delta = append(delta, s.lat[i])
-			}
-		}
-		s.mu.Unlock()
-	}
-	if len(lat) > 0 {
-		res.P50, res.P99, res.Max = quantile(lat, 0.50), quantile(lat, 0.99), slices.Max(lat)
-	}
-	if len(delta) > 0 {
-		res.DeltaP50, res.DeltaP99 = quantile(delta, 0.50), quantile(delta, 0.99)
-	}
+	st := summarize(subs)
+	res.DeliveredObjects, res.DeliveredBytes, res.MinSubscriberObjects = st.Objects, st.Bytes, st.MinObjects
+	res.P50, res.P99, res.Max, res.DeltaP50, res.DeltaP99 = st.P50, st.P99, st.Max, st.DeltaP50, st.DeltaP99
 	return res, nil
 }
 

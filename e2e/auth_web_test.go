@@ -126,18 +126,7 @@ func TestAuthWeb(t *testing.T) {
 	defer cancel()
 	secret := writeSecret(t, "0123456789abcdef0123456789abcdef")
 	other := writeSecret(t, "ffffffffffffffffffffffffffffffff")
-	h264, ogg, err := rtctest.EncodeMedia(t.TempDir(), rtctest.EncodeOptions{Width: 320, Height: 180, Seconds: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	video, err := rtctest.LoadH264(h264)
-	if err != nil {
-		t.Fatal(err)
-	}
-	audio, err := rtctest.LoadOgg(ogg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	video, audio := pionMedia(t, rtctest.EncodeOptions{Width: 320, Height: 180, Seconds: 2})
 	g := startGate(t, "", "--jwt-secret-file", secret)
 	publish := func(path, token string) (*rtctest.Publisher, error) {
 		return rtctest.Publish(ctx, rtctest.PublishOptions{Endpoint: g.Web + "/whip/" + path, Token: token,
@@ -189,6 +178,7 @@ func TestAuthWeb(t *testing.T) {
 			t.Fatalf("refused WHIP publishers made broadcasts: %v", g.broadcasts(t))
 		}
 		// A valid publish token.
+		var err error
 		src, err = publish(live, mint(t, secret, "--pub", "live"))
 		if err != nil {
 			t.Fatalf("WHIP with a valid token: %v", err)

@@ -33,18 +33,7 @@ func TestChurnAcrossProtocols(t *testing.T) {
 	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	h264, ogg, err := rtctest.EncodeMedia(t.TempDir(), rtctest.EncodeOptions{Seconds: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	video, err := rtctest.LoadH264(h264)
-	if err != nil {
-		t.Fatal(err)
-	}
-	audio, err := rtctest.LoadOgg(ogg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	video, audio := pionMedia(t, rtctest.EncodeOptions{Seconds: 2})
 	// pprof gives /debug/pprof/heap?gc=1, which makes the server collect
 	// garbage before its heap is read.
 	g := startGate(t, "debug:\n  pprof: true\nrtmp:\n  grace_period: 1s\nhls:\n  idle_timeout: 2s\n",

@@ -210,18 +210,7 @@ func TestWHIPFromPion(t *testing.T) {
 	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	h264, ogg, err := rtctest.EncodeMedia(t.TempDir(), rtctest.EncodeOptions{Seconds: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	video, err := rtctest.LoadH264(h264)
-	if err != nil {
-		t.Fatal(err)
-	}
-	audio, err := rtctest.LoadOgg(ogg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	video, audio := pionMedia(t, rtctest.EncodeOptions{Seconds: 4})
 	g := startGate(t, "")
 	pub, err := rtctest.Publish(ctx, rtctest.PublishOptions{Endpoint: g.Web + "/whip/live/pion", Video: video, Audio: audio,
 		Loop: true, StampSEI: true})
@@ -257,6 +246,23 @@ func TestWHIPFromPion(t *testing.T) {
 	decodes(t, file)
 }
 
+// pionMedia encodes H.264 (Annex B access units) and Opus packets with
+// ffmpeg, for the pion WHIP publisher.
+func pionMedia(t *testing.T, o rtctest.EncodeOptions) (video, audio [][]byte) {
+	t.Helper()
+	h264, ogg, err := rtctest.EncodeMedia(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if video, err = rtctest.LoadH264(h264); err != nil {
+		t.Fatal(err)
+	}
+	if audio, err = rtctest.LoadOgg(ogg); err != nil {
+		t.Fatal(err)
+	}
+	return video, audio
+}
+
 func pct(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -273,12 +279,7 @@ func TestWHIPToLLHLS(t *testing.T) {
 	pages := requireWebRTCPages(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	h264, ogg, err := rtctest.EncodeMedia(t.TempDir(), rtctest.EncodeOptions{Seconds: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	video, _ := rtctest.LoadH264(h264)
-	audio, _ := rtctest.LoadOgg(ogg)
+	video, audio := pionMedia(t, rtctest.EncodeOptions{Seconds: 4})
 	g := startGate(t, "")
 	pub, err := rtctest.Publish(ctx, rtctest.PublishOptions{Endpoint: g.Web + "/whip/live/whiphls", Video: video, Audio: audio, Loop: true})
 	if err != nil {
