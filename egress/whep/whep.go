@@ -40,13 +40,12 @@ type Config struct {
 	Engine *rtc.Engine
 	// Relay is reached only through ConnectLocal: a session like any
 	// remote MoQ client's.
-	Relay     *moq.Relay
+	Relay *moq.Relay
+	// Authorize, if set, is asked before the offer is read; the session
+	// ends when the authorization it returns does.
 	Authorize rtc.AuthorizeFunc
-	// AuthorizeUntil, if set, is asked instead of Authorize, and the
-	// session ends when the authorization it returns does.
-	AuthorizeUntil rtc.AuthorizeUntilFunc
-	Logger         *slog.Logger
-	MaxBody        int64
+	Logger    *slog.Logger
+	MaxBody   int64
 	// NeedOpus is asked when a broadcast's audio is AAC and its catalog
 	// has no Opus rendition: it should start making one (returning its
 	// track name) or say why it cannot (the viewer then gets no audio).
@@ -92,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 	// keeps audio and video in sync in browsers), and there is no
 	// congestion control (every viewer gets the one encoding).
 	s.ep = &rtc.Endpoint{Kind: "WHEP", Prefix: "/whep/", Engine: cfg.Engine, MaxBody: cfg.MaxBody,
-		Authorize: cfg.Authorize, AuthorizeUntil: cfg.AuthorizeUntil, Create: s.create, Logger: cfg.Logger}
+		Authorize: cfg.Authorize, Create: s.create, Logger: cfg.Logger}
 	return s, nil
 }
 

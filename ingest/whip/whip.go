@@ -44,13 +44,10 @@ type PublishFunc func(ctx context.Context, req PublishRequest) (media.BroadcastW
 type Config struct {
 	Engine  *rtc.Engine
 	Publish PublishFunc
-	// Authorize, if set, is asked before the offer is read (Publish may
-	// authorize too, with the token in its request).
+	// Authorize, if set, is asked before the offer is read; the session
+	// ends when the authorization it returns does.
 	Authorize rtc.AuthorizeFunc
-	// AuthorizeUntil, if set, is asked instead of Authorize, and the
-	// session ends when the authorization it returns does.
-	AuthorizeUntil rtc.AuthorizeUntilFunc
-	Logger         *slog.Logger
+	Logger    *slog.Logger
 	// MaxBody bounds the SDP offer (default 1 MiB).
 	MaxBody int64
 	// IdleTimeout ends a session that sends no RTP for this long once
@@ -102,7 +99,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.me, s.ir = me, ir
 	s.ep = &rtc.Endpoint{Kind: "WHIP", Prefix: "/whip/", Engine: cfg.Engine, MaxBody: cfg.MaxBody,
-		Authorize: cfg.Authorize, AuthorizeUntil: cfg.AuthorizeUntil, Create: s.create, Logger: cfg.Logger}
+		Authorize: cfg.Authorize, Create: s.create, Logger: cfg.Logger}
 	return s, nil
 }
 

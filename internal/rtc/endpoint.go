@@ -41,12 +41,9 @@ func Errorf(status int, format string, args ...any) *Error {
 
 // AuthorizeFunc decides whether a request may publish (WHIP) or play (WHEP)
 // the broadcast at path; token is the `Authorization: Bearer` value ("" if
-// none). It returns nil, or an *Error (401, 403) for the client.
-type AuthorizeFunc func(r *http.Request, path, token string) error
-
-// AuthorizeUntilFunc is an AuthorizeFunc that also returns when the
-// authorization ends (zero: never): the session is closed then.
-type AuthorizeUntilFunc func(r *http.Request, path, token string) (expires time.Time, err error)
+// none). It returns when the authorization ends (zero: never; the session
+// is closed then), or an *Error (401, 403) for the client.
+type AuthorizeFunc func(r *http.Request, path, token string) (expires time.Time, err error)
 
 // CreateFunc negotiates a new session: it makes the peer connection with
 // s.NewPeerConnection, sets it up for the offer and returns s.Answer's
@@ -69,13 +66,11 @@ type Endpoint struct {
 	// ConnectTimeout reaps a session whose peer never connects (default:
 	// the Engine's).
 	ConnectTimeout time.Duration
-	// Authorize, if set, is asked before a session is created.
-	Authorize AuthorizeFunc
-	// AuthorizeUntil, if set, is asked instead of Authorize, and the
+	// Authorize, if set, is asked before a session is created; the
 	// session is closed when the authorization it returns ends.
-	AuthorizeUntil AuthorizeUntilFunc
-	Create         CreateFunc
-	Logger         *slog.Logger
+	Authorize AuthorizeFunc
+	Create    CreateFunc
+	Logger    *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by resource path
@@ -232,15 +227,9 @@ func (ep *Endpoint) create(w http.ResponseWriter, r *http.Request, path string) 
 	}
 	token := bearerToken(r)
 	var expires time.Time
-	switch {
-	case ep.AuthorizeUntil != nil:
+	if ep.Authorize != nil {
 		var err error
-		if expires, err = ep.AuthorizeUntil(r, path, token); err != nil {
-			fail(err)
-			return
-		}
-	case ep.Authorize != nil:
-		if err := ep.Authorize(r, path, token); err != nil {
+		if expires, err = ep.Authorize(r, path, token); err != nil {
 			fail(err)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Seed corpora live in testdata/fuzz/Fuzz*/ (regenerate with
@@ -235,11 +236,11 @@ func FuzzEndpoint(f *testing.F) {
 	f.Add(uint8(0), "POST", "/whip/big", "", ContentTypeSDP, "", "", bytes.Repeat([]byte("a"), 5000))
 	f.Fuzz(func(t *testing.T, mode uint8, method, path, query, ctype, auth, ifMatch string, body []byte) {
 		ep := &Endpoint{Kind: "WHIP", Prefix: "/whip/", MaxBody: 4096,
-			Authorize: func(r *http.Request, path, token string) error {
+			Authorize: func(r *http.Request, path, token string) (time.Time, error) {
 				if token == "deny" {
-					return Errorf(http.StatusForbidden, "denied")
+					return time.Time{}, Errorf(http.StatusForbidden, "denied")
 				}
-				return nil
+				return time.Time{}, nil
 			},
 			Create: func(ctx context.Context, s *Session, offer string) (string, error) {
 				media, err := ParseOffer(offer)

@@ -39,7 +39,7 @@ func (s *Server) setupWebRTC() error {
 		return err
 	}
 	s.webrtc.engine = e
-	s.webrtc.whip, err = whip.New(whip.Config{Engine: e, Publish: s.onWHIPPublish, AuthorizeUntil: s.authorizeWHIP,
+	s.webrtc.whip, err = whip.New(whip.Config{Engine: e, Publish: s.onWHIPPublish, Authorize: s.authorizeWHIP,
 		Logger:  s.log.With("component", "whip"),
 		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), KeyframeInterval: s.cfg.WebRTC.KeyframeInterval})
 	if err != nil {
@@ -47,7 +47,7 @@ func (s *Server) setupWebRTC() error {
 		return err
 	}
 	s.webrtc.whep, err = whep.New(whep.Config{Engine: e, Relay: s.relay, Logger: s.log.With("component", "whep"),
-		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), AuthorizeUntil: s.authorizeWHEP,
+		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), Authorize: s.authorizeWHEP,
 		NeedOpus: s.webrtc.transcode.Enable, RequestKeyframe: s.webrtc.whip.RequestKeyframe})
 	if err != nil {
 		e.Close()
