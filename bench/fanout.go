@@ -475,9 +475,8 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 	go func() { pubErr <- p.publish(ctx, &cfg, w, track) }()
 
 	// The subscribers.
-	subs := make([]*subscriber, cfg.Subscribers)
-	sessions := make([]*moq.Session, cfg.Subscribers)
 	var readers sync.WaitGroup
+	var sessions []*moq.Session
 	defer func() {
 		cancel()
 		var wg sync.WaitGroup
@@ -492,36 +491,8 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 	setupStart := time.Now()
 	setupCtx, setupCancel := context.WithTimeout(ctx, cfg.SetupTimeout)
 	defer setupCancel()
-	sem := make(chan struct{}, cfg.DialConcurrency)
-	errc := make(chan error, cfg.Subscribers)
-	var dials sync.WaitGroup
-	for i := range subs {
-		subs[i] = &subscriber{first: make(chan struct{})}
-		dials.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-setupCtx.Done():
-				errc <- setupCtx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			s, qc, err := dialQUIC(setupCtx, cfg.URL, dialOpts.Session)
-			if err != nil {
-				errc <- fmt.Errorf("bench: subscriber %d: %w", i, err)
-				return
-			}
-			sessions[i], subs[i].conn = s, qc
-			sub, err := s.Subscribe(setupCtx, ns, cfg.Track, moq.SubscribeOptions{Limits: moq.TrackLimits{MaxGroups: 2}})
-			if err != nil {
-				errc <- fmt.Errorf("bench: subscriber %d: subscribe: %w", i, err)
-				return
-			}
-			readers.Go(func() { subs[i].read(ctx, w, sub.Track) })
-		})
-	}
-	dials.Wait()
-	close(errc)
-	if err := errors.Join(collect(errc)...); err != nil {
+	subs, sessions, err := subscribeAll(setupCtx, ctx, &cfg, cfg.URL, cfg.Subscribers, w, &readers)
+	if err != nil {
 		return FanoutResult{}, err
 	}
 	log.Info("subscribers connected", "n", cfg.Subscribers, "elapsed", time.Since(setupStart))

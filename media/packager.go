@@ -365,7 +365,7 @@ func (p *Packager) Stats() PackagerStats {
 func cloneTracks(tracks []TrackInfo) []TrackInfo {
 	out := make([]TrackInfo, len(tracks))
 	for i, t := range tracks {
-		t.VPS, t.SPS, t.PPS = cloneNALUs(t.VPS), cloneNALUs(t.SPS), cloneNALUs(t.PPS)
+		t.VPS, t.SPS, t.PPS = CloneNALUs(t.VPS), CloneNALUs(t.SPS), CloneNALUs(t.PPS)
 		t.AV1SequenceHeader = cloneBytes(t.AV1SequenceHeader)
 		t.AACConfig = cloneBytes(t.AACConfig)
 		out[i] = t
@@ -373,7 +373,9 @@ func cloneTracks(tracks []TrackInfo) []TrackInfo {
 	return out
 }
 
-func cloneNALUs(in [][]byte) [][]byte {
+// CloneNALUs deep-copies NAL units (parameter sets), so that what keeps
+// them does not pin the buffer they were found in.
+func CloneNALUs(in [][]byte) [][]byte {
 	if in == nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/av1"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -433,13 +434,13 @@ func nextNALU(b []byte, lenSize int) (nalu, rest []byte, err error) {
 func (t *track) applyInBandParams(ps psChange) bool {
 	vps, sps, pps := t.info.VPS, t.info.SPS, t.info.PPS
 	if len(ps.vps) > 0 && !equalLists(ps.vps, vps) {
-		vps = cloneList(ps.vps)
+		vps = media.CloneNALUs(ps.vps)
 	}
 	if len(ps.sps) > 0 && !equalLists(ps.sps, sps) {
-		sps = cloneList(ps.sps)
+		sps = media.CloneNALUs(ps.sps)
 	}
 	if len(ps.pps) > 0 && !equalLists(ps.pps, pps) {
-		pps = cloneList(ps.pps)
+		pps = media.CloneNALUs(ps.pps)
 	}
 	if equalLists(vps, t.info.VPS) && equalLists(sps, t.info.SPS) && equalLists(pps, t.info.PPS) {
 		return false
@@ -448,27 +449,7 @@ func (t *track) applyInBandParams(ps psChange) bool {
 	return true
 }
 
-func equalLists(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// cloneList copies parameter sets found inside a frame, so that TrackInfo
-// does not pin the whole frame buffer.
-func cloneList(list [][]byte) [][]byte {
-	out := make([][]byte, len(list))
-	for i, b := range list {
-		out[i] = bytes.Clone(b)
-	}
-	return out
-}
+func equalLists(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }
 
 // obu is one AV1 OBU inside a buffer.
 type obu struct {

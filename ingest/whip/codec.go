@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/av1"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -295,7 +296,7 @@ func inspectH264(info *media.TrackInfo, data []byte) ([]byte, bool, bool, error)
 	}
 	changed := false
 	if len(sps) > 0 && !equalNALUs(sps, info.SPS) {
-		info.SPS = cloneNALUs(sps)
+		info.SPS = media.CloneNALUs(sps)
 		var s h264.SPS
 		if s.Unmarshal(sps[0]) == nil {
 			info.Width, info.Height = saneDims(s.Width(), s.Height())
@@ -306,7 +307,7 @@ func inspectH264(info *media.TrackInfo, data []byte) ([]byte, bool, bool, error)
 		changed = true
 	}
 	if len(pps) > 0 && !equalNALUs(pps, info.PPS) {
-		info.PPS = cloneNALUs(pps)
+		info.PPS = media.CloneNALUs(pps)
 		changed = true
 	}
 	if !drop {
@@ -330,25 +331,7 @@ func inspectH264(info *media.TrackInfo, data []byte) ([]byte, bool, bool, error)
 	return out, key, changed, nil
 }
 
-func equalNALUs(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func cloneNALUs(in [][]byte) [][]byte {
-	out := make([][]byte, len(in))
-	for i, b := range in {
-		out[i] = bytes.Clone(b)
-	}
-	return out
-}
+func equalNALUs(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }
 
 func saneDims(w, h int) (int, int) {
 	if w <= 0 || h <= 0 || w > 1<<16 || h > 1<<16 {

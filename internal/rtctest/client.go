@@ -324,16 +324,7 @@ func (p *Publisher) Close() error {
 	if p.cancel != nil {
 		p.cancel()
 	}
-	var err error
-	if p.Resource != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		var status int
-		status, _, _, err = Do(ctx, http.MethodDelete, p.Resource, p.token, "", "", nil)
-		cancel()
-		if err == nil && status != http.StatusOK {
-			err = fmt.Errorf("DELETE: HTTP %d", status)
-		}
-	}
+	err := deleteResource(p.Resource, p.token)
 	p.PC.Close()
 	p.wg.Wait()
 	return err
@@ -535,17 +526,22 @@ func (v *Viewer) Stats() map[string]TrackStats {
 
 // Close DELETEs the resource and closes the connection.
 func (v *Viewer) Close() error {
-	var err error
-	if v.Resource != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		var status int
-		status, _, _, err = Do(ctx, http.MethodDelete, v.Resource, v.token, "", "", nil)
-		cancel()
-		if err == nil && status != http.StatusOK {
-			err = fmt.Errorf("DELETE: HTTP %d", status)
-		}
-	}
+	err := deleteResource(v.Resource, v.token)
 	v.PC.Close()
 	v.wg.Wait()
+	return err
+}
+
+// deleteResource ends a WHIP/WHEP session (nothing if resource is "").
+func deleteResource(resource, token string) error {
+	if resource == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	status, _, _, err := Do(ctx, http.MethodDelete, resource, token, "", "", nil)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("DELETE: HTTP %d", status)
+	}
 	return err
 }
