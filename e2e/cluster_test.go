@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -142,16 +141,7 @@ func checkLLHLS(t *testing.T, ctx context.Context, src string) {
 	t.Helper()
 	browsertest.RequirePeer(t, browsertest.PeerFFprobe)
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-read_intervals", "%+4",
-		"-show_entries", "stream=index,codec_name,codec_type,width,height:packet=stream_index,pts_time",
-		"-of", "json", src).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", src, err)
-	}
-	var p hlsProbe
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatal(err)
-	}
+	p := probeHLS(t, ctx, src)
 	packets := map[int]int{}
 	for _, pk := range p.Packets {
 		packets[pk.StreamIndex]++

@@ -84,6 +84,23 @@ type hlsProbe struct {
 	} `json:"packets"`
 }
 
+// probeHLS has ffprobe read the first 4 s of an HLS playlist: its streams
+// and their packets.
+func probeHLS(t *testing.T, ctx context.Context, src string) hlsProbe {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-read_intervals", "%+4",
+		"-show_entries", "stream=index,codec_name,codec_type,width,height:packet=stream_index,pts_time",
+		"-of", "json", src).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", src, err)
+	}
+	var p hlsProbe
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestHLS: ffmpeg pushes RTMP into moqgate; ffprobe reads the LL-HLS
 // playlist and finds both streams; the playlist has the low-latency tags,
 // blocking reloads block until the segment exists, headers are right.
@@ -103,16 +120,7 @@ func TestHLS(t *testing.T) {
 			src := g.Web + "/hls/live/test/index.m3u8"
 
 			start := time.Now()
-			out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-read_intervals", "%+4",
-				"-show_entries", "stream=index,codec_name,codec_type,width,height:packet=stream_index,pts_time",
-				"-of", "json", src).Output()
-			if err != nil {
-				t.Fatalf("ffprobe %s: %v", src, err)
-			}
-			var p hlsProbe
-			if err := json.Unmarshal(out, &p); err != nil {
-				t.Fatal(err)
-			}
+			p := probeHLS(t, ctx, src)
 			codecs := map[string]int{}
 			for _, s := range p.Streams {
 				codecs[s.CodecName] = s.Index
