@@ -35,7 +35,7 @@ func (f *feed) addSender(s *sender) {
 			w, best = c, n
 		}
 	}
-	if w == nil || (best >= sendersPerWorker && len(f.workers) < runtime.GOMAXPROCS(0)) {
+	if w == nil || (best >= f.sendersPerWorker() && len(f.workers) < runtime.GOMAXPROCS(0)) {
 		w = &fanWorker{f: f, wake: make(chan struct{}, 1)}
 		f.workers = append(f.workers, w)
 		go w.run()
@@ -50,8 +50,26 @@ func (f *feed) addSender(s *sender) {
 // flushEvery: a worker sends what it queued after this many viewers.
 const flushEvery = 16
 
-// sendersPerWorker: a feed starts another worker beyond this many viewers.
-const sendersPerWorker = 32
+// A feed starts another worker when its workers have packetsPerWorker
+// packets a frame to send (a few milliseconds of work), or at least
+// minSendersPerWorker viewers: each worker is one more goroutine to wake per
+// frame and one more to contend for the socket, which costs more than it
+// saves while a frame to all of a worker's viewers is quick to send.
+const (
+	packetsPerWorker    = 1024
+	minSendersPerWorker = 32
+)
+
+// sendersPerWorker is how many viewers a worker of the feed takes.
+func (f *feed) sendersPerWorker() int {
+	f.mu.Lock()
+	frames, packets := f.nframes, f.npackets
+	f.mu.Unlock()
+	if frames == 0 || packets == 0 {
+		return minSendersPerWorker
+	}
+	return max(minSendersPerWorker, int(packetsPerWorker*frames/packets))
+}
 
 func (w *fanWorker) load() int {
 	w.mu.Lock()
@@ -83,6 +101,11 @@ func (w *fanWorker) run() {
 		w.joins = nil
 		senders := w.senders
 		w.mu.Unlock()
+		eng := f.hub.srv.cfg.Engine
+		burst := len(frames) > 0 || len(joins) > 0
+		if burst {
+			eng.Hold() // this goroutine flushes what it queues
+		}
 		for _, s := range joins {
 			s.join(f, next)
 		}
@@ -96,13 +119,19 @@ func (w *fanWorker) run() {
 			f.hub.requestKeyframe()
 		}
 		live := senders[:0:0]
-		eng := f.hub.srv.cfg.Engine
+		var now time.Time
+		if len(frames) > 0 {
+			now = time.Now()
+		}
 		for i, s := range senders {
 			if s.gone.Load() {
 				continue
 			}
 			for _, fr := range frames {
 				s.deliver(f, fr)
+			}
+			if len(frames) > 0 {
+				s.report(now)
 			}
 			if len(frames) > 0 && i%flushEvery == flushEvery-1 {
 				eng.Flush() // keep the send queue short during a key frame to many viewers
@@ -113,8 +142,8 @@ func (w *fanWorker) run() {
 			}
 			live = append(live, s)
 		}
-		if len(frames) > 0 || len(joins) > 0 {
-			eng.Flush()
+		if burst {
+			eng.Release()
 		}
 		for i := range frames {
 			frames[i] = nil

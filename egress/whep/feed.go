@@ -50,6 +50,8 @@ type feed struct {
 	ended    bool
 	pendInit []byte // a new init segment from the catalog
 	reorders bool   // B-frames: presentation order differs from decode order
+	nframes  uint64 // frames and their packets so far, for the fan-out's sizing
+	npackets uint64
 	reorderF atomic.Bool
 
 	wmu     sync.Mutex
@@ -222,6 +224,8 @@ func (f *feed) frame(fr media.Frame) {
 	rf.idx = f.head
 	f.ring[f.head%ringSize] = rf
 	f.head++
+	f.nframes++
+	f.npackets += uint64(len(payloads))
 	if rf.key {
 		f.lastKey = rf.idx + 1
 	}

@@ -79,6 +79,7 @@ type sender struct {
 	haveTS  bool
 	needKey bool
 	pkt     rtp.Packet
+	lastSR  time.Time
 
 	hmu       sync.Mutex
 	hist      [histSize]histEntry
@@ -114,8 +115,8 @@ func newSender(v *viewer, c *choice, track *webrtc.TrackLocalStaticRTP, rs *webr
 	return s
 }
 
-// run starts the senders once the peer connection is up, and sends
-// sender reports until the session ends.
+// run starts the senders once the peer connection is up, and waits
+// until the session ends.
 func (v *viewer) run() {
 	select {
 	case <-v.sess.Connected():
@@ -145,7 +146,7 @@ func (v *viewer) run() {
 			s.gone.Store(true)
 		}
 	})
-	v.reportLoop()
+	<-v.sess.Done()
 	wg.Wait()
 }
 
@@ -173,37 +174,25 @@ func (v *viewer) clock() (int64, time.Time) {
 	return v.anchorNS, v.anchorWall
 }
 
-// reportLoop sends RTCP sender reports with the viewer's clock until the
-// session ends.
-func (v *viewer) reportLoop() {
-	t := time.NewTicker(srInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-v.sess.Done():
-			return
-		case now := <-t.C:
-			_, wall := v.clock()
-			if wall.IsZero() {
-				continue
-			}
-			var pkts []rtcp.Packet
-			for _, s := range v.senders {
-				if !s.started.Load() || s.ssrc == 0 {
-					continue
-				}
-				ext := mulDiv(int64(now.Sub(wall)), s.clock, int64(time.Second))
-				pkts = append(pkts, &rtcp.SenderReport{
-					SSRC: s.ssrc, NTPTime: ntpTime(now), RTPTime: s.tsBase + uint32(ext),
-					PacketCount: s.packets.Load(), OctetCount: s.octets.Load(),
-				})
-			}
-			if len(pkts) > 0 {
-				if err := v.pc.WriteRTCP(pkts); err != nil && !isClosed(err) {
-					v.log.Debug("WHEP: sender report", "err", err)
-				}
-			}
-		}
+// report sends an RTCP sender report with the viewer's clock when one is
+// due. The fan-out worker calls it after a frame, so the report leaves
+// with the frame's packets: no timer and goroutine wakeup per viewer.
+func (s *sender) report(now time.Time) {
+	if s.ssrc == 0 || now.Sub(s.lastSR) < srInterval || !s.started.Load() {
+		return
+	}
+	_, wall := s.v.clock()
+	if wall.IsZero() {
+		return
+	}
+	s.lastSR = now
+	ext := mulDiv(int64(now.Sub(wall)), s.clock, int64(time.Second))
+	sr := &rtcp.SenderReport{
+		SSRC: s.ssrc, NTPTime: ntpTime(now), RTPTime: s.tsBase + uint32(ext),
+		PacketCount: s.packets.Load(), OctetCount: s.octets.Load(),
+	}
+	if err := s.v.pc.WriteRTCP([]rtcp.Packet{sr}); err != nil && !isClosed(err) {
+		s.v.log.Debug("WHEP: sender report", "err", err)
 	}
 }
 
@@ -232,6 +221,8 @@ func (s *sender) readRTCP() {
 		if err != nil {
 			continue
 		}
+		eng := s.v.srv.cfg.Engine
+		eng.Hold() // the retransmissions of a NACK leave together
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.TransportLayerNack:
@@ -254,6 +245,7 @@ func (s *sender) readRTCP() {
 				s.v.hub.requestKeyframe()
 			}
 		}
+		eng.Release()
 	}
 }
 

@@ -17,23 +17,25 @@ import (
 // frame's packets) as one UDP GSO send where the kernel has it: with every
 // viewer's media on one socket, the per-packet system call was most of the
 // egress cost, and writers no longer contend for the socket. The writer of
-// a burst flushes it (Engine.Flush); a background goroutine flushes the
-// rest within flushDelay. A write never blocks; when the queue is full the
-// packet is dropped (UDP).
+// a burst holds the queue and flushes it (Engine.Hold, Engine.Release); a
+// lone packet is sent by its writer at once. A write never blocks; when
+// the queue is full the packet is dropped (UDP).
 type batchConn struct {
 	c  *net.UDPConn
 	wb interface {
 		WriteBatch([]ipv4.Message, int) (int, error)
 	}
-	raw  *rawSender // nil where unavailable; guarded by sendMu
+	raw  *rawSender   // nil where unavailable; guarded by sendMu
+	rawR *rawReceiver // nil where unavailable
 	pool sync.Pool
 
 	mu     sync.Mutex
 	queue  []outPacket
 	closed bool
-	wake   chan struct{}
-	done   chan struct{}
 
+	// holds counts writers queueing a burst they will flush themselves:
+	// meanwhile other writers leave their packets to them.
+	holds   atomic.Int32
 	gso     atomic.Bool
 	dropped atomic.Uint64
 	sent    atomic.Uint64 // messages (a GSO message holds several packets)
@@ -65,14 +67,12 @@ const (
 	maxQueue = 16384
 	// batchSize is the messages of one sendmmsg.
 	batchSize = 64
-	// flushDelay is how long a packet nobody flushes waits for company.
-	flushDelay = 500 * time.Microsecond
 	// maxSegments bounds one GSO send (the kernel allows 64).
 	maxSegments = 32
 )
 
 func newBatchConn(c *net.UDPConn) *batchConn {
-	b := &batchConn{c: c, wake: make(chan struct{}, 1), done: make(chan struct{}),
+	b := &batchConn{c: c,
 		addrs: make(map[netip.AddrPort]*net.UDPAddr), oobs: make(map[int][]byte), groupIdx: make(map[netip.AddrPort]int)}
 	b.pool.New = func() any { s := make([]byte, 0, 1500); return &s }
 	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() != nil {
@@ -81,17 +81,29 @@ func newBatchConn(c *net.UDPConn) *batchConn {
 		b.wb = ipv6.NewPacketConn(c)
 	}
 	b.raw = newRawSender(c)
+	b.rawR = newRawReceiver(c)
 	b.gso.Store(gsoSupported) // until the kernel says otherwise
-	go b.flusher()
 	return b
 }
 
 // ReadFrom implements net.PacketConn.
-func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) { return b.c.ReadFrom(p) }
+func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if b.rawR == nil {
+		return b.c.ReadFrom(p)
+	}
+	n, ap, err := b.rawR.readFrom(p)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(ap), nil
+}
 
 // ReadFromAddrPort implements ice.AddrPortReaderWriter.
 func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
-	return b.c.ReadFromUDPAddrPort(p)
+	if b.rawR == nil {
+		return b.c.ReadFromUDPAddrPort(p)
+	}
+	return b.rawR.readFrom(p)
 }
 
 // WriteTo implements net.PacketConn.
@@ -123,31 +135,17 @@ func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) 
 		return len(p), nil
 	}
 	b.queue = append(b.queue, outPacket{buf, addr})
-	select {
-	case b.wake <- struct{}{}:
-	default:
+	// Loaded after the append: a holder that releases later flushes this.
+	if b.holds.Load() != 0 {
+		b.mu.Unlock()
+		return len(p), nil
 	}
 	b.mu.Unlock()
-	return len(p), nil
-}
-
-func (b *batchConn) flusher() {
-	defer close(b.done)
-	for range b.wake {
-		// Media bursts are flushed by their writers (Flush); what is left
-		// here is the odd control packet (ICE, RTCP, retransmissions),
-		// which can wait a moment to share a system call.
-		time.Sleep(flushDelay)
-		b.Flush()
-		b.mu.Lock()
-		closed := b.closed
-		b.mu.Unlock()
-		if closed {
-			b.Flush()
-			return
-		}
-	}
+	// A lone packet (ICE, RTCP, a retransmission) goes at once from this
+	// goroutine: a system call costs less than waking another goroutine
+	// to batch it.
 	b.Flush()
+	return len(p), nil
 }
 
 // Flush sends what is queued, in the caller's goroutine: a writer that has
@@ -155,7 +153,11 @@ func (b *batchConn) flusher() {
 // waking another thread.
 func (b *batchConn) Flush() {
 	b.sendMu.Lock()
-	defer b.sendMu.Unlock()
+	b.flushLocked()
+	b.sendMu.Unlock()
+}
+
+func (b *batchConn) flushLocked() {
 	for {
 		b.mu.Lock()
 		q := b.queue
@@ -271,21 +273,23 @@ func (b *batchConn) send(q []outPacket) {
 		r := b.iovIdx[k]
 		b.msgs[k].Buffers = b.iov[r[0]:r[1]:r[1]]
 	}
-	for len(b.msgs) > 0 {
-		n := min(len(b.msgs), batchSize)
-		sent, err := b.writeBatch(b.msgs[:n])
+	// A local view: b.msgs keeps its capacity for the next send.
+	msgs := b.msgs
+	for len(msgs) > 0 {
+		n := min(len(msgs), batchSize)
+		sent, err := b.writeBatch(msgs[:n])
 		if err != nil {
-			if len(b.msgs[sent].OOB) > 0 && b.gso.CompareAndSwap(true, false) {
+			if len(msgs[sent].OOB) > 0 && b.gso.CompareAndSwap(true, false) {
 				// No UDP GSO here (old kernel, or a device without
 				// checksum offload): send the rest one packet at a time.
-				b.unbatch(sent)
+				msgs = unbatch(msgs[sent:])
 				continue
 			}
 			sent++ // skip the message the kernel refused (e.g. unreachable)
 		}
 		b.sent.Add(uint64(sent))
 		b.calls.Add(1)
-		b.msgs = b.msgs[min(sent, len(b.msgs)):]
+		msgs = msgs[min(sent, len(msgs)):]
 	}
 }
 
@@ -305,31 +309,24 @@ func (b *batchConn) writeBatch(msgs []ipv4.Message) (int, error) {
 	return b.wb.WriteBatch(msgs, 0)
 }
 
-// unbatch splits the GSO messages from index i on into single packets.
-func (b *batchConn) unbatch(i int) {
+// unbatch splits GSO messages into single packets.
+func unbatch(msgs []ipv4.Message) []ipv4.Message {
 	var out []ipv4.Message
-	out = append(out, b.msgs[:i]...)
-	for _, m := range b.msgs[i:] {
+	for _, m := range msgs {
 		for _, p := range m.Buffers {
 			out = append(out, ipv4.Message{Addr: m.Addr, Buffers: [][]byte{p}})
 		}
 	}
-	b.msgs = out[i:]
+	return out
 }
 
 // Close implements net.PacketConn: queued packets are sent first.
 func (b *batchConn) Close() error {
 	b.mu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.wake)
-	}
+	b.closed = true
 	b.mu.Unlock()
-	select {
-	case <-b.done:
-	case <-time.After(time.Second):
-	}
 	b.sendMu.Lock()
+	b.flushLocked()
 	b.raw = nil // its file descriptor is about to go
 	b.sendMu.Unlock()
 	return b.c.Close()

@@ -32,8 +32,9 @@ func TestBatchConn(t *testing.T) {
 			p.SetReadBuffer(1 << 20)
 			peers = append(peers, p)
 		}
-		// Interleaved bursts: 10 packets to each peer, 1200 bytes but the
-		// last of each burst shorter.
+		// Interleaved bursts, held to leave together: 10 packets to each
+		// peer, 1200 bytes but the last of each burst shorter.
+		b.holds.Add(1)
 		for i := range 10 {
 			for j, p := range peers {
 				n := 1200
@@ -46,6 +47,11 @@ func TestBatchConn(t *testing.T) {
 				}
 			}
 		}
+		if b.sent.Load() != 0 {
+			t.Error("packets sent during a hold")
+		}
+		b.holds.Add(-1)
+		b.Flush()
 		for j, p := range peers {
 			buf := make([]byte, 2000)
 			for i := range 10 {
@@ -67,7 +73,6 @@ func TestBatchConn(t *testing.T) {
 		if gso && !b.gso.Load() {
 			t.Log("no UDP GSO on this kernel: fell back to single packets")
 		}
-		time.Sleep(50 * time.Millisecond)
 		sent := b.sent.Load()
 		b.Close()
 		t.Logf("%s gso=%v: %d messages for 30 packets", tc.ip, gso, sent)

@@ -196,10 +196,23 @@ func (e *Engine) TCPAddr() net.Addr {
 }
 
 // Flush sends the packets queued on the shared UDP socket now, in the
-// caller's goroutine. A writer of many packets at once (a frame to every
-// viewer) calls it when done; otherwise packets leave within half a
-// millisecond.
+// caller's goroutine (or leaves them to the goroutine sending already).
+// A writer of many packets at once (a frame to every viewer) holds the
+// queue, flushes now and then, and releases it when done.
 func (e *Engine) Flush() { e.batch.Flush() }
+
+// Hold tells the engine that the caller is queueing a burst and will
+// Release it: until then packets wait in the queue, those of other
+// writers too, to leave in as few system calls as possible. Without a
+// hold each write is sent at once.
+func (e *Engine) Hold() { e.batch.holds.Add(1) }
+
+// Release ends a Hold and flushes what is queued, the packets other
+// goroutines queued meanwhile included.
+func (e *Engine) Release() {
+	e.batch.holds.Add(-1)
+	e.batch.Flush()
+}
 
 // UDPStats are the shared UDP socket's send counters.
 type UDPStats struct {
