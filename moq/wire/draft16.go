@@ -761,7 +761,10 @@ func checkParam16(p Param) (uint64, string) {
 			return ProtocolViolation, fmt.Sprintf("SUBSCRIBER_PRIORITY %d", p.Value)
 		}
 	case p16GroupOrder:
-		if p.Value != GroupOrderAscending && p.Value != GroupOrderDescending {
+		// 0 is outside the group-order section's list, but the Priorities
+		// section still gives it "the publisher's preference", and Shaka
+		// Player sends it: read it as that (GroupOrderPublisher).
+		if p.Value > GroupOrderDescending {
 			return ProtocolViolation, fmt.Sprintf("GROUP_ORDER %d", p.Value)
 		}
 	case p16SubscriptionFilter:

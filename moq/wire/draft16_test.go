@@ -222,7 +222,7 @@ func TestDraft16ReadErrors(t *testing.T) {
 		{"unknown parameter", frame(0x03, 0x02, 0x01, 0x01, 'a', 0x01, 'b', 0x01, 0x06, 0x01), ProtocolViolation},
 		{"duplicate parameter", frame(0x03, 0x02, 0x01, 0x01, 'a', 0x01, 'b', 0x02, 0x10, 0x01, 0x00, 0x01), ProtocolViolation},
 		{"FORWARD 2", frame(0x03, 0x02, 0x01, 0x01, 'a', 0x01, 'b', 0x01, 0x10, 0x02), ProtocolViolation},
-		{"GROUP_ORDER 0", frame(0x03, 0x02, 0x01, 0x01, 'a', 0x01, 'b', 0x01, 0x22, 0x00), ProtocolViolation},
+		{"GROUP_ORDER 3", frame(0x03, 0x02, 0x01, 0x01, 'a', 0x01, 'b', 0x01, 0x22, 0x03), ProtocolViolation},
 		{"SUBSCRIBER_PRIORITY 256", frame(0x03, 0x02, 0x01, 0x01, 'a', 0x01, 'b', 0x01, 0x20, 0x41, 0x00), ProtocolViolation},
 		{"DELIVERY_TIMEOUT 0", frame(0x03, 0x02, 0x01, 0x01, 'a', 0x01, 'b', 0x01, 0x02, 0x00), ProtocolViolation},
 		{"filter with trailing bytes", frame(0x03, 0x02, 0x01, 0x01, 'a', 0x01, 'b', 0x01, 0x21, 0x02, 0x02, 0x00), ProtocolViolation},
@@ -780,3 +780,15 @@ func datagramSeeds16() map[string][]byte {
 type nopTB struct{ testing.TB }
 
 func (nopTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
+// Shaka Player 5.2.12 sends GROUP_ORDER 0 ("the publisher's preference",
+// as draft-16's Priorities section reads it) in SUBSCRIBE: accepted.
+func TestDraft16GroupOrderPublisherPreference(t *testing.T) {
+	m, err := read16(frame(0x03, 0x02, 0x01, 0x01, 'a', 0x01, 'b', 0x01, 0x22, 0x00))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := m.(*Subscribe); !ok || s.GroupOrder != GroupOrderPublisher {
+		t.Fatalf("got %#v, want a SUBSCRIBE with the publisher's group order", m)
+	}
+}
