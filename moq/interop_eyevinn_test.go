@@ -547,8 +547,9 @@ func testEyevinnSubscriber(t *testing.T, tr eyTransport) {
 	} else if rt.GroupOrder() != want {
 		t.Fatalf("SUBSCRIBE_OK group order %v, want ascending", rt.GroupOrder())
 	}
-	if l, ok := rt.LargestLocation(); !ok || l != (moqtransport.Location{Group: 1, Object: perGroup - 1}) {
-		t.Fatalf("SUBSCRIBE_OK largest %v (content exists %v), want {1 %d}", l, ok, perGroup-1)
+	// Largest is the last object before the group delivery starts with.
+	if l, ok := rt.LargestLocation(); !ok || l != (moqtransport.Location{Group: 0, Object: perGroup - 1}) {
+		t.Fatalf("SUBSCRIBE_OK largest %v (content exists %v), want {0 %d}", l, ok, perGroup-1)
 	}
 
 	// Largest Object starts at the first object of the newest group.
@@ -715,16 +716,16 @@ func testEyevinnFetch(t *testing.T, tr eyTransport) {
 		moqtransport.WithFetchEndLocation(moqtransport.Location{Group: 2, Object: 3}))
 
 	// Relative joining fetch: the subscription delivers the newest group
-	// (3) from its first object, the fetch the two groups before it; every
-	// object arrives exactly once across both.
+	// (3) from its first object and reports {2, 4} as Largest; offset 2
+	// fetches groups 0..2. Every object arrives exactly once across both.
 	sub, err := es.Subscribe(ctx, ns, "video")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, ok := sub.LargestLocation(); !ok || l != (moqtransport.Location{Group: 3, Object: perGroup - 1}) {
+	if l, ok := sub.LargestLocation(); !ok || l != (moqtransport.Location{Group: 2, Object: perGroup - 1}) {
 		t.Fatalf("SUBSCRIBE_OK largest %v (content exists %v)", l, ok)
 	}
-	fetch("relative joining", groupLocs(1, 2, perGroup), moqtransport.WithJoiningFetchRelative(sub.RequestID(), 2))
+	fetch("relative joining", groupLocs(0, 2, perGroup), moqtransport.WithJoiningFetchRelative(sub.RequestID(), 2))
 	objs, err := eyReadObjects(ctx, sub, perGroup)
 	if err == nil {
 		err = checkMoqgateObjects(objs, groupLocs(3, 3, perGroup))

@@ -238,13 +238,14 @@ func TestLateJoinerAndFetch(t *testing.T) {
 			}
 		}
 	}
-	// A late joiner with Largest Object starts at object 0 of group 2.
+	// A late joiner with Largest Object starts at object 0 of group 2, and
+	// SUBSCRIBE_OK reports the last object before it as Largest.
 	late := dialTest(t, ctx, url, Config{})
 	lsub, err := late.Subscribe(ctx, Namespace{"live", "f"}, "video", SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lsub.Largest != (Location{2, 3}) {
+	if lsub.Largest != (Location{1, 3}) {
 		t.Fatalf("largest %v", lsub.Largest)
 	}
 	got, err := readGroups(ctx, lsub.Track, 1, 4)
@@ -283,9 +284,10 @@ func TestLateJoinerAndFetch(t *testing.T) {
 	if len(locs) != 8 || locs[0] != (Location{1, 0}) || locs[7] != (Location{2, 3}) {
 		t.Fatalf("fetched %v", locs)
 	}
-	// A joining FETCH for one group before a Largest Object subscription:
-	// group 2 only, because the subscription itself starts at group 3's
-	// first object — each object arrives exactly once.
+	// A relative joining FETCH with offset 1 on a Largest Object
+	// subscription that starts at group 3's first object: Largest is
+	// {2, 3}, so the fetch is groups 1..2 — each object arrives exactly
+	// once across the fetch and the subscription.
 	jsub, err := late.Subscribe(ctx, Namespace{"live", "f"}, "video", SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -305,7 +307,7 @@ func TestLateJoinerAndFetch(t *testing.T) {
 		}
 		locs = append(locs, Location{o.GroupID, o.ID})
 	}
-	if len(locs) != 4 || locs[0] != (Location{2, 0}) || locs[3] != (Location{2, 3}) {
+	if len(locs) != 8 || locs[0] != (Location{1, 0}) || locs[7] != (Location{2, 3}) {
 		t.Fatalf("joining fetch got %v", locs)
 	}
 	got, err = readGroups(ctx, jsub.Track, 1, 4)

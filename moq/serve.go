@@ -27,6 +27,10 @@ type serveSub struct {
 	filter     uint64
 	start      Location
 	endGroup   uint64 // 0 = open-ended, else last group + 1
+	// largest is the Largest Location reported in SUBSCRIBE_OK (or
+	// PUBLISH); a joining FETCH ends there.
+	largest    Location
+	hasLargest bool
 	updated    chan struct{}
 	streams    uint64
 	writers    map[uint64]*groupWriter
@@ -98,23 +102,21 @@ func (s *Session) onSubscribe(m *wire.Subscribe) error {
 			s.sendOrClose(&wire.SubscribeError{RequestID: m.RequestID, ErrorCode: code, Reason: reason})
 			return
 		}
-		ss.track, ss.release = track, release
 		s.mu.Lock()
 		ss.alias = s.nextAlias
 		s.nextAlias++
 		s.mu.Unlock()
-		largest, has := track.Largest()
 		order := m.GroupOrder
 		if order == wire.GroupOrderPublisher {
 			order = wire.GroupOrderAscending
 		}
-		ss.groupOrder = order
+		jp := ss.attach(track, release, order, nil)
 		// SUBSCRIBE_OK before any data stream, so the peer knows the alias.
 		s.sendOrClose(&wire.SubscribeOK{
 			RequestID: m.RequestID, TrackAlias: ss.alias, Expires: 0, GroupOrder: order,
-			ContentExists: has, Largest: wire.Location(largest),
+			ContentExists: jp.hasLargest, Largest: wire.Location(jp.largest),
 		})
-		ss.run(largest, has)
+		ss.run(jp)
 	}()
 	return nil
 }
@@ -203,8 +205,44 @@ func (ss *serveSub) stop() {
 	ss.cancel()
 }
 
+// joinAt is where a subscription starts and the Largest Location it
+// reports (see Track.joinPoint).
+type joinAt struct {
+	start      uint64
+	haveStart  bool
+	largest    Location
+	hasLargest bool
+}
+
+// attach gives the subscription its track and fixes where it starts.
+// A PUBLISH passes the point it reported; a SUBSCRIBE's is computed here.
+func (ss *serveSub) attach(track *Track, release func(), order uint8, reported *joinAt) joinAt {
+	var jp joinAt
+	switch {
+	case reported != nil:
+		jp = *reported
+	case ss.filter == wire.FilterLargestObject:
+		jp.start, jp.haveStart, jp.largest, jp.hasLargest = track.joinPoint()
+	default:
+		jp.largest, jp.hasLargest = track.Largest()
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.track, ss.release, ss.groupOrder = track, release, order
+	ss.largest, ss.hasLargest = jp.largest, jp.hasLargest
+	return jp
+}
+
+// joined returns the subscription's track and reported Largest Location
+// for a joining FETCH (nil before the subscription was accepted).
+func (ss *serveSub) joined() (*Track, Location, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.track, ss.largest, ss.hasLargest
+}
+
 // run is the dispatcher of one subscription: it starts a writer per group.
-func (ss *serveSub) run(largest Location, has bool) {
+func (ss *serveSub) run(jp joinAt) {
 	s := ss.s
 	defer func() {
 		ss.cancel()
@@ -228,16 +266,17 @@ func (ss *serveSub) run(largest Location, has bool) {
 	haveNext := false
 	switch ss.filter {
 	case wire.FilterLargestObject:
-		// The group of the Largest Location reported in SUBSCRIBE_OK,
-		// from its first object (a relay that just subscribed upstream
-		// gets it from its first object too). Taken from what was
-		// reported, not from the cache now: groups may have arrived since.
-		if has {
-			next, haveNext = largest.Group, true
+		// Fixed when SUBSCRIBE_OK was sent, not from the cache now:
+		// groups may have arrived since.
+		switch {
+		case jp.haveStart:
+			next, haveNext = jp.start, true
+		case jp.hasLargest:
+			next, haveNext, firstObj = jp.largest.Group, true, jp.largest.Object+1
 		}
 	case wire.FilterNextGroupStart:
-		if has {
-			next, haveNext = largest.Group+1, true
+		if jp.hasLargest {
+			next, haveNext = jp.largest.Group+1, true
 		}
 	case wire.FilterAbsoluteStart, wire.FilterAbsoluteRange:
 		next, haveNext, firstObj = ss.start.Group, true, ss.start.Object
@@ -321,6 +360,21 @@ func (ss *serveSub) run(largest Location, has bool) {
 			return
 		}
 	}
+}
+
+// joiningRange is the range of a joining FETCH (draft-14 §9.16.2.1, the
+// same in draft-16): from the Largest Location reported in SUBSCRIBE_OK
+// back by JoiningStart groups (relative) or from group JoiningStart
+// (absolute), up to that Largest Location inclusive. end is exclusive.
+func joiningRange(m *wire.Fetch, largest Location) (start, end Location) {
+	if m.FetchType == wire.FetchRelativeJoining {
+		if largest.Group > m.JoiningStart {
+			start.Group = largest.Group - m.JoiningStart
+		}
+	} else {
+		start.Group = m.JoiningStart
+	}
+	return start, Location{largest.Group, largest.Object + 1}
 }
 
 // waitWriters waits until the writers have finished their groups.
@@ -597,32 +651,20 @@ func (s *Session) onFetch(m *wire.Fetch) error {
 				end = Location{Group: end.Group + 1}
 			}
 		default:
-			if joined == nil || joined.track == nil {
+			var largest Location
+			var has bool
+			if joined != nil {
+				track, largest, has = joined.joined()
+			}
+			if track == nil {
 				fail(wire.FetchErrorInvalidJoiningRequestID, "no such subscription")
 				return
 			}
-			track = joined.track
-			largest, has := track.Largest()
 			if !has {
-				fail(wire.FetchErrorInvalidRange, "no content")
+				fail(wire.FetchErrorInvalidRange, "no content before the subscription")
 				return
 			}
-			if m.FetchType == wire.FetchRelativeJoining {
-				g := uint64(0)
-				if largest.Group > m.JoiningStart {
-					g = largest.Group - m.JoiningStart
-				}
-				start = Location{Group: g}
-			} else {
-				start = Location{Group: m.JoiningStart}
-			}
-			// The subscription already delivers the newest group from its
-			// first object, so the fetch stops before it: every object
-			// reaches the subscriber exactly once.
-			end = Location{Group: largest.Group}
-			if g := track.latestGroup(); g != nil && g.ID < end.Group {
-				end = Location{Group: g.ID + 1}
-			}
+			start, end = joiningRange(m, largest)
 		}
 		// Collect the cached objects in range.
 		type item struct{ o Object }
@@ -779,10 +821,13 @@ func (s *Session) Publish(ctx context.Context, ns Namespace, name string, track 
 	alias := s.nextAlias
 	s.nextAlias++
 	s.mu.Unlock()
-	largest, has := track.Largest()
+	// A peer that takes the PUBLISH as a Largest Object subscription gets
+	// the newest group from its first object, as a SUBSCRIBE would.
+	var jp joinAt
+	jp.start, jp.haveStart, jp.largest, jp.hasLargest = track.joinPoint()
 	r, err := s.request(ctx, id, &wire.Publish{
 		RequestID: id, Namespace: ns, TrackName: name, TrackAlias: alias,
-		GroupOrder: wire.GroupOrderAscending, ContentExists: has, Largest: wire.Location(largest), Forward: true,
+		GroupOrder: wire.GroupOrderAscending, ContentExists: jp.hasLargest, Largest: wire.Location(jp.largest), Forward: true,
 	})
 	if err != nil {
 		return nil, err
@@ -798,19 +843,21 @@ func (s *Session) Publish(ctx context.Context, ns Namespace, name string, track 
 			filter: r.FilterType, start: Location(r.Start), updated: make(chan struct{}),
 			writers: make(map[uint64]*groupWriter),
 		}
-		if ss.groupOrder == wire.GroupOrderPublisher {
-			ss.groupOrder = wire.GroupOrderAscending
-		}
 		if ss.filter == 0 {
 			ss.filter = wire.FilterLargestObject
 		}
 		if r.FilterType == wire.FilterAbsoluteRange {
 			ss.endGroup = r.EndGroup + 1
 		}
+		order := ss.groupOrder
+		if order == wire.GroupOrderPublisher {
+			order = wire.GroupOrderAscending
+		}
+		ss.attach(track, nil, order, &jp)
 		s.mu.Lock()
 		s.subsIn[id] = ss
 		s.mu.Unlock()
-		go ss.run(largest, has)
+		go ss.run(jp)
 		return func() {
 			ss.finish(wire.PublishDoneTrackEnded, "publisher stopped")
 			ss.stop()

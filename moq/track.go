@@ -92,6 +92,10 @@ type Track struct {
 	bytes     int
 	largest   Location
 	hasLarge  bool
+	// floor is the largest location known before the cached groups: of
+	// evicted groups, or reported by upstream before its first object.
+	floor    Location
+	hasFloor bool
 	ended     bool
 	endStatus uint64
 	endReason string
@@ -137,6 +141,41 @@ func (t *Track) SetLargest(l Location) {
 	if !t.hasLarge || t.largest.Less(l) {
 		t.largest, t.hasLarge = l, true
 	}
+	t.raiseFloorLocked(l)
+}
+
+func (t *Track) raiseFloorLocked(l Location) {
+	if !t.hasFloor || t.floor.Less(l) {
+		t.floor, t.hasFloor = l, true
+	}
+}
+
+// joinPoint says where a Largest Object subscription starts and what its
+// SUBSCRIBE_OK reports as the Largest Location. Players that never FETCH
+// need the newest group from its first object (its keyframe, the current
+// catalog), so delivery starts there; the report is the last object
+// before that group, so "Largest + 1", where the drafts start such a
+// subscription and where a joining FETCH stops, is exactly where delivery
+// starts. With nothing before that group there is nothing to report
+// (has == false). With no group cached yet (a relay that has just
+// subscribed upstream), delivery starts after the Largest it knows.
+func (t *Track) joinPoint() (start uint64, haveStart bool, largest Location, has bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(t.groups)
+	if n == 0 {
+		return 0, false, t.largest, t.hasLarge
+	}
+	start = t.groups[n-1].ID
+	for i := n - 2; i >= 0; i-- {
+		if l, ok := t.groups[i].last(); ok {
+			return start, true, l, true
+		}
+	}
+	if t.hasFloor && t.floor.Group < start {
+		return start, true, t.floor, true
+	}
+	return start, true, Location{}, false
 }
 
 // Ended reports whether the track ended, with the PUBLISH_DONE status.
@@ -223,6 +262,9 @@ func (t *Track) evictLocked() {
 		g := t.groups[0]
 		t.groups[0] = nil
 		t.groups = t.groups[1:]
+		if l, ok := g.last(); ok {
+			t.raiseFloorLocked(l)
+		}
 		t.bytes -= g.evict()
 		t.dropped.Add(1)
 	}
@@ -430,6 +472,17 @@ func (g *Group) object(i int) (o Object, ok bool, done bool, dropped bool, wait 
 		return Object{}, false, true, g.dropped, nil
 	}
 	return Object{}, false, false, false, g.changed
+}
+
+// last returns the location of the group's largest object so far.
+func (g *Group) last() (Location, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var id uint64
+	for _, o := range g.objects {
+		id = max(id, o.ID)
+	}
+	return Location{g.ID, id}, len(g.objects) > 0
 }
 
 // Len returns the number of objects so far.
