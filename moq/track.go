@@ -87,15 +87,15 @@ type Track struct {
 
 	limits TrackLimits
 
-	mu        sync.Mutex
-	groups    []*Group // ascending by ID
-	bytes     int
-	largest   Location
-	hasLarge  bool
+	mu       sync.Mutex
+	groups   []*Group // ascending by ID
+	bytes    int
+	largest  Location
+	hasLarge bool
 	// floor is the largest location known before the cached groups: of
 	// evicted groups, or reported by upstream before its first object.
-	floor    Location
-	hasFloor bool
+	floor     Location
+	hasFloor  bool
 	ended     bool
 	endStatus uint64
 	endReason string
