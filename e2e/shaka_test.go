@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -47,17 +46,9 @@ func TestShakaPlaysRTMP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	g := startGate(t, "")
-	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", "120", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "0",
-		"-c:a", "aac", "-f", "flv", g.RTMP+"/live/test")
+	pushRTMP(t, ctx, g, "640x360", "0")
 	g.waitBroadcast(t, ctx, "live/test")
-	// The page as it is in web/pages, even if web/dist is older.
-	page, err := os.ReadFile("../web/pages/shaka.html")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := browsertest.Serve(t, map[string]string{"/shaka.html": string(page)})
+	base := servePage(t, "shaka.html")
 	modes := []struct {
 		version, configured, protocol string
 		offered                       []string
