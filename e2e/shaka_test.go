@@ -32,6 +32,7 @@ type shakaMode struct {
 	Width         int      `json:"width"`
 	Height        int      `json:"height"`
 	PlayerErrors  []string `json:"playerErrors"`
+	PageErrors    []string `json:"pageErrors"`
 }
 
 // TestShakaPlaysRTMP: ffmpeg pushes RTMP into moqgate; Shaka Player 5.2.12
@@ -92,9 +93,9 @@ func TestShakaPlaysRTMP(t *testing.T) {
 		if i < len(sessions) && sessions[i][1] != want.wire {
 			t.Errorf("Shaka %s: moqgate's session speaks %s, want %s", m.Version, sessions[i][1], want.wire)
 		}
-		t.Logf("Shaka %s (%s): %s; offered %v, server selected %q; currentTime +%.2f s, %d frames decoded (%d dropped), %d presented, %dx%d, first frame after %.0f ms, %.1f s in all",
+		t.Logf("Shaka %s (%s): %s; offered %v, server selected %q; currentTime +%.2f s, %d frames decoded (%d dropped), %d presented, %dx%d, first frame after %.0f ms, %.1f s in all; uncaught page errors meanwhile: %q",
 			m.Version, m.Configured, m.Reason, m.Offered, m.Protocol, m.Advanced, m.FramesDecoded, m.FramesDropped,
-			m.Presented, m.Width, m.Height, m.FirstFrameMs, m.ElapsedMs/1000)
+			m.Presented, m.Width, m.Height, m.FirstFrameMs, m.ElapsedMs/1000, m.PageErrors)
 		if !m.OK {
 			t.Errorf("Shaka %s did not play: %s (player errors %v)", m.Version, m.Reason, m.PlayerErrors)
 		}
