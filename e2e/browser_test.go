@@ -10,6 +10,17 @@ import (
 	"github.com/moqgate/moqgate/internal/browsertest"
 )
 
+// servePage serves web/dist with the page web/pages/NAME laid over it as it
+// is in the source tree, even if web/dist is older, and returns the base URL.
+func servePage(t *testing.T, name string) string {
+	t.Helper()
+	page, err := os.ReadFile("../web/pages/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return browsertest.Serve(t, map[string]string{"/" + name: string(page)})
+}
+
 // watchResult is what web/pages/watch.html reports.
 type watchResult struct {
 	OK              bool                `json:"ok"`
@@ -46,12 +57,7 @@ func TestMoQWatchPlaysRTMP(t *testing.T) {
 				"-t", "60", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", tc.bframes,
 				"-c:a", "aac", "-f", "flv", g.RTMP+"/live/test")
 			g.waitBroadcast(t, ctx, "live/test")
-			// The page as it is in web/pages, even if web/dist is older.
-			page, err := os.ReadFile("../web/pages/watch.html")
-			if err != nil {
-				t.Fatal(err)
-			}
-			base := browsertest.Serve(t, map[string]string{"/watch.html": string(page)})
+			base := servePage(t, "watch.html")
 			pageURL := base + "/watch.html?url=" + url.QueryEscape(g.Web+"/") + "&name=live/test&timeout=30000" + tc.extra
 			raw, err := browsertest.RunPage(t, ctx, pageURL, browsertest.PageOptions{Timeout: 40 * time.Second})
 			if err != nil {

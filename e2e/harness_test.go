@@ -73,6 +73,19 @@ func (l *logBuf) contains(sub string) bool {
 	return false
 }
 
+// submatches returns re's submatches in each log line it matches, in order.
+func (l *logBuf) submatches(re *regexp.Regexp) [][]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out [][]string
+	for _, s := range l.lines {
+		if m := re.FindStringSubmatch(s); m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 var servingRE = regexp.MustCompile(`web=(\S+) moq=moqt://(\S+) rtmp=(\S+)`)
 
 // startGate runs `moqgate serve` on free loopback ports with the given

@@ -1,8 +1,11 @@
 // Builds the browser test pages into dist/ (gitignored):
 //   dist/moqwatch.js  <moq-watch> element (@moq/watch/element), ES module
 //   dist/hls.js       hls.js, ES module that also sets window.Hls
+//   dist/shaka.js     Shaka Player (experimental build, with MSF), ES module
+//                     that also sets window.shaka
 //   dist/*.html, *.js test pages copied from pages/ (watch.html: @moq/watch;
-//                     whip.html / whep.html: WebRTC publisher and player)
+//                     shaka.html: Shaka Player over MSF; whip.html /
+//                     whep.html: WebRTC publisher and player)
 // Run with `npm run build` (after `npm ci`).
 import { cp, mkdir, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -18,6 +21,7 @@ await esbuild.build({
 	entryPoints: {
 		moqwatch: here("./src/moqwatch.js"),
 		hls: here("./src/hls.js"),
+		shaka: here("./src/shaka.js"),
 	},
 	outdir: dist,
 	bundle: true,

@@ -5,8 +5,9 @@
 // missing peer fails the test so that a broken install cannot pass as green.
 //
 // Run executes a node script from the repository's web/ directory (an npm
-// project with playwright-core, @moq/watch and hls.js; `make test` runs npm ci
-// and npm run build there) and returns the JSON it prints on stdout. RunPage
+// project with playwright-core, @moq/watch, hls.js and shaka-player; `make
+// test` runs npm ci and npm run build there) and returns the JSON it prints
+// on stdout. RunPage
 // opens a URL in headless Chromium through web/run-page.mjs and returns the
 // page's window.__result. Serve serves web/dist (the bundles and test pages
 // built by `npm run build`) on a free 127.0.0.1 port.
@@ -78,7 +79,7 @@ func CheckPeer(name string) error {
 		if err != nil {
 			return err
 		}
-		for _, pkg := range []string{"playwright-core", "@moq/watch", "hls.js", "esbuild"} {
+		for _, pkg := range []string{"playwright-core", "@moq/watch", "hls.js", "shaka-player", "esbuild"} {
 			if _, err := os.Stat(filepath.Join(web, "node_modules", pkg, "package.json")); err != nil {
 				return fmt.Errorf("web/node_modules/%s missing (npm ci --prefix web): %w", pkg, err)
 			}
@@ -89,7 +90,7 @@ func CheckPeer(name string) error {
 		if err != nil {
 			return err
 		}
-		for _, f := range []string{"moqwatch.js", "hls.js", "harness.html", "watch.html"} {
+		for _, f := range []string{"moqwatch.js", "hls.js", "shaka.js", "harness.html", "watch.html"} {
 			if _, err := os.Stat(filepath.Join(web, "dist", f)); err != nil {
 				return fmt.Errorf("web/dist/%s missing (npm run --prefix web build): %w", f, err)
 			}
