@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,7 +150,14 @@ func (g *gate) stop(t *testing.T) {
 			t.Errorf("moqgate exited with %v after SIGINT", err)
 		}
 	case <-time.After(10 * time.Second):
-		g.cmd.Process.Kill()
+		// SIGQUIT makes the Go runtime print every goroutine (to the log
+		// above): what the shutdown waits for.
+		g.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			g.cmd.Process.Kill()
+		}
 		t.Error("moqgate did not exit within 10s of SIGINT")
 	}
 }

@@ -1,7 +1,8 @@
 // Package ingest turns publishers (RTMP, WHIP, fMP4 on stdin) into MoQ
 // broadcasts. The adapters in its sub-packages speak their protocol and
-// hand access units to a Broadcast, which packages them (media) and
-// publishes them over a MoQ session (moq), like any remote client.
+// hand access units to a Broadcast, which packages them (media) and writes
+// them through a moq.BroadcastProducer: into the relay in memory
+// (LocalDialer), or to a remote relay over a session (SessionDialer).
 package ingest
 
 import (
@@ -26,14 +27,12 @@ const (
 // Broadcast publishes one broadcast over a MoQ session. It implements
 // media.BroadcastWriter.
 type Broadcast struct {
-	sess *moq.Session
-	pub  *moq.Publisher
+	prod *moq.BroadcastProducer
 	pkg  *media.Packager
 	log  *slog.Logger
 
 	mu     sync.Mutex
-	groups map[string]*moq.Group
-	next   map[string]uint64
+	groups map[string]*moq.GroupProducer
 	closed bool
 
 	// Timeline continuity across publisher reconnects.
@@ -47,6 +46,9 @@ type Broadcast struct {
 	end        map[string]time.Duration // per track, end of the last frame
 }
 
+// errPublishEnded: the broadcast was taken over or its relay went away.
+var errPublishEnded = errors.New("ingest: broadcast no longer published here")
+
 // Options tune Start.
 type Options struct {
 	// Continuity, if set, makes a reconnecting publisher continue the
@@ -56,14 +58,20 @@ type Options struct {
 
 var _ media.BroadcastWriter = (*Broadcast)(nil)
 
-// Dialer opens a MoQ session whose requests are served by h.
-type Dialer func(ctx context.Context, h moq.Handler) (*moq.Session, error)
+// Dialer starts publishing the broadcast at path.
+type Dialer func(ctx context.Context, path string) (*moq.BroadcastProducer, error)
 
-// LocalDialer connects to a relay in-process; proto names the ingest
-// protocol in logs and metrics.
-func LocalDialer(r *moq.Relay, proto string, logger *slog.Logger) Dialer {
-	return func(ctx context.Context, h moq.Handler) (*moq.Session, error) {
-		return r.ConnectLocalAs(ctx, proto, moq.Config{Handler: h, Logger: logger}, moq.Config{})
+// LocalDialer publishes into a relay in memory; proto names the ingest
+// protocol in logs, the API and metrics.
+func LocalDialer(r *moq.Relay, proto string, _ *slog.Logger) Dialer {
+	return r.Local(proto).Publish
+}
+
+// SessionDialer publishes to the peer of a MoQ session that dial opens
+// with the given handler (e.g. a remote relay).
+func SessionDialer(dial func(context.Context, moq.Handler) (*moq.Session, error)) Dialer {
+	return func(ctx context.Context, path string) (*moq.BroadcastProducer, error) {
+		return moq.Produce(ctx, path, moq.TrackLimits{}, dial)
 	}
 }
 
@@ -82,10 +90,8 @@ func StartWith(ctx context.Context, dial Dialer, path string, logger *slog.Logge
 		return nil, errors.New("ingest: empty broadcast path")
 	}
 	b := &Broadcast{
-		pub:    moq.NewPublisher(ns, moq.TrackLimits{}),
 		log:    logger.With("broadcast", path),
-		groups: make(map[string]*moq.Group),
-		next:   make(map[string]uint64),
+		groups: make(map[string]*moq.GroupProducer),
 
 		path:       path,
 		continuity: opts.Continuity,
@@ -94,31 +100,22 @@ func StartWith(ctx context.Context, dial Dialer, path string, logger *slog.Logge
 		timescale:  make(map[string]uint32),
 		end:        make(map[string]time.Duration),
 	}
-	// The catalog tracks exist from the start: a subscriber that comes
-	// before the first catalog waits for it instead of being refused.
-	b.pub.Track(media.HangCatalogTrack)
-	b.pub.Track(media.MSFCatalogTrack)
-	sess, err := dial(ctx, b.pub)
+	prod, err := dial(ctx, ns.Path())
 	if err != nil {
-		return nil, fmt.Errorf("ingest: connect to relay: %w", err)
-	}
-	if err := sess.PublishNamespace(ctx, ns); err != nil {
-		sess.Close()
 		return nil, fmt.Errorf("ingest: publish %s: %w", path, err)
 	}
-	b.sess = sess
+	b.prod = prod
+	// The catalog tracks exist from the start: a subscriber that comes
+	// before the first catalog waits for it instead of being refused.
+	prod.Track(media.HangCatalogTrack)
+	prod.Track(media.MSFCatalogTrack)
 	b.pkg = media.NewPackager(b, media.PackagerOptions{Logger: b.log})
 	return b, nil
 }
 
-// Session returns the MoQ session the broadcast is published on.
-func (b *Broadcast) Session() *moq.Session { return b.sess }
-
-// Publisher returns the tracks being published.
-func (b *Broadcast) Publisher() *moq.Publisher { return b.pub }
-
-// Done is closed when the MoQ session ends (e.g. the relay went away).
-func (b *Broadcast) Done() <-chan struct{} { return b.sess.Done() }
+// Done is closed when the broadcast can no longer be published (taken
+// over, or the relay session went away).
+func (b *Broadcast) Done() <-chan struct{} { return b.prod.Done() }
 
 // SetTracks implements media.BroadcastWriter.
 func (b *Broadcast) SetTracks(tracks []media.TrackInfo) error {
@@ -126,7 +123,7 @@ func (b *Broadcast) SetTracks(tracks []media.TrackInfo) error {
 	// that subscribes before the first key frame waits instead of failing.
 	b.mu.Lock()
 	for _, t := range tracks {
-		b.pub.Track(t.Name)
+		b.prod.Track(t.Name)
 		if b.timescale[t.Name] != t.Timescale {
 			delete(b.shift, t.Name)
 		}
@@ -138,8 +135,10 @@ func (b *Broadcast) SetTracks(tracks []media.TrackInfo) error {
 
 // WriteFrame implements media.BroadcastWriter.
 func (b *Broadcast) WriteFrame(track string, f media.Frame) error {
-	if b.sess.Context().Err() != nil {
-		return fmt.Errorf("ingest: relay session ended: %w", b.sess.Err())
+	select {
+	case <-b.prod.Done():
+		return errPublishEnded
+	default:
 	}
 	b.mu.Lock()
 	ts := int64(b.timescale[track])
@@ -194,12 +193,8 @@ func (b *Broadcast) Close() error {
 	}
 	b.mu.Unlock()
 	// The tracks do not end here: the relay keeps the broadcast for its
-	// grace period so that a reconnecting publisher continues it. What is
-	// in flight is delivered first.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	b.sess.Drain(ctx)
-	b.sess.Close()
+	// grace period so that a reconnecting publisher continues it.
+	b.prod.Close()
 	return nil
 }
 
@@ -213,9 +208,9 @@ func (b *Broadcast) OpenGroup(track string) error {
 	if g := b.groups[track]; g != nil {
 		g.Close()
 	}
-	g := b.pub.Track(track).NewGroup()
+	g := b.prod.Track(track).NewGroup()
 	if g == nil {
-		return fmt.Errorf("ingest: track %s ended", track)
+		return fmt.Errorf("ingest: track %s: %w", track, errPublishEnded)
 	}
 	switch {
 	case track == "catalog" || track == "catalog.json":
@@ -226,7 +221,6 @@ func (b *Broadcast) OpenGroup(track string) error {
 		g.SetPriority(priorityVideo)
 	}
 	b.groups[track] = g
-	b.next[track] = 0
 	return nil
 }
 
@@ -234,13 +228,11 @@ func (b *Broadcast) OpenGroup(track string) error {
 func (b *Broadcast) WriteObject(track string, payload []byte) error {
 	b.mu.Lock()
 	g := b.groups[track]
-	id := b.next[track]
-	b.next[track] = id + 1
 	b.mu.Unlock()
 	if g == nil {
 		return fmt.Errorf("ingest: no open group on track %s", track)
 	}
-	return g.Append(moq.Object{ID: id, Payload: payload})
+	return g.Write(payload)
 }
 
 // CloseGroup implements media.ObjectSink.

@@ -2,7 +2,10 @@ package moq
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/moqgate/moqgate/moq/wire"
 )
@@ -119,3 +122,32 @@ func (p *Publisher) HandlePublish(context.Context, *Session, *PublishRequest) (*
 
 // HandleSessionClosed implements Handler.
 func (p *Publisher) HandleSessionClosed(*Session) {}
+
+// Produce publishes the broadcast to the peer of a new session: dial opens
+// the session with the publisher as its handler, the namespace is
+// announced, and the returned producer's tracks are served to the peer's
+// subscribers. Close drains what is in flight and closes the session.
+func Produce(ctx context.Context, path string, limits TrackLimits, dial func(context.Context, Handler) (*Session, error)) (*BroadcastProducer, error) {
+	ns := ParsePath(path)
+	if len(ns) == 0 {
+		return nil, errors.New("moq: empty broadcast path")
+	}
+	p := NewPublisher(ns, limits)
+	s, err := dial(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("moq: connect: %w", err)
+	}
+	if err := s.PublishNamespace(ctx, ns); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("moq: publish %s: %w", path, err)
+	}
+	return &BroadcastProducer{
+		path: ns.Path(), done: s.Done(), tracks: map[string]*TrackProducer{}, create: p.Track,
+		close: func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			s.Drain(ctx)
+			s.Close()
+		},
+	}, nil
+}

@@ -43,12 +43,15 @@ type Relay struct {
 	local       map[*Session]struct{}
 	localClosed map[string]*TransportStats
 	upstreams   map[*Session]bool // sessions we dialed to upstreams (false) or peers (true)
+	// localHandles count the in-process adapters' handles (Local).
+	localHandles map[string]*localStat
 }
 
 type broadcast struct {
 	path      string
 	ns        Namespace
 	publisher *Session
+	local     *localPub // an in-process producer instead of a session
 	// Learnt from an upstream or peer relay rather than a local publisher.
 	fromRelay, fromPeer bool
 	// onDemand: made for a subscriber and pulled from an upstream without
@@ -67,7 +70,13 @@ type relayTrack struct {
 	ready  chan struct{}
 	err    error
 	pushed bool
+	local  bool           // written by an in-process producer
 	subs   map[string]int // subscriber count by transport
+}
+
+// liveLocked reports whether the broadcast has a publisher now.
+func (b *broadcast) liveLocked() bool {
+	return b.local != nil || (b.publisher != nil && b.publisher.ctx.Err() == nil)
 }
 
 // NewRelay makes a relay.
@@ -83,6 +92,8 @@ func NewRelay(cfg RelayConfig) *Relay {
 		local:       make(map[*Session]struct{}),
 		upstreams:   make(map[*Session]bool),
 		localClosed: make(map[string]*TransportStats),
+
+		localHandles: make(map[string]*localStat),
 	}
 }
 
@@ -131,7 +142,7 @@ func (r *Relay) attachPublisher(s *Session, ns Namespace) (*broadcast, error) {
 	case b.publisher == s:
 		r.mu.Unlock()
 		return b, nil
-	case b.publisher != nil && b.publisher.ctx.Err() == nil && !r.cfg.AllowTakeover && !localOverRelay:
+	case b.liveLocked() && !r.cfg.AllowTakeover && !localOverRelay:
 		r.mu.Unlock()
 		r.log.Warn("refused second publisher: broadcast is already live", "path", path,
 			"publisher", s.conn.RemoteAddr().String())
@@ -142,8 +153,8 @@ func (r *Relay) attachPublisher(s *Session, ns Namespace) (*broadcast, error) {
 		b.grace.Stop()
 		b.grace = nil
 	}
-	old := b.publisher
-	b.publisher = s
+	old, oldLocal := b.publisher, b.local
+	b.publisher, b.local = s, nil
 	b.ns = ns
 	b.fromRelay, b.fromPeer = fromRelay, fromPeer
 	var resub []*relayTrack
@@ -151,13 +162,17 @@ func (r *Relay) attachPublisher(s *Session, ns Namespace) (*broadcast, error) {
 		if rt.pushed {
 			continue
 		}
+		rt.local = false
 		rt.track.Reconnect()
 		if rt.refs > 0 {
 			resub = append(resub, rt)
 		}
 	}
 	r.mu.Unlock()
-	if old != nil && old != s {
+	if oldLocal != nil {
+		oldLocal.end()
+	}
+	if (old != nil && old != s) || oldLocal != nil {
 		r.log.Info("publisher taken over", "path", path)
 		old.PublishNamespaceDone(ns) // no-op unless we announced to it
 	} else {
@@ -182,15 +197,21 @@ func (r *Relay) detachPublisher(s *Session, path string) {
 		return
 	}
 	b.publisher = nil
+	r.startGraceLocked(b)
+}
+
+// startGraceLocked ends a broadcast whose publisher left, after the grace
+// period unless a publisher comes back.
+func (r *Relay) startGraceLocked(b *broadcast) {
 	if r.cfg.GracePeriod <= 0 {
 		r.endLocked(b)
 		return
 	}
-	r.log.Info("publisher left; keeping broadcast for the grace period", "path", path, "grace", r.cfg.GracePeriod)
+	r.log.Info("publisher left; keeping broadcast for the grace period", "path", b.path, "grace", r.cfg.GracePeriod)
 	b.grace = time.AfterFunc(r.cfg.GracePeriod, func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.broadcasts[path] == b && b.publisher == nil {
+		if r.broadcasts[b.path] == b && b.publisher == nil && b.local == nil {
 			r.endLocked(b)
 		}
 	})
@@ -200,6 +221,10 @@ func (r *Relay) detachPublisher(s *Session, path string) {
 // subscribers) and namespace subscribers get PUBLISH_NAMESPACE_DONE.
 func (r *Relay) endLocked(b *broadcast) {
 	delete(r.broadcasts, b.path)
+	if b.local != nil {
+		b.local.end()
+		b.local = nil
+	}
 	for _, rt := range b.tracks {
 		rt.track.End(wire.PublishDoneTrackEnded, "broadcast ended")
 		if rt.sub != nil {
@@ -238,10 +263,14 @@ func (r *Relay) HandlePublish(ctx context.Context, s *Session, req *PublishReque
 
 // ---- subscribers ----
 
-func (r *Relay) acquire(ctx context.Context, s *Session, ns Namespace, name string, params wire.Params) (*broadcast, *relayTrack, error) {
+// acquire takes a reference on a track for a subscriber: s (nil for an
+// in-process consumer, which its adapter authorized) over transport proto.
+func (r *Relay) acquire(ctx context.Context, s *Session, proto string, ns Namespace, name string, params wire.Params) (*broadcast, *relayTrack, error) {
 	path := ns.Path()
-	if err := r.authorize(s, "subscribe", path, params); err != nil {
-		return nil, nil, err
+	if s != nil {
+		if err := r.authorize(s, "subscribe", path, params); err != nil {
+			return nil, nil, err
+		}
 	}
 	r.mu.Lock()
 	b := r.broadcasts[path]
@@ -258,6 +287,10 @@ func (r *Relay) acquire(ctx context.Context, s *Session, ns Namespace, name stri
 	}
 	rt := b.tracks[name]
 	if rt == nil {
+		if b.local != nil {
+			r.mu.Unlock()
+			return nil, nil, &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "unknown track"}
+		}
 		if b.publisher == nil {
 			r.mu.Unlock()
 			return nil, nil, &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "publisher is reconnecting"}
@@ -267,16 +300,16 @@ func (r *Relay) acquire(ctx context.Context, s *Session, ns Namespace, name stri
 		go r.subscribeUpstream(b, rt, b.publisher)
 	}
 	rt.refs++
-	rt.subs[s.conn.Protocol()]++
+	rt.subs[proto]++
 	r.mu.Unlock()
 	select {
 	case <-rt.ready:
 	case <-ctx.Done():
-		r.release(b, rt, s.conn.Protocol())
+		r.release(b, rt, proto)
 		return nil, nil, ctx.Err()
 	}
 	if rt.err != nil {
-		r.release(b, rt, s.conn.Protocol())
+		r.release(b, rt, proto)
 		return nil, nil, rt.err
 	}
 	return b, rt, nil
@@ -366,7 +399,7 @@ func (r *Relay) release(b *broadcast, rt *relayTrack, proto string) {
 	if proto != "" {
 		rt.subs[proto]--
 	}
-	if rt.refs > 0 || rt.pushed {
+	if rt.refs > 0 || rt.pushed || rt.local {
 		if rt.refs <= 0 && rt.pushed {
 			// The pushing publisher went away; its track ends unless the
 			// broadcast's grace period brings a new one.
@@ -392,7 +425,7 @@ func (r *Relay) release(b *broadcast, rt *relayTrack, proto string) {
 // HandleSubscribe serves a subscription from the relay's track.
 func (r *Relay) HandleSubscribe(ctx context.Context, s *Session, req *SubscribeRequest) (*Track, func(), error) {
 	start := time.Now()
-	b, rt, err := r.acquire(ctx, s, req.Namespace, req.TrackName, req.Params)
+	b, rt, err := r.acquire(ctx, s, s.conn.Protocol(), req.Namespace, req.TrackName, req.Params)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -405,7 +438,7 @@ func (r *Relay) HandleSubscribe(ctx context.Context, s *Session, req *SubscribeR
 
 // HandleFetch answers a standalone fetch from the cache.
 func (r *Relay) HandleFetch(ctx context.Context, s *Session, req *FetchRequest) (*Track, func(), error) {
-	b, rt, err := r.acquire(ctx, s, req.Namespace, req.TrackName, req.Params)
+	b, rt, err := r.acquire(ctx, s, s.conn.Protocol(), req.Namespace, req.TrackName, req.Params)
 	if err != nil {
 		var re *RequestError
 		if errors.As(err, &re) && re.Code == wire.SubscribeErrorTrackDoesNotExist {
@@ -552,9 +585,12 @@ func (r *Relay) Broadcasts() []BroadcastInfo {
 	defer r.mu.Unlock()
 	out := make([]BroadcastInfo, 0, len(r.broadcasts))
 	for _, b := range r.broadcasts {
-		bi := BroadcastInfo{Path: b.path, Live: b.publisher != nil, Since: b.started, FromRelay: b.fromRelay, OnDemand: b.onDemand}
-		if b.publisher != nil {
+		bi := BroadcastInfo{Path: b.path, Live: b.publisher != nil || b.local != nil, Since: b.started, FromRelay: b.fromRelay, OnDemand: b.onDemand}
+		switch {
+		case b.publisher != nil:
 			bi.Publisher = b.publisher.conn.RemoteAddr().String()
+		case b.local != nil:
+			bi.Publisher = b.local.proto + "-client"
 		}
 		for _, rt := range b.tracks {
 			objs, bytes, _ := rt.track.Stats()
@@ -637,7 +673,17 @@ func (r *Relay) ConnectLocalAs(ctx context.Context, proto string, cfg Config, se
 func (r *Relay) LocalStats() map[string]TransportStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return mergeStats(r.localClosed, r.local)
+	out := mergeStats(r.localClosed, r.local)
+	for proto, st := range r.localHandles {
+		t := out[proto]
+		t.Sessions += st.live
+		t.ObjectsIn += st.stats.objectsIn.Load()
+		t.BytesIn += st.stats.bytesIn.Load()
+		t.ObjectsOut += st.stats.objectsOut.Load()
+		t.BytesOut += st.stats.bytesOut.Load()
+		out[proto] = t
+	}
+	return out
 }
 
 // CacheBytes returns the payload bytes cached over all tracks.

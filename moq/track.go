@@ -99,6 +99,7 @@ type Track struct {
 	ended     bool
 	endStatus uint64
 	endReason string
+	endedCh   chan struct{} // closed by End
 	changed   chan struct{}
 	// groupOffset is added to incoming group IDs so that IDs keep
 	// increasing when a publisher reconnects and starts again from 0.
@@ -118,7 +119,7 @@ func NewTrack(ns Namespace, name string, limits TrackLimits) *Track {
 	if limits.MaxBytes <= 0 {
 		limits.MaxBytes = defaultTrackLimits.MaxBytes
 	}
-	return &Track{Namespace: ns, Name: name, limits: limits, changed: make(chan struct{})}
+	return &Track{Namespace: ns, Name: name, limits: limits, changed: make(chan struct{}), endedCh: make(chan struct{})}
 }
 
 func (t *Track) signalLocked() {
@@ -279,6 +280,7 @@ func (t *Track) End(status uint64, reason string) {
 		return
 	}
 	t.ended, t.endStatus, t.endReason = true, status, reason
+	close(t.endedCh)
 	groups := append([]*Group(nil), t.groups...)
 	t.signalLocked()
 	t.mu.Unlock()
@@ -509,6 +511,7 @@ type TrackReader struct {
 	skipOld bool
 	seen    map[uint64]bool
 	newest  uint64
+	stats   *handleStats // of the consumer handle, if any
 }
 
 // NewReader starts a reader at the newest cached group (or the first group
@@ -551,7 +554,7 @@ func (r *TrackReader) NextGroup(ctx context.Context) (*GroupReader, error) {
 			if r.newest > 64 && r.from < r.newest-64 {
 				r.from = r.newest - 64
 			}
-			return &GroupReader{g: g}, nil
+			return &GroupReader{g: g, stats: r.stats}, nil
 		}
 		if ended {
 			return nil, ErrTrackEnded
@@ -566,8 +569,9 @@ func (r *TrackReader) NextGroup(ctx context.Context) (*GroupReader, error) {
 
 // GroupReader reads the objects of one group in order.
 type GroupReader struct {
-	g *Group
-	i int
+	g     *Group
+	i     int
+	stats *handleStats
 }
 
 // ID is the group ID.
@@ -580,6 +584,10 @@ func (gr *GroupReader) Next(ctx context.Context) (Object, error) {
 		o, ok, done, dropped, wait := gr.g.object(gr.i)
 		if ok {
 			gr.i++
+			if gr.stats != nil {
+				gr.stats.objectsOut.Add(1)
+				gr.stats.bytesOut.Add(uint64(len(o.Payload)))
+			}
 			return o, nil
 		}
 		if done {

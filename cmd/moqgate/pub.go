@@ -43,7 +43,7 @@ func pub(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) 
 	dial := func(ctx context.Context, h moq.Handler) (*moq.Session, error) {
 		return cf.dial(ctx, fs.Arg(0), h, log)
 	}
-	b, err := ingest.Start(ctx, dial, fs.Arg(1), log)
+	b, err := ingest.Start(ctx, ingest.SessionDialer(dial), fs.Arg(1), log)
 	if err != nil {
 		return err
 	}

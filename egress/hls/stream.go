@@ -62,8 +62,8 @@ type stream struct {
 
 	tl timeline
 
-	sess     *moq.Session
-	catTrack *moq.Track
+	src      moq.Source
+	catTrack *moq.TrackConsumer
 
 	mu         sync.Mutex
 	catApplied uint64        // group ID of the catalog applied last
@@ -127,24 +127,19 @@ func (st *stream) run() {
 	st.catalogLoop()
 }
 
-// start connects to the relay and subscribes to the broadcast's catalog.
+// start subscribes to the broadcast's catalog through the relay's media
+// model (in memory).
 func (st *stream) start() error {
-	sess, err := st.srv.cfg.Relay.ConnectLocalAs(st.ctx, "hls",
-		moq.Config{Logger: st.log, TrackLimits: moq.TrackLimits{MaxGroups: 2, MaxBytes: st.srv.cfg.SegmentMaxSize}},
-		moq.Config{})
-	if err != nil {
-		return fmt.Errorf("hls: connect to relay: %w", err)
-	}
-	st.sess = sess
+	st.src = st.srv.cfg.Relay.Local("hls")
 	var lastErr error
 	// The hang catalog first (moqgate's own publishers always write it),
 	// the MSF catalog for publishers that only write that one.
 	for _, name := range []string{media.HangCatalogTrack, media.MSFCatalogTrack} {
 		ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
-		sub, err := sess.Subscribe(ctx, st.ns, name, moq.SubscribeOptions{Priority: priorityCatalog})
+		sub, err := st.src.SubscribeTrack(ctx, st.path, name, moq.SubscribeOptions{Priority: priorityCatalog})
 		cancel()
 		if err == nil {
-			st.catTrack = sub.Track
+			st.catTrack = sub
 			return nil
 		}
 		lastErr = err
@@ -170,8 +165,8 @@ func (st *stream) shutdown() {
 			g.close()
 		}
 	}
-	if st.sess != nil {
-		st.sess.Close()
+	if st.catTrack != nil {
+		st.catTrack.Close()
 	}
 	if st.startErr == nil {
 		st.log.Info("hls: muxer stopped")
@@ -180,7 +175,7 @@ func (st *stream) shutdown() {
 
 // catalogLoop applies every catalog the broadcast publishes.
 func (st *stream) catalogLoop() {
-	rd := st.catTrack.NewReader(true)
+	rd := st.catTrack.Reader(true)
 	for {
 		g, err := rd.NextGroup(st.ctx)
 		if err != nil {
@@ -196,7 +191,7 @@ func (st *stream) catalogLoop() {
 			}
 			continue // an empty or dropped catalog group
 		}
-		tracks, err := parseCatalog(st.catTrack.Name, o.Payload)
+		tracks, err := parseCatalog(st.catTrack.Name(), o.Payload)
 		if err != nil {
 			st.log.Warn("hls: bad catalog", "err", err)
 			continue
@@ -552,11 +547,11 @@ func (st *stream) trackLoop(ctx context.Context, name string, kind media.Kind) {
 	var tc *trackClock // the track's place on the timeline, across subscriptions
 	for ctx.Err() == nil && st.desc(name) != nil {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		sub, err := st.sess.Subscribe(sctx, st.ns, name, moq.SubscribeOptions{Priority: prio})
+		sub, err := st.src.SubscribeTrack(sctx, st.path, name, moq.SubscribeOptions{Priority: prio})
 		cancel()
 		if err == nil {
 			tc = st.readTrack(ctx, name, sub, tc)
-			sub.Unsubscribe()
+			sub.Close()
 		} else if ctx.Err() == nil {
 			st.log.Debug("hls: subscribe", "track", name, "err", err)
 		}
@@ -568,8 +563,8 @@ func (st *stream) trackLoop(ctx context.Context, name string, kind media.Kind) {
 }
 
 // readTrack demuxes the objects of a subscription until it ends.
-func (st *stream) readTrack(ctx context.Context, name string, sub *moq.Subscription, tc *trackClock) *trackClock {
-	src := &objectSource{ctx: ctx, st: st, name: name, rd: sub.Track.NewReader(true)}
+func (st *stream) readTrack(ctx context.Context, name string, sub *moq.TrackConsumer, tc *trackClock) *trackClock {
+	src := &objectSource{ctx: ctx, st: st, name: name, rd: sub.Reader(true)}
 	for ctx.Err() == nil {
 		d := st.desc(name)
 		if d == nil {

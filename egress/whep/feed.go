@@ -107,21 +107,21 @@ func (f *feed) end() {
 }
 
 // run reads the track until it ends or ctx is done.
-func (f *feed) run(ctx context.Context, sess *moq.Session, ns moq.Namespace) {
+func (f *feed) run(ctx context.Context, src moq.Source, path string) {
 	defer f.end()
 	prio := uint8(60)
 	if f.kind == media.Audio {
 		prio = 80
 	}
-	sub, err := sess.Subscribe(ctx, ns, f.name, moq.SubscribeOptions{Priority: prio, GroupOrder: 2})
+	sub, err := src.SubscribeTrack(ctx, path, f.name, moq.SubscribeOptions{Priority: prio, GroupOrder: 2})
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Warn("WHEP: cannot subscribe to the track", "err", err)
 		}
 		return
 	}
-	defer sub.Unsubscribe()
-	rd := sub.Track.NewReader(true)
+	defer sub.Close()
+	rd := sub.Reader(true)
 	for {
 		g, err := rd.NextGroup(ctx)
 		if err != nil {

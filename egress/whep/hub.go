@@ -35,7 +35,7 @@ type hub struct {
 	err    error         // why it failed, set before ready closes
 
 	mu      sync.Mutex
-	sess    *moq.Session
+	src     moq.Source
 	tracks  []media.CatalogTrack
 	changed chan struct{}
 	feeds   map[string]*feed
@@ -66,20 +66,16 @@ func (h *hub) run() {
 		})
 	}
 	defer fail(rtc.Errorf(http.StatusNotFound, "broadcast %s ended", h.path))
-	sess, err := h.srv.cfg.Relay.ConnectLocal(h.ctx, moq.Config{Logger: h.log}, moq.Config{})
-	if err != nil {
-		fail(fmt.Errorf("connect to the relay: %w", err))
-		return
-	}
+	src := h.srv.cfg.Relay.Local("whep")
 	h.mu.Lock()
-	h.sess = sess
+	h.src = src
 	h.mu.Unlock()
-	defer sess.Close()
 
-	var sub *moq.Subscription
+	var sub *moq.TrackConsumer
+	var err error
 	for _, name := range []string{media.HangCatalogTrack, media.MSFCatalogTrack} {
 		cctx, cancel := context.WithTimeout(h.ctx, h.srv.catalogTimeout)
-		sub, err = sess.Subscribe(cctx, h.ns, name, moq.SubscribeOptions{Priority: 100, GroupOrder: 2})
+		sub, err = src.SubscribeTrack(cctx, h.path, name, moq.SubscribeOptions{Priority: 100, GroupOrder: 2})
 		cancel()
 		if err == nil {
 			break
@@ -94,8 +90,8 @@ func (h *hub) run() {
 		fail(rtc.Errorf(http.StatusServiceUnavailable, "broadcast %s has no catalog: %v", h.path, err))
 		return
 	}
-	defer sub.Unsubscribe()
-	rd := sub.Track.NewReader(true)
+	defer sub.Close()
+	rd := sub.Reader(true)
 	for {
 		g, err := rd.NextGroup(h.ctx)
 		if err != nil {
@@ -111,7 +107,7 @@ func (h *hub) run() {
 			}
 			continue
 		}
-		tracks, err := parseCatalog(sub.Track.Name, o.Payload)
+		tracks, err := parseCatalog(sub.Name(), o.Payload)
 		if err != nil {
 			h.log.Warn("WHEP: unusable catalog", "err", err)
 			continue
@@ -194,7 +190,7 @@ func (h *hub) feed(name string) (*feed, error) {
 		}
 		h.feeds[name] = f
 		h.inits[name] = t.Init
-		go f.run(h.ctx, h.sess, h.ns)
+		go f.run(h.ctx, h.src, h.path)
 		return f, nil
 	}
 	return nil, fmt.Errorf("no track %s in the catalog", name)

@@ -42,16 +42,11 @@ func newCatalogWatcher(r *moq.Relay, log *slog.Logger) *catalogWatcher {
 }
 
 func (w *catalogWatcher) run(ctx context.Context) {
-	sess, err := w.relay.ConnectLocalAs(ctx, "api", moq.Config{Logger: w.log}, moq.Config{})
-	if err != nil {
-		w.log.Warn("catalog watcher: cannot connect to the relay", "err", err)
-		return
-	}
-	defer sess.Close()
+	src := w.relay.Local("api")
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		w.poll(ctx, sess)
+		w.poll(ctx, src)
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -60,7 +55,7 @@ func (w *catalogWatcher) run(ctx context.Context) {
 	}
 }
 
-func (w *catalogWatcher) poll(ctx context.Context, sess *moq.Session) {
+func (w *catalogWatcher) poll(ctx context.Context, src moq.Source) {
 	live := map[string]bool{}
 	now := time.Now()
 	for _, b := range w.relay.Broadcasts() {
@@ -83,7 +78,7 @@ func (w *catalogWatcher) poll(ctx context.Context, sess *moq.Session) {
 			cctx, cancel := context.WithCancel(ctx)
 			e := &catalogEntry{cancel: cancel}
 			w.entries[b.Path] = e
-			go w.follow(cctx, sess, b.Path, e)
+			go w.follow(cctx, src, b.Path, e)
 		}
 		w.mu.Unlock()
 	}
@@ -103,13 +98,13 @@ func (w *catalogWatcher) poll(ctx context.Context, sess *moq.Session) {
 }
 
 // follow reads every catalog version of a broadcast.
-func (w *catalogWatcher) follow(ctx context.Context, sess *moq.Session, path string, e *catalogEntry) {
-	sub, err := sess.Subscribe(ctx, moq.ParsePath(path), media.HangCatalogTrack, moq.SubscribeOptions{Priority: 255})
+func (w *catalogWatcher) follow(ctx context.Context, src moq.Source, path string, e *catalogEntry) {
+	sub, err := src.SubscribeTrack(ctx, path, media.HangCatalogTrack, moq.SubscribeOptions{Priority: 255})
 	if err != nil {
 		return
 	}
-	defer sub.Unsubscribe()
-	rd := sub.Track.NewReader(true)
+	defer sub.Close()
+	rd := sub.Reader(true)
 	for {
 		g, err := rd.NextGroup(ctx)
 		if err != nil {
