@@ -620,6 +620,13 @@ func (s *Session) sendOrClose(m wire.Message) {
 	}
 }
 
+// refuseRequest answers a peer's request with its error reply m and frees
+// the request's slot: a bad value in one request ends that request only.
+func (s *Session) refuseRequest(m wire.Message) {
+	s.sendOrClose(m)
+	s.peerRequestDone()
+}
+
 func (s *Session) teardown() {
 	s.wg.Wait()
 	s.mu.Lock()
