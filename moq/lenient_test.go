@@ -41,8 +41,9 @@ func syncControl(t *testing.T, ctx context.Context, es *moqtransport.Session) {
 }
 
 // moqtransport v0.9.0 sends start {0, 0} in every SUBSCRIBE_UPDATE that does
-// not set a start, which draft-14 forbids (the start moved backwards): the
-// start is kept and the rest (forward here) applies.
+// not set a start, which draft-14 forbids once the subscription starts
+// later (the start moves backwards): the start is kept and the rest
+// (forward here) applies.
 func TestLenientSubscribeUpdateStartBackwards(t *testing.T) {
 	tr := eyTransports[0]
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -52,37 +53,39 @@ func TestLenientSubscribeUpdateStartBackwards(t *testing.T) {
 	pub, _ := moqgatePublisher(t, ctx, tr.url(ts.addr), Namespace{"live", "upd"})
 	video := pub.Track("video")
 	writeGroup(t, video, 0, perGroup)
+	writeGroup(t, video, 1, perGroup)
 	es := &moqtransport.Session{}
 	dialEyevinn(t, ctx, ts.addr, tr, es)
-	rt, err := es.Subscribe(ctx, []string{"live", "upd"}, "video")
+	rt, err := es.Subscribe(ctx, []string{"live", "upd"}, "video",
+		moqtransport.WithFilterType(moqtransport.FilterTypeAbsoluteStart), moqtransport.WithStartLocation(moqtransport.Location{Group: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	objs, err := eyReadObjects(ctx, rt, perGroup)
 	if err == nil {
-		err = checkMoqgateObjects(objs, groupLocs(0, 0, perGroup))
+		err = checkMoqgateObjects(objs, groupLocs(1, 1, perGroup))
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	// Pause: nothing of group 1 arrives.
+	// Pause: nothing of group 2 arrives.
 	if err := es.UpdateSubscription(ctx, rt.RequestID(), moqtransport.WithUpdateForward(false)); err != nil {
 		t.Fatal(err)
 	}
 	syncControl(t, ctx, es)
-	writeGroup(t, video, 1, perGroup)
+	writeGroup(t, video, 2, perGroup)
 	if err := eyNoMore(ctx, rt, 300*time.Millisecond); err != nil {
 		t.Fatalf("paused subscription: %v", err)
 	}
 
-	// Resume: delivery goes on at the newest group, so the session and the
-	// subscription survived both updates.
+	// Resume: delivery goes on, never before the start (group 1), so the
+	// session and the subscription survived both updates.
 	if err := es.UpdateSubscription(ctx, rt.RequestID(), moqtransport.WithUpdateForward(true)); err != nil {
 		t.Fatal(err)
 	}
 	syncControl(t, ctx, es)
-	writeGroup(t, video, 2, perGroup)
+	writeGroup(t, video, 3, perGroup)
 	var got []loc
 	for n := 0; n < perGroup; {
 		o, err := eyReadObjects(ctx, rt, 1)
@@ -90,13 +93,13 @@ func TestLenientSubscribeUpdateStartBackwards(t *testing.T) {
 			t.Fatalf("after resuming (got %v): %v", got, err)
 		}
 		got = append(got, loc{o[0].GroupID, o[0].ObjectID})
-		if o[0].GroupID == 2 {
+		if o[0].GroupID == 3 {
 			n++
 		}
 	}
 	for _, l := range got {
-		if l.g == 0 {
-			t.Fatalf("group 0 delivered again after resuming: %v", got)
+		if l.g < 2 {
+			t.Fatalf("group %d delivered again after resuming: %v", l.g, got)
 		}
 	}
 }
