@@ -294,3 +294,66 @@ func streamGroup(t *testing.T, ctx context.Context, qc *quic.Conn) uint64 {
 	}
 	return h.GroupID
 }
+
+// A reply that comes after moqgate stopped waiting for it (its request
+// timed out) is no reason to close the session: the late SUBSCRIBE_OK is
+// answered with UNSUBSCRIBE, and the publisher's session carries on.
+func TestLenientLateReplyToAbandonedRequest(t *testing.T) {
+	tr := eyTransports[0]
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	ts := startServerWith(t, RelayConfig{}, Config{RequestTimeout: 300 * time.Millisecond})
+	ns := []string{"live", "slow"}
+	release := make(chan struct{})
+	late := make(chan *moqtransport.SubscribeResponseWriter, 1)
+	first := true
+	es := &moqtransport.Session{
+		SubscribeHandler: moqtransport.SubscribeHandlerFunc(func(w *moqtransport.SubscribeResponseWriter, m *moqtransport.SubscribeMessage) {
+			// Eyevinn answers on its control loop: the first SUBSCRIBE
+			// is answered only after the relay gave up on it.
+			if first {
+				first = false
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				late <- w
+			}
+			if err := w.Accept(); err != nil {
+				t.Errorf("eyevinn: accept SUBSCRIBE: %v", err)
+			}
+		}),
+	}
+	dialEyevinn(t, ctx, ts.addr, tr, es)
+	if err := es.Announce(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	viewer := dialTest(t, ctx, tr.url(ts.addr), Config{})
+	if _, err := viewer.Subscribe(ctx, Namespace(ns), "video", SubscribeOptions{}); err == nil {
+		t.Fatal("SUBSCRIBE succeeded while the publisher did not answer")
+	}
+	close(release)
+	w := <-late
+	// The late subscription is ended with UNSUBSCRIBE...
+	for {
+		sg, err := w.OpenSubgroup(0, 0, 128)
+		if errors.Is(err, moqtransport.ErrUnsusbcribed) {
+			break
+		} else if err != nil {
+			t.Fatalf("open a subgroup of the late subscription: %v", err)
+		}
+		sg.Close()
+		select {
+		case <-ctx.Done():
+			t.Fatal("no UNSUBSCRIBE for the late SUBSCRIBE_OK")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// ...and the publisher is still there for the next subscriber.
+	if _, err := viewer.Subscribe(ctx, Namespace(ns), "video", SubscribeOptions{}); err != nil {
+		t.Fatalf("SUBSCRIBE after the late reply: %v", err)
+	}
+	if !ts.relay.HasBroadcast("live/slow") {
+		t.Fatal("the publisher's session ended")
+	}
+}
