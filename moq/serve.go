@@ -63,8 +63,8 @@ func (s *Session) onSubscribe(m *wire.Subscribe) error {
 		return protocolViolation("filter type %d", m.FilterType)
 	}
 	if m.FilterType == wire.FilterAbsoluteRange && m.EndGroup < m.Start.Group {
-		// Both drafts name INVALID_RANGE for this (draft-14 §13.1.2,
-		// draft-16 §9.8): refuse the request, keep the session.
+		// Both drafts' error registries name INVALID_RANGE for this
+		// (§13.1.2): refuse the request, keep the session.
 		s.refuseRequest(&wire.SubscribeError{RequestID: m.RequestID, ErrorCode: wire.SubscribeErrorInvalidRange,
 			Reason: fmt.Sprintf("end group %d before start group %d", m.EndGroup, m.Start.Group)})
 		return nil
