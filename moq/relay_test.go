@@ -186,6 +186,12 @@ type testServer struct {
 
 func startServer(t testing.TB, rc RelayConfig) *testServer {
 	t.Helper()
+	return startServerWith(t, rc, Config{})
+}
+
+// startServerWith is startServer with a template for accepted sessions.
+func startServerWith(t testing.TB, rc RelayConfig, sess Config) *testServer {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +200,7 @@ func startServer(t testing.TB, rc RelayConfig) *testServer {
 		rc.Logger = testLogger(t)
 	}
 	r := NewRelay(rc)
-	srv := &Server{Handler: r, TLSConfig: selfSigned(t), Logger: testLogger(t)}
+	srv := &Server{Handler: r, Session: sess, TLSConfig: selfSigned(t), Logger: testLogger(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

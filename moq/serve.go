@@ -3,6 +3,7 @@ package moq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/moqgate/moqgate/moq/wire"
@@ -62,7 +63,11 @@ func (s *Session) onSubscribe(m *wire.Subscribe) error {
 		return protocolViolation("filter type %d", m.FilterType)
 	}
 	if m.FilterType == wire.FilterAbsoluteRange && m.EndGroup < m.Start.Group {
-		return protocolViolation("end group %d before start group %d", m.EndGroup, m.Start.Group)
+		// Both drafts' error registries name INVALID_RANGE for this
+		// (§13.1.2): refuse the request, keep the session.
+		s.refuseRequest(&wire.SubscribeError{RequestID: m.RequestID, ErrorCode: wire.SubscribeErrorInvalidRange,
+			Reason: fmt.Sprintf("end group %d before start group %d", m.EndGroup, m.Start.Group)})
+		return nil
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	ss := &serveSub{
@@ -155,8 +160,10 @@ func (s *Session) onSubscribeUpdate(m *wire.SubscribeUpdate) error {
 	if m.Omit&wire.OmitFilter == 0 {
 		start := Location(m.Start)
 		if start.Less(ss.start) && !replies {
-			ss.mu.Unlock()
-			return protocolViolation("SUBSCRIBE_UPDATE moves the start backwards")
+			// Draft-14 forbids it, but moqtransport v0.9.0 sends start
+			// {0, 0} in every update it does not give a start: keep the
+			// current start and apply the rest.
+			start = ss.start
 		}
 		switch m.Filter {
 		case 0: // draft-14: start and end group (+1, 0 = unchanged)
@@ -596,7 +603,11 @@ func (s *Session) onFetch(m *wire.Fetch) error {
 	switch m.FetchType {
 	case wire.FetchStandalone:
 		if Location(m.End).Less(Location(m.Start)) && !(m.End.Group == m.Start.Group && m.End.Object == 0) {
-			return protocolViolation("fetch end before start")
+			// INVALID_RANGE in both drafts (draft-14 §13.1.5): refuse
+			// the fetch, keep the session.
+			s.refuseRequest(&wire.FetchError{RequestID: m.RequestID, ErrorCode: wire.FetchErrorInvalidRange,
+				Reason: "fetch end before start"})
+			return nil
 		}
 	case wire.FetchRelativeJoining, wire.FetchAbsoluteJoining:
 		s.mu.Lock()

@@ -169,6 +169,10 @@ type Session struct {
 	// reqTypes are the model types of our outstanding requests: draft-16
 	// replies (REQUEST_OK/REQUEST_ERROR) name only the request ID.
 	reqTypes map[uint64]uint64
+	// abandoned are our requests we stopped waiting for (timeout, caller
+	// gone), oldest first: their replies may still come (see lateReply).
+	// Their reqTypes are kept so that those replies still parse.
+	abandoned []uint64
 	// Request IDs the peer skipped: with requests on several streams
 	// (draft-16 SUBSCRIBE_NAMESPACE) they may still come, late.
 	skippedPeerReqIDs map[uint64]struct{}
@@ -620,6 +624,13 @@ func (s *Session) sendOrClose(m wire.Message) {
 	}
 }
 
+// refuseRequest answers a peer's request with its error reply m and frees
+// the request's slot: a bad value in one request ends that request only.
+func (s *Session) refuseRequest(m wire.Message) {
+	s.sendOrClose(m)
+	s.peerRequestDone()
+}
+
 func (s *Session) teardown() {
 	s.wg.Wait()
 	s.mu.Lock()
@@ -785,10 +796,15 @@ func (s *Session) request(ctx context.Context, id uint64, m wire.Message) (wire.
 	s.pending[id] = ch
 	s.reqTypes[id] = m.Type()
 	s.mu.Unlock()
+	sent := false
 	defer func() {
 		s.mu.Lock()
+		if _, waiting := s.pending[id]; waiting && sent {
+			s.abandonLocked(id)
+		} else {
+			delete(s.reqTypes, id)
+		}
 		delete(s.pending, id)
-		delete(s.reqTypes, id)
 		s.mu.Unlock()
 	}()
 	err := s.send(m)
@@ -796,6 +812,7 @@ func (s *Session) request(ctx context.Context, id uint64, m wire.Message) (wire.
 	if err != nil {
 		return nil, err
 	}
+	sent = true
 	timer := time.NewTimer(s.cfg.RequestTimeout)
 	defer timer.Stop()
 	select {
@@ -817,10 +834,53 @@ func (s *Session) reply(id uint64, m wire.Message) error {
 	delete(s.pending, id)
 	s.mu.Unlock()
 	if !ok {
+		if s.takeAbandoned(id) {
+			s.lateReply(id, m)
+			return nil
+		}
 		return &wire.SessionError{Code: wire.ProtocolViolation, Reason: fmt.Sprintf("%T for unknown request %d", m, id)}
 	}
 	ch <- m
 	return nil
+}
+
+// maxAbandonedRequests bounds how many abandoned requests are remembered.
+const maxAbandonedRequests = 256
+
+func (s *Session) abandonLocked(id uint64) {
+	s.abandoned = append(s.abandoned, id)
+	if len(s.abandoned) > maxAbandonedRequests {
+		delete(s.reqTypes, s.abandoned[0])
+		s.abandoned = s.abandoned[1:]
+	}
+}
+
+// takeAbandoned reports whether id is a request we abandoned, and forgets it.
+func (s *Session) takeAbandoned(id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.Index(s.abandoned, id)
+	if i < 0 {
+		return false
+	}
+	s.abandoned = slices.Delete(s.abandoned, i, i+1)
+	delete(s.reqTypes, id)
+	return true
+}
+
+// lateReply handles the reply to a request we gave up waiting for. It is
+// not the peer's fault (it answered, only slowly), so the session stays; a
+// subscription or fetch it opened is ended at once.
+func (s *Session) lateReply(id uint64, m wire.Message) {
+	s.log.Debug("late reply to an abandoned request", "request", id, "reply", fmt.Sprintf("%T", m))
+	switch m.(type) {
+	case *wire.SubscribeOK:
+		s.sendOrClose(&wire.Unsubscribe{RequestID: id})
+	case *wire.FetchOK:
+		s.sendOrClose(&wire.FetchCancel{RequestID: id})
+	case *wire.PublishOK:
+		s.sendOrClose(&wire.PublishDone{RequestID: id, StatusCode: wire.PublishDoneInternalError, Reason: "PUBLISH abandoned"})
+	}
 }
 
 // ---- control loop ----

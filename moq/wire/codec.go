@@ -67,12 +67,19 @@ func (e *encoder) str(field, s string, max int) {
 
 // tuple writes a namespace tuple and returns its total field length, which
 // counts towards the Full Track Name limit.
-func (e *encoder) tuple(field string, ns []string) int {
+func (e *encoder) tuple(field string, ns []string) int { return e.tupleMin(field, ns, 1) }
+
+// prefix writes a namespace prefix of 0..32 fields: what the decoder
+// accepts (see decoder.prefix) it can send, though an empty prefix is
+// draft-16's, not draft-14's.
+func (e *encoder) prefix(field string, ns []string) { e.tupleMin(field, ns, 0) }
+
+func (e *encoder) tupleMin(field string, ns []string, minFields int) int {
 	if e.err != nil {
 		return 0
 	}
-	if len(ns) == 0 || len(ns) > MaxNamespaceFields {
-		e.failf("%s has %d fields, want 1..%d", field, len(ns), MaxNamespaceFields)
+	if len(ns) < minFields || len(ns) > MaxNamespaceFields {
+		e.failf("%s has %d fields, want %d..%d", field, len(ns), minFields, MaxNamespaceFields)
 		return 0
 	}
 	total := 0
@@ -97,8 +104,9 @@ func (e *encoder) trackName(nsLen int, name string) {
 
 func (e *encoder) reason(r string) { e.str("reason phrase", r, MaxReasonPhraseLen) }
 
-// groupOrder enforces the draft's ranges: requests may ask for the
-// publisher's order (0); responses must state 1 or 2.
+// groupOrder enforces the draft's ranges: requests (and PUBLISH_OK, see
+// decoder.groupOrder) may ask for the publisher's order (0); responses
+// must state 1 or 2.
 func (e *encoder) groupOrder(v uint8, allowPublisher bool) {
 	if v > GroupOrderDescending || (v == GroupOrderPublisher && !allowPublisher) {
 		e.failf("invalid group order %d", v)
@@ -245,13 +253,26 @@ func (d *decoder) raw(field string, max uint64) []byte {
 
 func (d *decoder) str(field string, max uint64) string { return string(d.raw(field, max)) }
 
-func (d *decoder) tuple(field string) ([]string, int) {
+func (d *decoder) tuple(field string) ([]string, int) { return d.tupleMin(field, 1) }
+
+// prefix reads a namespace prefix. Draft-14 asks for 1..32 fields, but
+// @moq/net sends 0 fields to discover every namespace (announced() with no
+// prefix), which draft-16 allows: accepted, it matches every namespace.
+func (d *decoder) prefix(field string) []string {
+	ns, _ := d.tupleMin(field, 0)
+	return ns
+}
+
+func (d *decoder) tupleMin(field string, minFields uint64) ([]string, int) {
 	n := d.varint(field + " field count")
 	if d.err != nil {
 		return nil, 0
 	}
-	if n == 0 || n > MaxNamespaceFields {
-		d.fail(ProtocolViolation, "%s has %d fields, want 1..%d", field, n, MaxNamespaceFields)
+	if n < minFields || n > MaxNamespaceFields {
+		d.fail(ProtocolViolation, "%s has %d fields, want %d..%d", field, n, minFields, MaxNamespaceFields)
+		return nil, 0
+	}
+	if n == 0 {
 		return nil, 0
 	}
 	ns := make([]string, 0, n)
@@ -273,10 +294,18 @@ func (d *decoder) trackName(nsLen int) string {
 
 func (d *decoder) reason() string { return d.str("reason phrase", MaxReasonPhraseLen) }
 
-func (d *decoder) groupOrder(allowPublisher bool) uint8 {
+// groupOrder reads a group order. In a request (SUBSCRIBE, FETCH,
+// TRACK_STATUS, and PUBLISH_OK, the subscriber's answer) 0 is the
+// publisher's order. In a reply, where the draft calls 0 an error,
+// 0 is read as Ascending, the order a publisher has when it states none
+// (lenient: Eyevinn/moqtransport v0.9.0 sends TRACK_STATUS_OK with 0).
+func (d *decoder) groupOrder(request bool) uint8 {
 	v := d.u8("group order")
-	if d.err == nil && (v > GroupOrderDescending || (v == GroupOrderPublisher && !allowPublisher)) {
+	if d.err == nil && v > GroupOrderDescending {
 		d.fail(ProtocolViolation, "invalid group order %d", v)
+	}
+	if v == GroupOrderPublisher && !request {
+		return GroupOrderAscending
 	}
 	return v
 }
@@ -287,6 +316,8 @@ func (d *decoder) filter() (ft uint64, start Location, endGroup uint64) {
 		return 0, Location{}, 0
 	}
 	switch ft {
+	case FilterNone:
+		ft = FilterAbsoluteStart // unfiltered: see FilterNone
 	case FilterNextGroupStart, FilterLargestObject:
 	case FilterAbsoluteStart:
 		start = d.location("start")

@@ -202,6 +202,11 @@ const (
 
 // Subscription filter types (§9.7).
 const (
+	// FilterNone is no draft's filter type: Shaka Player 5.2.12 sends it
+	// for its MsfFilterType.NONE. It is read as the unfiltered
+	// subscription both drafts describe (AbsoluteStart {0, 0}) and never
+	// sent.
+	FilterNone           = 0x0
 	FilterNextGroupStart = 0x1
 	FilterLargestObject  = 0x2
 	FilterAbsoluteStart  = 0x3

@@ -189,7 +189,7 @@ func ParseMessage(msgType uint64, payload []byte) (Message, error) {
 		v := &PublishOK{RequestID: d.varint("request ID")}
 		v.Forward = d.flag("forward")
 		v.SubscriberPriority = d.u8("subscriber priority")
-		v.GroupOrder = d.groupOrder(false)
+		v.GroupOrder = d.groupOrder(true) // the subscriber's choice, as in SUBSCRIBE
 		v.FilterType, v.Start, v.EndGroup = d.filter()
 		v.Params = d.params()
 		m = v
@@ -223,14 +223,14 @@ func ParseMessage(msgType uint64, payload []byte) (Message, error) {
 		m = v
 	case MsgSubscribeNamespace:
 		v := &SubscribeNamespace{RequestID: d.varint("request ID")}
-		v.Prefix, _ = d.tuple("track namespace prefix")
+		v.Prefix = d.prefix("track namespace prefix")
 		v.Params = d.params()
 		m = v
 	case MsgSubscribeNamespaceOK:
 		m = &SubscribeNamespaceOK{RequestID: d.varint("request ID")}
 	case MsgUnsubscribeNamespace:
 		v := &UnsubscribeNamespace{}
-		v.Prefix, _ = d.tuple("track namespace prefix")
+		v.Prefix = d.prefix("track namespace prefix")
 		m = v
 	default:
 		return nil, protocolViolation("unknown control message type 0x%x", msgType)
@@ -454,7 +454,7 @@ func (m PublishOK) appendPayload(e *encoder) {
 	e.varint("request ID", m.RequestID)
 	e.flag(m.Forward)
 	e.u8(m.SubscriberPriority)
-	e.groupOrder(m.GroupOrder, false)
+	e.groupOrder(m.GroupOrder, true)
 	e.filter(m.FilterType, m.Start, m.EndGroup)
 	e.params(m.Params)
 }
@@ -509,12 +509,12 @@ func (m PublishNamespaceCancel) appendPayload(e *encoder) {
 
 func (m SubscribeNamespace) appendPayload(e *encoder) {
 	e.varint("request ID", m.RequestID)
-	e.tuple("track namespace prefix", m.Prefix)
+	e.prefix("track namespace prefix", m.Prefix)
 	e.params(m.Params)
 }
 
 func (m SubscribeNamespaceOK) appendPayload(e *encoder) { e.varint("request ID", m.RequestID) }
 
 func (m UnsubscribeNamespace) appendPayload(e *encoder) {
-	e.tuple("track namespace prefix", m.Prefix)
+	e.prefix("track namespace prefix", m.Prefix)
 }

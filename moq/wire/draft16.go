@@ -874,6 +874,8 @@ func parseFilter16(b []byte) (ft uint64, start Location, endGroup uint64, ok boo
 	d := decoder{b: b}
 	ft = d.varint("filter type")
 	switch ft {
+	case FilterNone:
+		ft = FilterAbsoluteStart // unfiltered: see FilterNone
 	case FilterNextGroupStart, FilterLargestObject:
 	case FilterAbsoluteStart:
 		start = d.location("start")
