@@ -34,6 +34,7 @@ type Broadcast struct {
 	mu     sync.Mutex
 	groups map[string]*moq.GroupProducer
 	closed bool
+	askKey func() // asks the source for a key frame, if it can
 
 	// Timeline continuity across publisher reconnects.
 	path       string
@@ -117,13 +118,26 @@ func StartWith(ctx context.Context, dial Dialer, path string, logger *slog.Logge
 // over, or the relay session went away).
 func (b *Broadcast) Done() <-chan struct{} { return b.prod.Done() }
 
+// OnKeyframeRequest makes the broadcast's video tracks take new-group
+// requests from viewers, wherever they are (moq.TrackConsumer.
+// RequestNewGroup, forwarded by relays): fn asks the source for a key
+// frame. Call it before SetTracks.
+func (b *Broadcast) OnKeyframeRequest(fn func()) {
+	b.mu.Lock()
+	b.askKey = fn
+	b.mu.Unlock()
+}
+
 // SetTracks implements media.BroadcastWriter.
 func (b *Broadcast) SetTracks(tracks []media.TrackInfo) error {
 	// Tracks exist from the moment the catalog names them, so a player
 	// that subscribes before the first key frame waits instead of failing.
 	b.mu.Lock()
 	for _, t := range tracks {
-		b.prod.Track(t.Name)
+		tp := b.prod.Track(t.Name)
+		if t.Codec.Kind() == media.Video && b.askKey != nil {
+			tp.OnNewGroupRequest(b.askKey)
+		}
 		if b.timescale[t.Name] != t.Timescale {
 			delete(b.shift, t.Name)
 		}

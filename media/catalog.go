@@ -15,6 +15,11 @@ const (
 	MSFCatalogTrack  = "catalog"
 )
 
+// OpusRendition is the track of a broadcast's AAC audio transcoded to Opus
+// (for WebRTC, which cannot carry AAC). Subscribing to it asks the origin
+// to make it.
+const OpusRendition = "audio-opus"
+
 // Bounds enforced by the catalog parsers. A catalog holds a few init
 // segments (about 1 KiB each); these leave ample room and stop a hostile
 // publisher from making subscribers allocate without limit.

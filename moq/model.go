@@ -54,6 +54,11 @@ func (c *TrackConsumer) Reader(skipOld bool) *TrackReader {
 // Largest is the largest location of the track seen so far.
 func (c *TrackConsumer) Largest() (Location, bool) { return c.t.Largest() }
 
+// RequestNewGroup asks the track's original publisher for a new group (a
+// key frame), through every relay on the way. It reports whether the
+// track takes such requests.
+func (c *TrackConsumer) RequestNewGroup() bool { return c.t.requestNewGroup(0) }
+
 // Done is closed when the subscription ends (the track ended, the
 // publisher or the session went away).
 func (c *TrackConsumer) Done() <-chan struct{} { return c.done }
@@ -157,6 +162,15 @@ func (tp *TrackProducer) NewGroup() *GroupProducer {
 		return nil
 	}
 	return &GroupProducer{g: g, stats: tp.stats}
+}
+
+// OnNewGroupRequest makes the track take requests for a new group
+// (TrackConsumer.RequestNewGroup, draft-16 NEW_GROUP_REQUEST): fn should
+// start one soon, e.g. by asking the encoder for a key frame.
+func (tp *TrackProducer) OnNewGroupRequest(fn func()) {
+	if tp.t != nil {
+		tp.t.setNewGroupHandler(fn)
+	}
 }
 
 // End ends the track: subscribers get the end of the track after what is

@@ -28,6 +28,12 @@ type RelayConfig struct {
 	// ObserveSubscribe, if set, gets the time each SUBSCRIBE took to be
 	// ready (including an upstream subscription) for metrics.
 	ObserveSubscribe func(time.Duration)
+	// ProduceTrack, if set, is asked when a subscriber (local or remote,
+	// e.g. an edge relay's) wants a track that a broadcast's in-process
+	// producer does not have: a derived rendition such as transcoded
+	// audio. nil means its producer will write the track, which exists
+	// (empty) from then on; an error refuses the subscription.
+	ProduceTrack func(path, name string) error
 }
 
 // Relay is the relay core: it routes subscriptions to publishers, keeps
@@ -286,11 +292,15 @@ func (r *Relay) acquire(ctx context.Context, s *Session, proto string, ns Namesp
 		r.broadcasts[path] = b
 	}
 	rt := b.tracks[name]
-	if rt == nil {
-		if b.local != nil {
-			r.mu.Unlock()
-			return nil, nil, &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "unknown track"}
+	if rt == nil && b.local != nil {
+		r.mu.Unlock()
+		var err error
+		if rt, err = r.produceTrack(b, name); err != nil {
+			return nil, nil, err
 		}
+		r.mu.Lock()
+	}
+	if rt == nil {
 		if b.publisher == nil {
 			r.mu.Unlock()
 			return nil, nil, &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "publisher is reconnecting"}
@@ -313,6 +323,31 @@ func (r *Relay) acquire(ctx context.Context, s *Session, proto string, ns Namesp
 		return nil, nil, rt.err
 	}
 	return b, rt, nil
+}
+
+// produceTrack asks ProduceTrack for a track an in-process producer does
+// not have yet and makes it.
+func (r *Relay) produceTrack(b *broadcast, name string) (*relayTrack, error) {
+	unknown := &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "unknown track"}
+	if r.cfg.ProduceTrack == nil {
+		return nil, unknown
+	}
+	if err := r.cfg.ProduceTrack(b.path, name); err != nil {
+		unknown.Reason += ": " + err.Error()
+		return nil, unknown
+	}
+	r.mu.Lock()
+	lp := b.local
+	r.mu.Unlock()
+	if lp == nil || r.localTrack(b, lp, name) == nil {
+		return nil, &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "publisher is reconnecting"}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt := b.tracks[name]; rt != nil {
+		return rt, nil
+	}
+	return nil, unknown
 }
 
 // subscribeUpstream makes the one upstream subscription of a track.
@@ -360,6 +395,20 @@ func (r *Relay) subscribeUpstream(b *broadcast, rt *relayTrack, pub *Session) {
 		r.log.Debug("upstream subscribe failed", "path", b.path, "track", rt.name, "err", err)
 		return
 	}
+	// New-group requests go on to the publisher (draft-16 relay rule),
+	// where its draft and track allow them; set before a subscriber can
+	// ask.
+	var ask func()
+	if sub.dynamicGroups {
+		ask = func() {
+			ctx, cancel := context.WithTimeout(pub.ctx, 5*time.Second)
+			defer cancel()
+			if err := sub.RequestNewGroup(ctx); err != nil {
+				r.log.Debug("new-group request upstream", "path", b.path, "track", rt.name, "err", err)
+			}
+		}
+	}
+	rt.track.setNewGroupHandler(ask)
 	rt.sub = sub
 	if first {
 		close(rt.ready)

@@ -120,7 +120,11 @@ func (s *Session) onSubscribe(m *wire.Subscribe) error {
 		s.sendOrClose(&wire.SubscribeOK{
 			RequestID: m.RequestID, TrackAlias: ss.alias, Expires: 0, GroupOrder: order,
 			ContentExists: jp.hasLargest, Largest: wire.Location(jp.largest),
+			TrackExtensions: trackExtensions(track),
 		})
+		if v, ok := m.Params.Uint(wire.ParamNewGroupRequest); ok {
+			track.requestNewGroup(v)
+		}
 		ss.run(jp)
 	}()
 	return nil
@@ -185,6 +189,9 @@ func (s *Session) onSubscribeUpdate(m *wire.SubscribeUpdate) error {
 	if m.Omit&wire.OmitForward == 0 {
 		ss.forward = m.Forward
 	}
+	if v, ok := m.Params.Uint(wire.ParamNewGroupRequest); ok && ss.track != nil {
+		ss.track.requestNewGroup(v)
+	}
 	close(ss.updated)
 	ss.updated = make(chan struct{})
 	ss.mu.Unlock()
@@ -210,6 +217,16 @@ func (s *Session) onUnsubscribe(m *wire.Unsubscribe) {
 // stop cancels every stream of the subscription and releases it.
 func (ss *serveSub) stop() {
 	ss.cancel()
+}
+
+// trackExtensions are the Track Extensions a SUBSCRIBE_OK carries
+// (draft-16; draft-14 has none): DYNAMIC_GROUPS when the track takes
+// new-group requests.
+func trackExtensions(t *Track) wire.Params {
+	if t.dynamicGroups() {
+		return wire.Params{wire.UintParam(wire.Ext16DynamicGroups, 1)}
+	}
+	return nil
 }
 
 // joinAt is where a subscription starts and the Largest Location it

@@ -41,6 +41,8 @@ type Subscription struct {
 	// pubPriority is the publisher priority of draft-16 streams and
 	// datagrams that leave it out (DEFAULT_PUBLISHER_PRIORITY).
 	pubPriority uint8
+	// dynamicGroups: the publisher takes NEW_GROUP_REQUEST (draft-16).
+	dynamicGroups bool
 
 	done chan struct{}
 	once sync.Once
@@ -112,6 +114,9 @@ func (s *Session) Subscribe(ctx context.Context, ns Namespace, name string, opts
 	case *wire.SubscribeOK:
 		sub.Alias, sub.ContentExists, sub.GroupOrder = r.TrackAlias, r.ContentExists, r.GroupOrder
 		sub.pubPriority = defaultPublisherPriority(r.TrackExtensions)
+		if v, ok := r.TrackExtensions.Uint(wire.Ext16DynamicGroups); ok && v == 1 {
+			sub.dynamicGroups = true
+		}
 		sub.Largest = Location(r.Largest)
 		if r.ContentExists {
 			track.SetLargest(sub.Largest)
@@ -163,6 +168,29 @@ func (sub *Subscription) Unsubscribe() {
 
 // Update sends SUBSCRIBE_UPDATE (priority, forward, range).
 func (sub *Subscription) Update(ctx context.Context, start Location, endGroup uint64, priority uint8, forward bool) error {
+	return sub.update(ctx, &wire.SubscribeUpdate{Start: wire.Location(start), EndGroup: endGroup,
+		SubscriberPriority: priority, Forward: forward})
+}
+
+// ErrNoDynamicGroups: the subscription's publisher or draft cannot be
+// asked for a new group.
+var ErrNoDynamicGroups = errors.New("moq: the track takes no new-group requests")
+
+// RequestNewGroup asks the publisher for a new group (draft-16
+// NEW_GROUP_REQUEST in REQUEST_UPDATE), where the track allows it.
+func (sub *Subscription) RequestNewGroup(ctx context.Context) error {
+	if !sub.s.codec.Features().DynamicGroups || !sub.dynamicGroups {
+		return ErrNoDynamicGroups
+	}
+	after := uint64(0)
+	if l, ok := sub.Track.Largest(); ok {
+		after = l.Group + 1
+	}
+	return sub.update(ctx, &wire.SubscribeUpdate{Omit: wire.OmitFilter | wire.OmitPriority | wire.OmitForward,
+		Params: wire.Params{wire.UintParam(wire.ParamNewGroupRequest, after)}})
+}
+
+func (sub *Subscription) update(ctx context.Context, m *wire.SubscribeUpdate) error {
 	s := sub.s
 	id, err := s.allocRequestID(ctx)
 	if err != nil {
@@ -174,8 +202,8 @@ func (sub *Subscription) Update(ctx context.Context, start Location, endGroup ui
 		s.reqTypes[id] = wire.MsgSubscribeUpdate
 		s.mu.Unlock()
 	}
-	err = s.send(&wire.SubscribeUpdate{RequestID: id, SubscriptionRequestID: sub.RequestID,
-		Start: wire.Location(start), EndGroup: endGroup, SubscriberPriority: priority, Forward: forward})
+	m.RequestID, m.SubscriptionRequestID = id, sub.RequestID
+	err = s.send(m)
 	s.requestWritten()
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Namespace is a MoQ track namespace tuple.
@@ -100,6 +101,11 @@ type Track struct {
 	endStatus uint64
 	endReason string
 	endedCh   chan struct{} // closed by End
+	// newGroup, if set, asks whoever writes the track for a new group (a
+	// key frame): its in-process producer, or the upstream subscription.
+	newGroup func()
+	askedAt  time.Time // when a new group was last asked for
+	askedFor uint64    // the largest group then
 	changed   chan struct{}
 	// groupOffset is added to incoming group IDs so that IDs keep
 	// increasing when a publisher reconnects and starts again from 0.
@@ -177,6 +183,46 @@ func (t *Track) joinPoint() (start uint64, haveStart bool, largest Location, has
 		return start, true, t.floor, true
 	}
 	return start, true, Location{}, false
+}
+
+// newGroupOutstanding is how long a request for a new group holds back the
+// next one while the largest group stays the same.
+const newGroupOutstanding = time.Second
+
+func (t *Track) setNewGroupHandler(fn func()) {
+	t.mu.Lock()
+	t.newGroup = fn
+	t.mu.Unlock()
+}
+
+// dynamicGroups reports whether a new group can be asked for.
+func (t *Track) dynamicGroups() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.newGroup != nil
+}
+
+// requestNewGroup asks for a new group (draft-16 NEW_GROUP_REQUEST): after
+// is the asker's largest group plus one, 0 when it knows none. As the
+// draft's relay rule says, a value not beyond the largest group is
+// ignored, and one request is outstanding until the largest group
+// increases (here at most newGroupOutstanding), so a crowd of new viewers
+// costs the publisher one key frame.
+func (t *Track) requestNewGroup(after uint64) bool {
+	t.mu.Lock()
+	fn := t.newGroup
+	switch {
+	case fn == nil, after != 0 && t.hasLarge && after <= t.largest.Group:
+		t.mu.Unlock()
+		return false
+	case !t.askedAt.IsZero() && t.askedFor == t.largest.Group && time.Since(t.askedAt) < newGroupOutstanding:
+		t.mu.Unlock()
+		return true
+	}
+	t.askedAt, t.askedFor = time.Now(), t.largest.Group
+	t.mu.Unlock()
+	go fn() // may write to a session: never under the lock
+	return true
 }
 
 // Ended reports whether the track ended, with the PUBLISH_DONE status.

@@ -230,16 +230,26 @@ func (s *sender) join(f *feed, next uint64) {
 	}
 }
 
-// requestKeyframe asks the publisher for a key frame, at most once a
-// second for the broadcast.
+// requestKeyframe asks the publisher of the video for a key frame, at most
+// once a second for the broadcast (a request for a new group on the
+// track: draft-16 NEW_GROUP_REQUEST where it crosses relays).
 func (h *hub) requestKeyframe() {
-	rk := h.srv.cfg.RequestKeyframe
-	if rk == nil {
-		return
-	}
 	now := time.Now().UnixNano()
 	if last := h.lastKeyReq.Load(); now-last < int64(time.Second) || !h.lastKeyReq.CompareAndSwap(last, now) {
 		return
 	}
-	rk(h.path)
+	// Callers may hold a feed's or a sender's lock.
+	go func() {
+		h.mu.Lock()
+		var video []*feed
+		for _, f := range h.feeds {
+			if f.kind == media.Video {
+				video = append(video, f)
+			}
+		}
+		h.mu.Unlock()
+		for _, f := range video {
+			f.requestNewGroup()
+		}
+	}()
 }

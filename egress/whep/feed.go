@@ -53,6 +53,7 @@ type feed struct {
 	nframes  uint64 // frames and their packets so far, for the fan-out's sizing
 	npackets uint64
 	reorderF atomic.Bool
+	sub      *moq.TrackConsumer // once subscribed
 
 	wmu     sync.Mutex
 	workers []*fanWorker
@@ -90,6 +91,17 @@ func newFeed(h *hub, name string, init []byte) (*feed, error) {
 	return f, nil
 }
 
+// requestNewGroup asks the track's publisher for a key frame (through the
+// media model, so from any relay).
+func (f *feed) requestNewGroup() {
+	f.mu.Lock()
+	sub := f.sub
+	f.mu.Unlock()
+	if sub != nil {
+		sub.RequestNewGroup()
+	}
+}
+
 // setInit hands a new init segment from the catalog to the feed.
 func (f *feed) setInit(init []byte) {
 	f.mu.Lock()
@@ -121,6 +133,13 @@ func (f *feed) run(ctx context.Context, src moq.Source, path string) {
 		return
 	}
 	defer sub.Close()
+	f.mu.Lock()
+	f.sub = sub
+	f.mu.Unlock()
+	if f.kind == media.Video {
+		// The viewers that made this feed start with the next key frame.
+		sub.RequestNewGroup()
+	}
 	rd := sub.Reader(true)
 	for {
 		g, err := rd.NextGroup(ctx)

@@ -1,15 +1,18 @@
 // Package whep is WHEP playback: a viewer POSTs a recvonly SDP offer to
 // /whep/{broadcast} and receives the broadcast's video and audio over
-// WebRTC. The broadcast is read through the moq package's public API (an
-// in-process session to the relay, like any MoQ client): one subscription
-// per track whatever the number of viewers, each object packetized into RTP
-// once, and every viewer reading the packetized frames from a ring.
+// WebRTC. The broadcast is read through the relay's media model
+// (moq.Relay.Local, the same consumer API a remote session gives): one
+// subscription per track whatever the number of viewers, each object
+// packetized into RTP once, and every viewer reading the packetized frames
+// from a ring. Key frames for new viewers are asked for on the video track
+// (a new-group request, which relays pass upstream).
 //
 // A viewer starts at the newest key frame at once (shown as a still, with
 // its timestamp set to "now"), then plays from the next key frame on; one
 // that falls behind skips to the next key frame, so latency never
-// accumulates. AAC audio cannot go over WebRTC: the NeedOpus hook is asked
-// for an Opus rendition (moqgate transcodes once per broadcast).
+// accumulates. AAC audio cannot go over WebRTC: the viewer subscribes to
+// the broadcast's Opus rendition (media.OpusRendition), which makes the
+// origin transcode it, once per broadcast, even for an edge's viewers.
 //
 // B-frames: WebRTC has none. A video track whose presentation order
 // differs from its decode order is refused with 406 (or, if B-frames show
@@ -38,21 +41,14 @@ import (
 // Config configures a Server.
 type Config struct {
 	Engine *rtc.Engine
-	// Relay is reached only through ConnectLocal: a session like any
-	// remote MoQ client's.
+	// Relay is read through the media model (Relay.Local): on an edge it
+	// pulls from its upstream like for any subscriber.
 	Relay *moq.Relay
 	// Authorize, if set, is asked before the offer is read; the session
 	// ends when the authorization it returns does.
 	Authorize rtc.AuthorizeFunc
 	Logger    *slog.Logger
 	MaxBody   int64
-	// NeedOpus is asked when a broadcast's audio is AAC and its catalog
-	// has no Opus rendition: it should start making one (returning its
-	// track name) or say why it cannot (the viewer then gets no audio).
-	NeedOpus func(path string) (track string, err error)
-	// RequestKeyframe asks a broadcast's publisher for a key frame when a
-	// viewer joins or reports loss (WHIP publishers can; it may be nil).
-	RequestKeyframe func(path string) bool
 	// CatalogTimeout bounds the wait for a broadcast's catalog (default 5 s).
 	CatalogTimeout time.Duration
 	// HubLinger keeps a broadcast's subscriptions this long after its
@@ -259,6 +255,20 @@ func feedbackFor(c rtc.OfferedCodec) []webrtc.RTCPFeedback {
 	return out
 }
 
+// askOpus asks for the broadcast's Opus rendition through the media model:
+// a subscription to it makes the origin start the transcode (on this
+// server or upstream of an edge); the feed subscribes again for real.
+func (s *Server) askOpus(ctx context.Context, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := s.cfg.Relay.Local("whep").SubscribeTrack(ctx, path, media.OpusRendition, moq.SubscribeOptions{Priority: 80})
+	if err != nil {
+		return err
+	}
+	c.Close()
+	return nil
+}
+
 func (s *Server) create(ctx context.Context, sess *rtc.Session, offer string) (string, error) {
 	sections, err := rtc.ParseOffer(offer)
 	if err != nil {
@@ -345,19 +355,14 @@ func (s *Server) create(ctx context.Context, sess *rtc.Session, offer string) (s
 	if audio == nil && hasAAC && audioM != nil {
 		opus := media.TrackInfo{Codec: media.Opus, SampleRate: 48000, Channels: 2}
 		oc, ok := offeredFor(*audioM, opus)
-		switch {
-		case !ok:
-		case s.cfg.NeedOpus == nil:
-			sess.Log.Warn("WHEP: the broadcast's audio is AAC, which WebRTC cannot carry, and transcoding is off; the viewer gets no audio")
-		default:
-			name, err := s.cfg.NeedOpus(sess.Path)
-			if err != nil {
+		if ok {
+			if err := s.askOpus(ctx, sess.Path); err != nil {
 				sess.Log.Warn("WHEP: the broadcast's audio is AAC, which WebRTC cannot carry, and it cannot be transcoded; the viewer gets no audio",
 					"err", err)
-				break
+			} else {
+				pendingAudio = media.OpusRendition
+				audio = &choice{track: media.OpusRendition, info: opus, offered: oc, kind: "audio"}
 			}
-			pendingAudio = name
-			audio = &choice{track: name, info: opus, offered: oc, kind: "audio"}
 		}
 	}
 	if video == nil && bframes {

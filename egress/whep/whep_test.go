@@ -62,7 +62,7 @@ func newGateWith(t *testing.T, ec rtc.Config, idle time.Duration) *gate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.whep, err = whep.New(whep.Config{Engine: g.engine, Relay: g.relay, Logger: log, RequestKeyframe: g.whip.RequestKeyframe})
+	g.whep, err = whep.New(whep.Config{Engine: g.engine, Relay: g.relay, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,9 +79,6 @@ type Server struct {
 	ep  *rtc.Endpoint
 	me  *webrtc.MediaEngine
 	ir  *interceptor.Registry
-
-	mu   sync.Mutex
-	pubs map[string]*publisher
 }
 
 // New makes a WHIP server.
@@ -92,7 +89,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, pubs: map[string]*publisher{}}
+	s := &Server{cfg: cfg, log: cfg.Logger}
 	me, ir, err := mediaEngine()
 	if err != nil {
 		return nil, fmt.Errorf("whip: %w", err)
@@ -170,17 +167,11 @@ func (s *Server) Sessions() int { return s.ep.Sessions() }
 // Close ends every session.
 func (s *Server) Close() { s.ep.Close() }
 
-// RequestKeyframe asks the WHIP publisher of path, if there is one, for
-// a key frame (e.g. for a new viewer). It reports whether there is one.
-func (s *Server) RequestKeyframe(path string) bool {
-	s.mu.Lock()
-	p := s.pubs[path]
-	s.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	p.requestKeyframes("viewer")
-	return true
+// keyframeRequests is a broadcast writer that passes viewers' requests for
+// a key frame on to the publisher (ingest.Broadcast does, through the
+// media model, from viewers on any relay).
+type keyframeRequests interface {
+	OnKeyframeRequest(fn func())
 }
 
 // codecOf maps a pion MIME type to a media codec ("" if unsupported).
@@ -237,6 +228,9 @@ func (s *Server) create(ctx context.Context, sess *rtc.Session, offer string) (s
 		return "", err
 	}
 	p := &publisher{srv: s, sess: sess, path: sess.Path, log: sess.Log, bw: bw, expected: expected}
+	if kr, ok := bw.(keyframeRequests); ok {
+		kr.OnKeyframeRequest(func() { p.requestKeyframes("viewer") })
+	}
 	sess.OnClose(p.close)
 	pc, err := sess.NewPeerConnection(s.cfg.Engine.API(s.me, s.ir))
 	if err != nil {
@@ -248,9 +242,6 @@ func (s *Server) create(ctx context.Context, sess *rtc.Session, offer string) (s
 	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	s.pubs[p.path] = p
-	s.mu.Unlock()
 	go p.supervise()
 	return answer, nil
 }
@@ -277,11 +268,6 @@ type publisher struct {
 }
 
 func (p *publisher) close() {
-	p.srv.mu.Lock()
-	if p.srv.pubs[p.path] == p {
-		delete(p.srv.pubs, p.path)
-	}
-	p.srv.mu.Unlock()
 	if err := p.bw.Close(); err != nil {
 		p.log.Debug("close broadcast", "err", err)
 	}

@@ -79,6 +79,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		TrackLimits:      moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
 		GracePeriod:      cfg.RTMP.GracePeriod,
 		AllowTakeover:    cfg.RTMP.AllowTakeover,
+		ProduceTrack:     s.produceTrack,
 	})
 	s.catalogs = newCatalogWatcher(s.relay, log.With("component", "api"))
 	s.udp, err = net.ListenPacket("udp", cfg.Listen.Addr)

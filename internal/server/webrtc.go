@@ -47,8 +47,7 @@ func (s *Server) setupWebRTC() error {
 		return err
 	}
 	s.webrtc.whep, err = whep.New(whep.Config{Engine: e, Relay: s.relay, Logger: s.log.With("component", "whep"),
-		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), Authorize: s.authorizeWHEP,
-		NeedOpus: s.webrtc.transcode.Enable, RequestKeyframe: s.webrtc.whip.RequestKeyframe})
+		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), Authorize: s.authorizeWHEP})
 	if err != nil {
 		e.Close()
 		return err
@@ -83,6 +82,17 @@ func (s *Server) webrtcAddr() string {
 		return "off"
 	}
 	return "udp://" + s.webrtc.engine.UDPAddr().String()
+}
+
+// produceTrack makes the derived renditions subscribers ask for (the
+// relay's ProduceTrack): the Opus rendition of a local broadcast's AAC
+// audio, whoever asks — a WHEP viewer here, or an edge relay's.
+func (s *Server) produceTrack(path, name string) error {
+	if name != transcode.OpusTrack || s.webrtc == nil {
+		return errors.New("no such rendition")
+	}
+	_, err := s.webrtc.transcode.Enable(path)
+	return err
 }
 
 // withOpus lets WHEP viewers of a broadcast get its AAC audio as Opus.

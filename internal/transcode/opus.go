@@ -28,7 +28,7 @@ import (
 )
 
 // OpusTrack is the name of the transcoded rendition.
-const OpusTrack = "audio-opus"
+const OpusTrack = media.OpusRendition
 
 // Tuning.
 const (

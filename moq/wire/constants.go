@@ -190,6 +190,9 @@ const (
 	ParamDeliveryTimeout  = 0x02 // varint, milliseconds
 	ParamAuthToken        = 0x03 // bytes (Token structure); may repeat
 	ParamMaxCacheDuration = 0x04 // varint, milliseconds
+	// ParamNewGroupRequest (draft-16+): the largest group the subscriber
+	// knows plus one (0: none); asks the original publisher for a new group.
+	ParamNewGroupRequest = 0x32
 )
 
 // Authorization token Alias Types (§9.2.1.1).

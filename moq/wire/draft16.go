@@ -126,7 +126,7 @@ const (
 	p16SubscriberPriority = 0x20
 	p16SubscriptionFilter = 0x21
 	p16GroupOrder         = 0x22
-	p16NewGroupRequest    = 0x32
+	p16NewGroupRequest    = ParamNewGroupRequest
 )
 
 // Draft-16 extension header types (§11); the Track Extensions among them
@@ -181,7 +181,7 @@ func allowed16(msg, key uint64) bool {
 func (Draft16) Version() uint64 { return Version16 }
 
 func (Draft16) Features() Features {
-	return Features{NamespaceStreams: true, UpdateReplies: true, EmptyFetchOK: true}
+	return Features{NamespaceStreams: true, UpdateReplies: true, EmptyFetchOK: true, DynamicGroups: true}
 }
 
 // ---- error code registries ----

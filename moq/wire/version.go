@@ -56,6 +56,10 @@ type Features struct {
 	// EmptyFetchOK: a FETCH with no objects in range is answered with
 	// FETCH_OK and an empty stream, not FETCH_ERROR NO_OBJECTS.
 	EmptyFetchOK bool
+	// DynamicGroups: a subscriber can ask the original publisher for a new
+	// group (NEW_GROUP_REQUEST, ParamNewGroupRequest), where the track says
+	// it supports that (the DYNAMIC_GROUPS track extension).
+	DynamicGroups bool
 }
 
 // DataReader reads a unidirectional data stream; see StreamReader for the
