@@ -106,7 +106,7 @@ type Track struct {
 	newGroup func()
 	askedAt  time.Time // when a new group was last asked for
 	askedFor uint64    // the largest group then
-	changed   chan struct{}
+	changed  chan struct{}
 	// groupOffset is added to incoming group IDs so that IDs keep
 	// increasing when a publisher reconnects and starts again from 0.
 	groupOffset uint64
