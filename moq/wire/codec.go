@@ -67,14 +67,16 @@ func (e *encoder) str(field, s string, max int) {
 
 // tuple writes a namespace tuple and returns its total field length, which
 // counts towards the Full Track Name limit.
-func (e *encoder) tuple(field string, ns []string) int { return e.tupleMin(field, ns, 1) }
+func (e *encoder) tuple(field string, ns []string) int { return e.tupleMin(field, ns, 1, false) }
 
 // prefix writes a namespace prefix of 0..32 fields: what the decoder
 // accepts (see decoder.prefix) it can send, though an empty prefix is
 // draft-16's, not draft-14's.
-func (e *encoder) prefix(field string, ns []string) { e.tupleMin(field, ns, 0) }
+func (e *encoder) prefix(field string, ns []string) { e.tupleMin(field, ns, 0, false) }
 
-func (e *encoder) tupleMin(field string, ns []string, minFields int) int {
+// tupleMin writes a namespace tuple of minFields..32 fields (non-empty ones
+// when nonEmpty: draft-16 §2.4.1) and returns its length.
+func (e *encoder) tupleMin(field string, ns []string, minFields int, nonEmpty bool) int {
 	if e.err != nil {
 		return 0
 	}
@@ -84,6 +86,10 @@ func (e *encoder) tupleMin(field string, ns []string, minFields int) int {
 	}
 	total := 0
 	for _, f := range ns {
+		if nonEmpty && f == "" {
+			e.failf("%s has an empty field", field)
+			return 0
+		}
 		total += len(f)
 	}
 	if total > MaxFullTrackNameLen {
@@ -253,17 +259,19 @@ func (d *decoder) raw(field string, max uint64) []byte {
 
 func (d *decoder) str(field string, max uint64) string { return string(d.raw(field, max)) }
 
-func (d *decoder) tuple(field string) ([]string, int) { return d.tupleMin(field, 1) }
+func (d *decoder) tuple(field string) ([]string, int) { return d.tupleMin(field, 1, false) }
 
 // prefix reads a namespace prefix. Draft-14 asks for 1..32 fields, but
 // @moq/net sends 0 fields to discover every namespace (announced() with no
 // prefix), which draft-16 allows: accepted, it matches every namespace.
 func (d *decoder) prefix(field string) []string {
-	ns, _ := d.tupleMin(field, 0)
+	ns, _ := d.tupleMin(field, 0, false)
 	return ns
 }
 
-func (d *decoder) tupleMin(field string, minFields uint64) ([]string, int) {
+// tupleMin reads a namespace tuple of minFields..32 fields (each at least
+// one byte long when nonEmpty: draft-16 §2.4.1) and returns its length.
+func (d *decoder) tupleMin(field string, minFields uint64, nonEmpty bool) ([]string, int) {
 	n := d.varint(field + " field count")
 	if d.err != nil {
 		return nil, 0
@@ -280,6 +288,10 @@ func (d *decoder) tupleMin(field string, minFields uint64) ([]string, int) {
 	for i := uint64(0); i < n; i++ {
 		f := d.raw(field, uint64(MaxFullTrackNameLen-total))
 		if d.err != nil {
+			return nil, 0
+		}
+		if nonEmpty && len(f) == 0 {
+			d.fail(ProtocolViolation, "%s field %d is empty", field, i)
 			return nil, 0
 		}
 		total += len(f)

@@ -128,6 +128,8 @@ func readErr(what string, err error) error {
 // ParseMessage decodes a control message payload of the given type. Every
 // byte of payload must be consumed (else PROTOCOL_VIOLATION). The returned
 // message does not alias payload.
+//
+// The messages of one field, the same in every draft, are parseOneField's.
 func ParseMessage(msgType uint64, payload []byte) (Message, error) {
 	d := decoder{b: payload, msg: msgType}
 	var m Message
@@ -136,12 +138,8 @@ func ParseMessage(msgType uint64, payload []byte) (Message, error) {
 		m = parseClientSetup(&d)
 	case MsgServerSetup:
 		m = &ServerSetup{Version: d.varint("selected version"), Params: d.params()}
-	case MsgGoAway:
-		m = &GoAway{NewSessionURI: d.str("new session URI", MaxGoAwayURILen)}
-	case MsgMaxRequestID:
-		m = &MaxRequestID{RequestID: d.varint("request ID")}
-	case MsgRequestsBlocked:
-		m = &RequestsBlocked{MaximumRequestID: d.varint("maximum request ID")}
+	case MsgGoAway, MsgMaxRequestID, MsgRequestsBlocked, MsgUnsubscribe, MsgFetchCancel:
+		m = parseOneField(&d, msgType)
 	case MsgSubscribe:
 		v := parseSubscribe(&d)
 		m = &v
@@ -174,8 +172,6 @@ func ParseMessage(msgType uint64, payload []byte) (Message, error) {
 		m = &v
 	case MsgSubscribeUpdate:
 		m = parseSubscribeUpdate(&d)
-	case MsgUnsubscribe:
-		m = &Unsubscribe{RequestID: d.varint("request ID")}
 	case MsgPublishDone:
 		m = &PublishDone{
 			RequestID:   d.varint("request ID"),
@@ -202,8 +198,6 @@ func ParseMessage(msgType uint64, payload []byte) (Message, error) {
 		v.End = d.location("end")
 		v.Params = d.params()
 		m = v
-	case MsgFetchCancel:
-		m = &FetchCancel{RequestID: d.varint("request ID")}
 	case MsgPublishNamespace:
 		v := &PublishNamespace{RequestID: d.varint("request ID")}
 		v.Namespace, _ = d.tuple("track namespace")
@@ -333,10 +327,20 @@ func parseFetch(d *decoder) *Fetch {
 	if d.err != nil {
 		return m
 	}
+	if d.fetchRange(m, false) {
+		m.Params = d.params()
+	}
+	return m
+}
+
+// fetchRange reads a FETCH's standalone or joining fields (the same in
+// every draft but for empty namespace fields, which draft-16 forbids). It
+// reports whether the fetch type was valid.
+func (d *decoder) fetchRange(m *Fetch, nonEmpty bool) bool {
 	switch m.FetchType {
 	case FetchStandalone:
 		var nsLen int
-		m.Namespace, nsLen = d.tuple("track namespace")
+		m.Namespace, nsLen = d.tupleMin("track namespace", 1, nonEmpty)
 		m.TrackName = d.trackName(nsLen)
 		m.Start = d.location("start")
 		m.End = d.location("end")
@@ -345,10 +349,9 @@ func parseFetch(d *decoder) *Fetch {
 		m.JoiningStart = d.varint("joining start")
 	default:
 		d.fail(ProtocolViolation, "invalid fetch type %d", m.FetchType)
-		return m
+		return false
 	}
-	m.Params = d.params()
-	return m
+	return true
 }
 
 // Encoders. Value receivers so that AppendMessage accepts T and *T.
@@ -463,10 +466,18 @@ func (m Fetch) appendPayload(e *encoder) {
 	e.varint("request ID", m.RequestID)
 	e.u8(m.SubscriberPriority)
 	e.groupOrder(m.GroupOrder, true)
+	if e.fetchRange(m, false) {
+		e.params(m.Params)
+	}
+}
+
+// fetchRange writes a FETCH's type and its standalone or joining fields
+// (see decoder.fetchRange).
+func (e *encoder) fetchRange(m Fetch, nonEmpty bool) bool {
 	switch m.FetchType {
 	case FetchStandalone:
 		e.varint("fetch type", m.FetchType)
-		e.trackName(e.tuple("track namespace", m.Namespace), m.TrackName)
+		e.trackName(e.tupleMin("track namespace", m.Namespace, 1, nonEmpty), m.TrackName)
 		e.location("start", m.Start)
 		e.location("end", m.End)
 	case FetchRelativeJoining, FetchAbsoluteJoining:
@@ -475,8 +486,9 @@ func (m Fetch) appendPayload(e *encoder) {
 		e.varint("joining start", m.JoiningStart)
 	default:
 		e.failf("invalid fetch type %d", m.FetchType)
+		return false
 	}
-	e.params(m.Params)
+	return true
 }
 
 func (m FetchOK) appendPayload(e *encoder) {
@@ -517,4 +529,22 @@ func (m SubscribeNamespaceOK) appendPayload(e *encoder) { e.varint("request ID",
 
 func (m UnsubscribeNamespace) appendPayload(e *encoder) {
 	e.prefix("track namespace prefix", m.Prefix)
+}
+
+// parseOneField decodes the messages (of model type msg) whose payload is
+// one field in every draft.
+func parseOneField(d *decoder, msg uint64) Message {
+	switch msg {
+	case MsgGoAway:
+		return &GoAway{NewSessionURI: d.str("new session URI", MaxGoAwayURILen)}
+	case MsgMaxRequestID:
+		return &MaxRequestID{RequestID: d.varint("request ID")}
+	case MsgRequestsBlocked:
+		return &RequestsBlocked{MaximumRequestID: d.varint("maximum request ID")}
+	case MsgUnsubscribe:
+		return &Unsubscribe{RequestID: d.varint("request ID")}
+	case MsgFetchCancel:
+		return &FetchCancel{RequestID: d.varint("request ID")}
+	}
+	return nil
 }

@@ -241,12 +241,16 @@ func (s *StreamReader) readByte(what string) (byte, error) {
 // that ends before any byte, and the type together with a
 // PROTOCOL_VIOLATION *SessionError for a type the draft does not define
 // (§10: the session MUST be closed).
-func (s *StreamReader) ReadStreamType() (uint64, error) {
+func (s *StreamReader) ReadStreamType() (uint64, error) { return s.readStreamType(IsSubgroupType) }
+
+// readStreamType reads a stream type: FETCH_HEADER or a subgroup type of
+// the draft.
+func (s *StreamReader) readStreamType(isSubgroup func(uint64) bool) (uint64, error) {
 	t, err := s.readFirst("stream type")
 	if err != nil {
 		return 0, err
 	}
-	if t != StreamTypeFetch && !IsSubgroupType(t) {
+	if t != StreamTypeFetch && !isSubgroup(t) {
 		return t, protocolViolation("unknown data stream type 0x%x", t)
 	}
 	return t, nil
@@ -259,22 +263,46 @@ func (s *StreamReader) ReadSubgroupHeader(typ uint64) (SubgroupHeader, error) {
 		return SubgroupHeader{}, protocolViolation("0x%x is not a subgroup header type", typ)
 	}
 	h := SubgroupHeader{Type: typ}
-	var err error
-	if h.TrackAlias, err = s.readField("subgroup header track alias"); err != nil {
-		return SubgroupHeader{}, err
-	}
-	if h.GroupID, err = s.readField("subgroup header group ID"); err != nil {
-		return SubgroupHeader{}, err
-	}
-	if h.SubgroupIDMode() == SubgroupIDExplicit {
-		if h.SubgroupID, err = s.readField("subgroup header subgroup ID"); err != nil {
-			return SubgroupHeader{}, err
-		}
-	}
-	if h.PublisherPriority, err = s.readByte("subgroup header publisher priority"); err != nil {
+	if err := s.readSubgroupFields(&h); err != nil {
 		return SubgroupHeader{}, err
 	}
 	return h, nil
+}
+
+// readSubgroupFields reads the fields of a subgroup header after its type:
+// track alias, group, the explicit subgroup ID, and the publisher priority
+// unless h.DefaultPriority (draft-16).
+func (s *StreamReader) readSubgroupFields(h *SubgroupHeader) error {
+	var err error
+	if h.TrackAlias, err = s.readField("subgroup header track alias"); err != nil {
+		return err
+	}
+	if h.GroupID, err = s.readField("subgroup header group ID"); err != nil {
+		return err
+	}
+	if h.SubgroupIDMode() == SubgroupIDExplicit {
+		if h.SubgroupID, err = s.readField("subgroup header subgroup ID"); err != nil {
+			return err
+		}
+	}
+	if !h.DefaultPriority {
+		h.PublisherPriority, err = s.readByte("subgroup header publisher priority")
+	}
+	return err
+}
+
+// readObjectID reads a subgroup object's ID delta: the first object's ID,
+// or the previous ID plus delta plus one.
+func (s *StreamReader) readObjectID(prevObjectID uint64, first bool) (uint64, error) {
+	delta, err := s.readFirst("object ID delta")
+	if err != nil || first {
+		return delta, err
+	}
+	// prev + delta + 1 must stay a valid varint (Object IDs are varints).
+	if prevObjectID >= MaxVarint || delta > MaxVarint-prevObjectID-1 {
+		return 0, protocolViolation("object ID delta %d after %d overflows", delta, prevObjectID)
+	}
+	return prevObjectID + delta + 1, nil
 }
 
 // ReadSubgroupObject reads the next object header of a subgroup stream with
@@ -286,26 +314,24 @@ func (s *StreamReader) ReadSubgroupHeader(typ uint64) (SubgroupHeader, error) {
 // returned together with an error wrapping ErrTooLarge. Extensions is a
 // fresh slice the caller may keep.
 func (s *StreamReader) ReadSubgroupObject(h SubgroupHeader, prevObjectID uint64, first bool, maxPayload uint64) (ObjectHeader, error) {
-	delta, err := s.readFirst("object ID delta")
-	if err != nil {
+	return s.subgroupObject(h, prevObjectID, first, maxPayload, s.readExtensions, &datagram14)
+}
+
+// subgroupObject reads a subgroup object's header: its ID, extensions (with
+// the draft's reader), payload length, and status by the draft's rules.
+func (s *StreamReader) subgroupObject(h SubgroupHeader, prevObjectID uint64, first bool, maxPayload uint64,
+	readExt func() ([]byte, error), r *objectRules) (ObjectHeader, error) {
+	var oh ObjectHeader
+	var err error
+	if oh.ObjectID, err = s.readObjectID(prevObjectID, first); err != nil {
 		return ObjectHeader{}, err
 	}
-	var oh ObjectHeader
-	if first {
-		oh.ObjectID = delta
-	} else {
-		// prev + delta + 1 must stay a valid varint (Object IDs are varints).
-		if prevObjectID >= MaxVarint || delta > MaxVarint-prevObjectID-1 {
-			return ObjectHeader{}, protocolViolation("object ID delta %d after %d overflows", delta, prevObjectID)
-		}
-		oh.ObjectID = prevObjectID + delta + 1
-	}
 	if h.HasExtensions() {
-		if oh.Extensions, err = s.readExtensions(); err != nil {
+		if oh.Extensions, err = readExt(); err != nil {
 			return ObjectHeader{}, err
 		}
 	}
-	if err := s.readPayloadLenStatus(&oh.PayloadLen, &oh.Status, len(oh.Extensions) > 0, maxPayload); err != nil {
+	if err := s.readPayloadLenStatus(&oh.PayloadLen, &oh.Status, len(oh.Extensions) > 0, maxPayload, r); err != nil {
 		return oh, err
 	}
 	return oh, nil
@@ -346,7 +372,7 @@ func (s *StreamReader) readExtBlock() ([]byte, error) {
 
 // readPayloadLenStatus reads Object Payload Length and, when it is zero, the
 // Object Status, applying the §10.2.1 rules.
-func (s *StreamReader) readPayloadLenStatus(payloadLen, status *uint64, hasExt bool, maxPayload uint64) error {
+func (s *StreamReader) readPayloadLenStatus(payloadLen, status *uint64, hasExt bool, maxPayload uint64, r *objectRules) error {
 	n, err := s.readField("object payload length")
 	if err != nil {
 		return err
@@ -363,11 +389,11 @@ func (s *StreamReader) readPayloadLenStatus(payloadLen, status *uint64, hasExt b
 	if err != nil {
 		return err
 	}
-	if !validObjectStatus(st) {
+	if !r.validStatus(st) {
 		return protocolViolation("unknown object status %d", st)
 	}
-	if st == ObjectStatusDoesNotExist && hasExt {
-		return protocolViolation("object with status Does Not Exist has extension headers")
+	if r.noExtensions(st) && hasExt {
+		return protocolViolation("object with status %d has extension headers", st)
 	}
 	*status = st
 	return nil
@@ -402,7 +428,7 @@ func (s *StreamReader) ReadFetchObject(maxPayload uint64) (FetchObjectHeader, er
 	if oh.Extensions, err = s.readExtensions(); err != nil {
 		return FetchObjectHeader{}, err
 	}
-	if err := s.readPayloadLenStatus(&oh.PayloadLen, &oh.Status, len(oh.Extensions) > 0, maxPayload); err != nil {
+	if err := s.readPayloadLenStatus(&oh.PayloadLen, &oh.Status, len(oh.Extensions) > 0, maxPayload, &datagram14); err != nil {
 		return oh, err
 	}
 	return oh, nil

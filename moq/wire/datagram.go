@@ -91,7 +91,35 @@ func AppendDatagram(b []byte, d Datagram) []byte {
 // (PROTOCOL_VIOLATION for an unknown type, truncation, trailing bytes after a
 // status, an empty extension block, an unknown status or extensions on a Does
 // Not Exist object). Extensions and Payload alias b: nothing is copied.
-func ParseDatagram(b []byte) (Datagram, error) {
+func ParseDatagram(b []byte) (Datagram, error) { return parseDatagram(b, &datagram14) }
+
+// objectRules are what a draft's objects differ in, in OBJECT_DATAGRAMs
+// (all of it) and on streams (statuses and extensions); the parsing is
+// shared.
+type objectRules struct {
+	isType      func(t uint64) bool
+	isStatus    func(t uint64) bool
+	hasObjectID func(t uint64, status bool) bool
+	defaultPrio func(t uint64) bool
+	validStatus func(s uint64) bool
+	// noExtensions: a status that may not carry extension headers.
+	noExtensions func(s uint64) bool
+	// extensions validates an extension block, or rewrites it in the
+	// model's layout.
+	extensions func(b []byte) ([]byte, error)
+}
+
+var datagram14 = objectRules{
+	isType:       IsDatagramType,
+	isStatus:     isStatusDatagram,
+	hasObjectID:  func(t uint64, status bool) bool { return status || t&datagramNoObjectID == 0 },
+	defaultPrio:  func(uint64) bool { return false },
+	validStatus:  validObjectStatus,
+	noExtensions: func(s uint64) bool { return s == ObjectStatusDoesNotExist },
+	extensions:   func(b []byte) ([]byte, error) { return b, validateExtensions(b) },
+}
+
+func parseDatagram(b []byte, r *objectRules) (Datagram, error) {
 	var d Datagram
 	next := func(what string) (uint64, error) {
 		v, n, err := ParseVarint(b)
@@ -105,25 +133,28 @@ func ParseDatagram(b []byte) (Datagram, error) {
 	if d.Type, err = next("type"); err != nil {
 		return Datagram{}, err
 	}
-	if !IsDatagramType(d.Type) {
+	if !r.isType(d.Type) {
 		return Datagram{}, protocolViolation("unknown datagram type 0x%x", d.Type)
 	}
-	status := isStatusDatagram(d.Type)
+	status := r.isStatus(d.Type)
+	d.DefaultPriority = r.defaultPrio(d.Type)
 	if d.TrackAlias, err = next("track alias"); err != nil {
 		return Datagram{}, err
 	}
 	if d.GroupID, err = next("group ID"); err != nil {
 		return Datagram{}, err
 	}
-	if status || d.Type&datagramNoObjectID == 0 {
+	if r.hasObjectID(d.Type, status) {
 		if d.ObjectID, err = next("object ID"); err != nil {
 			return Datagram{}, err
 		}
 	}
-	if len(b) == 0 {
-		return Datagram{}, protocolViolation("datagram: publisher priority truncated")
+	if !d.DefaultPriority {
+		if len(b) == 0 {
+			return Datagram{}, protocolViolation("datagram: publisher priority truncated")
+		}
+		d.PublisherPriority, b = b[0], b[1:]
 	}
-	d.PublisherPriority, b = b[0], b[1:]
 	if d.Type&datagramExtBit != 0 {
 		n, err := next("extension headers length")
 		if err != nil {
@@ -135,10 +166,10 @@ func ParseDatagram(b []byte) (Datagram, error) {
 		if n > uint64(len(b)) {
 			return Datagram{}, protocolViolation("datagram: extension headers length %d runs past end", n)
 		}
-		d.Extensions, b = b[:n], b[n:]
-		if err := validateExtensions(d.Extensions); err != nil {
+		if d.Extensions, err = r.extensions(b[:n]); err != nil {
 			return Datagram{}, err
 		}
+		b = b[n:]
 	}
 	if status {
 		if d.Status, err = next("object status"); err != nil {
@@ -147,11 +178,11 @@ func ParseDatagram(b []byte) (Datagram, error) {
 		if len(b) != 0 {
 			return Datagram{}, protocolViolation("datagram: %d bytes after object status", len(b))
 		}
-		if !validObjectStatus(d.Status) {
+		if !r.validStatus(d.Status) {
 			return Datagram{}, protocolViolation("datagram: unknown object status %d", d.Status)
 		}
-		if d.Status == ObjectStatusDoesNotExist && len(d.Extensions) > 0 {
-			return Datagram{}, protocolViolation("datagram: Does Not Exist object has extension headers")
+		if r.noExtensions(d.Status) && len(d.Extensions) > 0 {
+			return Datagram{}, protocolViolation("datagram: object with status %d has extension headers", d.Status)
 		}
 		return d, nil
 	}

@@ -305,15 +305,15 @@ func (c Draft16) ParseMessage(t uint64, payload []byte) (Message, error) {
 		d.msg = MsgServerSetup
 		m = &ServerSetup{Version: Version16, Params: d.setupParams16(false)}
 	case d16GoAway:
-		m = &GoAway{NewSessionURI: d.str("new session URI", MaxGoAwayURILen)}
+		m = parseOneField(&d, MsgGoAway)
 	case d16MaxRequestID:
-		m = &MaxRequestID{RequestID: d.varint("request ID")}
+		m = parseOneField(&d, MsgMaxRequestID)
 	case d16RequestsBlocked:
-		m = &RequestsBlocked{MaximumRequestID: d.varint("maximum request ID")}
+		m = parseOneField(&d, MsgRequestsBlocked)
 	case d16Unsubscribe:
-		m = &Unsubscribe{RequestID: d.varint("request ID")}
+		m = parseOneField(&d, MsgUnsubscribe)
 	case d16FetchCancel:
-		m = &FetchCancel{RequestID: d.varint("request ID")}
+		m = parseOneField(&d, MsgFetchCancel)
 	case d16PublishDone:
 		m = &PublishDone{
 			RequestID:   d.varint("request ID"),
@@ -337,7 +337,7 @@ func (c Draft16) ParseMessage(t uint64, payload []byte) (Message, error) {
 		m = parseFetchOK16(&d)
 	case d16PublishNamespace:
 		v := &PublishNamespace{RequestID: d.varint("request ID")}
-		v.Namespace, _ = d.tuple16("track namespace", 1)
+		v.Namespace, _ = d.tupleMin("track namespace", 1, true)
 		v.Params = d.params16(t, nil)
 		m = v
 	case d16PublishNamespaceDone:
@@ -350,11 +350,11 @@ func (c Draft16) ParseMessage(t uint64, payload []byte) (Message, error) {
 		}
 	case d16Namespace:
 		v := &Namespace{}
-		v.Suffix, _ = d.tuple16("track namespace suffix", 0)
+		v.Suffix, _ = d.tupleMin("track namespace suffix", 0, true)
 		m = v
 	case d16NamespaceDone:
 		v := &NamespaceDone{}
-		v.Suffix, _ = d.tuple16("track namespace suffix", 0)
+		v.Suffix, _ = d.tupleMin("track namespace suffix", 0, true)
 		m = v
 	case d16SubscribeNamespace:
 		m = parseSubscribeNamespace16(&d)
@@ -461,7 +461,7 @@ func (c Draft16) parseRequestError(d *decoder) Message {
 func parseSubscribe16(d *decoder, t uint64) Message {
 	m := Subscribe{RequestID: d.varint("request ID")}
 	var nsLen int
-	m.Namespace, nsLen = d.tuple16("track namespace", 1)
+	m.Namespace, nsLen = d.tupleMin("track namespace", 1, true)
 	m.TrackName = d.trackName(nsLen)
 	// Defaults of omitted parameters (§9.2.2): priority 128, the
 	// publisher's group order, forward 1, no filter (which is what
@@ -510,7 +510,7 @@ func parseSubscribeOK16(d *decoder) Message {
 func parsePublish16(d *decoder) Message {
 	m := &Publish{RequestID: d.varint("request ID")}
 	var nsLen int
-	m.Namespace, nsLen = d.tuple16("track namespace", 1)
+	m.Namespace, nsLen = d.tupleMin("track namespace", 1, true)
 	m.TrackName = d.trackName(nsLen)
 	m.TrackAlias = d.varint("track alias")
 	m.Forward = true
@@ -584,18 +584,7 @@ func parseFetch16(d *decoder) Message {
 	if d.err != nil {
 		return m
 	}
-	switch m.FetchType {
-	case FetchStandalone:
-		var nsLen int
-		m.Namespace, nsLen = d.tuple16("track namespace", 1)
-		m.TrackName = d.trackName(nsLen)
-		m.Start = d.location("start")
-		m.End = d.location("end")
-	case FetchRelativeJoining, FetchAbsoluteJoining:
-		m.JoiningRequestID = d.varint("joining request ID")
-		m.JoiningStart = d.varint("joining start")
-	default:
-		d.fail(ProtocolViolation, "invalid fetch type %d", m.FetchType)
+	if !d.fetchRange(m, true) {
 		return m
 	}
 	m.SubscriberPriority = 128
@@ -624,7 +613,7 @@ func parseFetchOK16(d *decoder) Message {
 
 func parseSubscribeNamespace16(d *decoder) Message {
 	m := &SubscribeNamespace{RequestID: d.varint("request ID")}
-	m.Prefix, _ = d.tuple16("track namespace prefix", 0)
+	m.Prefix, _ = d.tupleMin("track namespace prefix", 0, true)
 	switch opt := d.varint("subscribe options"); opt {
 	case 0:
 		m.Publish, m.NoNamespaces = true, true
@@ -641,37 +630,6 @@ func parseSubscribeNamespace16(d *decoder) Message {
 }
 
 // ---- decoding helpers ----
-
-// tuple16 reads a namespace tuple of minFields..32 fields, each at least one
-// byte long (§2.4.1 of draft-16).
-func (d *decoder) tuple16(field string, minFields uint64) ([]string, int) {
-	n := d.varint(field + " field count")
-	if d.err != nil {
-		return nil, 0
-	}
-	if n < minFields || n > MaxNamespaceFields {
-		d.fail(ProtocolViolation, "%s has %d fields, want %d..%d", field, n, minFields, MaxNamespaceFields)
-		return nil, 0
-	}
-	if n == 0 {
-		return nil, 0
-	}
-	ns := make([]string, 0, n)
-	total := 0
-	for i := uint64(0); i < n; i++ {
-		f := d.raw(field, uint64(MaxFullTrackNameLen-total))
-		if d.err != nil {
-			return nil, 0
-		}
-		if len(f) == 0 {
-			d.fail(ProtocolViolation, "%s field %d is empty", field, i)
-			return nil, 0
-		}
-		total += len(f)
-		ns = append(ns, string(f))
-	}
-	return ns, total
-}
 
 // parseKVP16 decodes one Key-Value-Pair whose type is a delta from prev.
 // Bytes aliases b.
@@ -872,19 +830,7 @@ func (d *decoder) trackExtensions16() (groupOrder uint8, params, rest Params) {
 // parseFilter16 decodes a Subscription Filter that must fill b exactly.
 func parseFilter16(b []byte) (ft uint64, start Location, endGroup uint64, ok bool) {
 	d := decoder{b: b}
-	ft = d.varint("filter type")
-	switch ft {
-	case FilterNone:
-		ft = FilterAbsoluteStart // unfiltered: see FilterNone
-	case FilterNextGroupStart, FilterLargestObject:
-	case FilterAbsoluteStart:
-		start = d.location("start")
-	case FilterAbsoluteRange:
-		start = d.location("start")
-		endGroup = d.varint("end group")
-	default:
-		return 0, Location{}, 0, false
-	}
+	ft, start, endGroup = d.filter() // the draft-14 layout, in a parameter
 	return ft, start, endGroup, d.err == nil && len(d.b) == 0
 }
 
@@ -1016,7 +962,7 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 	case Publish:
 		return frame(d16Publish, MsgPublish, func(e *encoder) {
 			e.varint("request ID", v.RequestID)
-			e.trackName(e.tuple16("track namespace", v.Namespace, 1), v.TrackName)
+			e.trackName(e.tupleMin("track namespace", v.Namespace, 1, true), v.TrackName)
 			e.varint("track alias", v.TrackAlias)
 			fields := largestExpires16(v.ContentExists, v.Largest, 0)
 			fields = append(fields, UintParam(p16Forward, b2u(v.Forward)))
@@ -1041,18 +987,7 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 	case Fetch:
 		return frame(d16Fetch, MsgFetch, func(e *encoder) {
 			e.varint("request ID", v.RequestID)
-			switch v.FetchType {
-			case FetchStandalone:
-				e.varint("fetch type", v.FetchType)
-				e.trackName(e.tuple16("track namespace", v.Namespace, 1), v.TrackName)
-				e.location("start", v.Start)
-				e.location("end", v.End)
-			case FetchRelativeJoining, FetchAbsoluteJoining:
-				e.varint("fetch type", v.FetchType)
-				e.varint("joining request ID", v.JoiningRequestID)
-				e.varint("joining start", v.JoiningStart)
-			default:
-				e.failf("invalid fetch type %d", v.FetchType)
+			if !e.fetchRange(v, true) {
 				return
 			}
 			fields := Params{UintParam(p16SubscriberPriority, uint64(v.SubscriberPriority))}
@@ -1072,7 +1007,7 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 	case PublishNamespace:
 		return frame(d16PublishNamespace, MsgPublishNamespace, func(e *encoder) {
 			e.varint("request ID", v.RequestID)
-			e.tuple16("track namespace", v.Namespace, 1)
+			e.tupleMin("track namespace", v.Namespace, 1, true)
 			e.params16(d16PublishNamespace, nil, v.Params)
 		})
 	case PublishNamespaceDone:
@@ -1086,13 +1021,13 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 			e.reason(v.Reason)
 		})
 	case Namespace:
-		return frame(d16Namespace, MsgNamespace, func(e *encoder) { e.tuple16("track namespace suffix", v.Suffix, 0) })
+		return frame(d16Namespace, MsgNamespace, func(e *encoder) { e.tupleMin("track namespace suffix", v.Suffix, 0, true) })
 	case NamespaceDone:
-		return frame(d16NamespaceDone, MsgNamespaceDone, func(e *encoder) { e.tuple16("track namespace suffix", v.Suffix, 0) })
+		return frame(d16NamespaceDone, MsgNamespaceDone, func(e *encoder) { e.tupleMin("track namespace suffix", v.Suffix, 0, true) })
 	case SubscribeNamespace:
 		return frame(d16SubscribeNamespace, MsgSubscribeNamespace, func(e *encoder) {
 			e.varint("request ID", v.RequestID)
-			e.tuple16("track namespace prefix", v.Prefix, 0)
+			e.tupleMin("track namespace prefix", v.Prefix, 0, true)
 			opt := uint64(1)
 			switch {
 			case v.NoNamespaces && v.Publish:
@@ -1148,7 +1083,7 @@ func (c Draft16) requestError(b []byte, model uint64, v SubscribeError, codes co
 // subscribe16 writes SUBSCRIBE, or TRACK_STATUS (no delivery parameters).
 func (e *encoder) subscribe16(v Subscribe, status bool) {
 	e.varint("request ID", v.RequestID)
-	e.trackName(e.tuple16("track namespace", v.Namespace, 1), v.TrackName)
+	e.trackName(e.tupleMin("track namespace", v.Namespace, 1, true), v.TrackName)
 	if status {
 		e.params16(d16TrackStatus, nil, v.Params)
 		return
@@ -1166,36 +1101,6 @@ func (e *encoder) subscribe16(v Subscribe, status bool) {
 		fields = append(fields, UintParam(p16GroupOrder, uint64(v.GroupOrder)))
 	}
 	e.params16(d16Subscribe, fields, v.Params)
-}
-
-// tuple16 writes a namespace tuple of minFields..32 non-empty fields and
-// returns its length.
-func (e *encoder) tuple16(field string, ns []string, minFields int) int {
-	if e.err != nil {
-		return 0
-	}
-	if len(ns) < minFields || len(ns) > MaxNamespaceFields {
-		e.failf("%s has %d fields, want %d..%d", field, len(ns), minFields, MaxNamespaceFields)
-		return 0
-	}
-	total := 0
-	for _, f := range ns {
-		if f == "" {
-			e.failf("%s has an empty field", field)
-			return 0
-		}
-		total += len(f)
-	}
-	if total > MaxFullTrackNameLen {
-		e.failf("%s length %d exceeds %d", field, total, MaxFullTrackNameLen)
-		return 0
-	}
-	e.b = AppendVarint(e.b, uint64(len(ns)))
-	for _, f := range ns {
-		e.b = AppendVarint(e.b, uint64(len(f)))
-		e.b = append(e.b, f...)
-	}
-	return total
 }
 
 // params16 writes the parameters of draft-16 message msg: fields (made from

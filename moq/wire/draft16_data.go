@@ -39,16 +39,7 @@ func (Draft16) NewStreamReader(r io.Reader) DataReader {
 	return &streamReader16{StreamReader: NewStreamReader(r)}
 }
 
-func (s *streamReader16) ReadStreamType() (uint64, error) {
-	t, err := s.readFirst("stream type")
-	if err != nil {
-		return 0, err
-	}
-	if t != StreamTypeFetch && !isSubgroupType16(t) {
-		return t, protocolViolation("unknown data stream type 0x%x", t)
-	}
-	return t, nil
-}
+func (s *streamReader16) ReadStreamType() (uint64, error) { return s.readStreamType(isSubgroupType16) }
 
 // ReadSubgroupHeader reads the header of stream type typ. The returned Type
 // has the DEFAULT_PRIORITY bit cleared (it is in DefaultPriority instead),
@@ -58,66 +49,14 @@ func (s *streamReader16) ReadSubgroupHeader(typ uint64) (SubgroupHeader, error) 
 		return SubgroupHeader{}, protocolViolation("0x%x is not a subgroup header type", typ)
 	}
 	h := SubgroupHeader{Type: typ &^ subgroupDefaultPriority, DefaultPriority: typ&subgroupDefaultPriority != 0}
-	var err error
-	if h.TrackAlias, err = s.readField("subgroup header track alias"); err != nil {
+	if err := s.readSubgroupFields(&h); err != nil {
 		return SubgroupHeader{}, err
-	}
-	if h.GroupID, err = s.readField("subgroup header group ID"); err != nil {
-		return SubgroupHeader{}, err
-	}
-	if h.SubgroupIDMode() == SubgroupIDExplicit {
-		if h.SubgroupID, err = s.readField("subgroup header subgroup ID"); err != nil {
-			return SubgroupHeader{}, err
-		}
-	}
-	if !h.DefaultPriority {
-		if h.PublisherPriority, err = s.readByte("subgroup header publisher priority"); err != nil {
-			return SubgroupHeader{}, err
-		}
 	}
 	return h, nil
 }
 
 func (s *streamReader16) ReadSubgroupObject(h SubgroupHeader, prevObjectID uint64, first bool, maxPayload uint64) (ObjectHeader, error) {
-	delta, err := s.readFirst("object ID delta")
-	if err != nil {
-		return ObjectHeader{}, err
-	}
-	var oh ObjectHeader
-	if first {
-		oh.ObjectID = delta
-	} else {
-		if prevObjectID >= MaxVarint || delta > MaxVarint-prevObjectID-1 {
-			return ObjectHeader{}, protocolViolation("object ID delta %d after %d overflows", delta, prevObjectID)
-		}
-		oh.ObjectID = prevObjectID + delta + 1
-	}
-	if h.HasExtensions() {
-		if oh.Extensions, err = s.readExtensions16(); err != nil {
-			return ObjectHeader{}, err
-		}
-	}
-	n, err := s.readField("object payload length")
-	if err != nil {
-		return ObjectHeader{}, err
-	}
-	oh.PayloadLen = n
-	if n > 0 {
-		if maxPayload != 0 && n > maxPayload {
-			return oh, fmt.Errorf("%w: object payload length %d exceeds %d", ErrTooLarge, n, maxPayload)
-		}
-		return oh, nil
-	}
-	if oh.Status, err = s.readField("object status"); err != nil {
-		return ObjectHeader{}, err
-	}
-	if !validObjectStatus16(oh.Status) {
-		return ObjectHeader{}, protocolViolation("unknown object status %d", oh.Status)
-	}
-	if oh.Status != ObjectStatusNormal && len(oh.Extensions) > 0 {
-		return ObjectHeader{}, protocolViolation("object with status %d has extension headers", oh.Status)
-	}
-	return oh, nil
+	return s.subgroupObject(h, prevObjectID, first, maxPayload, s.readExtensions16, &datagram16)
 }
 
 // readExtensions16 reads an extension block and rewrites it in the
@@ -284,25 +223,8 @@ func (Draft16) AppendSubgroupObject(b []byte, hdrType, prevObjectID uint64, firs
 	if oh.PayloadLen == 0 && oh.Status != ObjectStatusNormal {
 		ext = nil
 	}
-	delta := oh.ObjectID
-	if !first {
-		if oh.ObjectID <= prevObjectID {
-			panic(fmt.Sprintf("wire: object ID %d not after previous %d on subgroup stream", oh.ObjectID, prevObjectID))
-		}
-		delta = oh.ObjectID - prevObjectID - 1
-	}
-	b = AppendVarint(b, delta)
-	if hdrType&subgroupExtBit != 0 {
-		b = AppendVarint(b, uint64(len(ext)))
-		b = append(b, ext...)
-	} else if len(ext) != 0 {
-		panic("wire: object has extensions but subgroup header type has none")
-	}
-	b = AppendVarint(b, oh.PayloadLen)
-	if oh.PayloadLen == 0 {
-		b = AppendVarint(b, oh.Status)
-	}
-	return b, nil
+	oh.Extensions = ext // the same layout as draft-14 from here
+	return AppendSubgroupObjectHeader(b, hdrType, prevObjectID, first, oh), nil
 }
 
 // AppendFetchHeader writes the stream type and FETCH_HEADER (as draft-14).
@@ -385,78 +307,16 @@ func isDatagramType16(t uint64) bool {
 // ParseDatagram decodes a draft-16 OBJECT_DATAGRAM. Type keeps the wire
 // type; Extensions is rewritten in the model's layout (a copy), Payload
 // aliases b.
-func (Draft16) ParseDatagram(b []byte) (Datagram, error) {
-	var d Datagram
-	next := func(what string) (uint64, error) {
-		v, n, err := ParseVarint(b)
-		if err != nil {
-			return 0, protocolViolation("datagram: %s truncated", what)
-		}
-		b = b[n:]
-		return v, nil
-	}
-	var err error
-	if d.Type, err = next("type"); err != nil {
-		return Datagram{}, err
-	}
-	if !isDatagramType16(d.Type) {
-		return Datagram{}, protocolViolation("unknown datagram type 0x%x", d.Type)
-	}
-	status := d.Type&datagram16Status != 0
-	d.DefaultPriority = d.Type&datagram16DefaultPriority != 0
-	if d.TrackAlias, err = next("track alias"); err != nil {
-		return Datagram{}, err
-	}
-	if d.GroupID, err = next("group ID"); err != nil {
-		return Datagram{}, err
-	}
-	if d.Type&datagramNoObjectID == 0 {
-		if d.ObjectID, err = next("object ID"); err != nil {
-			return Datagram{}, err
-		}
-	}
-	if !d.DefaultPriority {
-		if len(b) == 0 {
-			return Datagram{}, protocolViolation("datagram: publisher priority truncated")
-		}
-		d.PublisherPriority, b = b[0], b[1:]
-	}
-	if d.Type&datagramExtBit != 0 {
-		n, err := next("extension headers length")
-		if err != nil {
-			return Datagram{}, err
-		}
-		if n == 0 {
-			return Datagram{}, protocolViolation("datagram: extensions present with length 0")
-		}
-		if n > uint64(len(b)) {
-			return Datagram{}, protocolViolation("datagram: extension headers length %d runs past end", n)
-		}
-		if d.Extensions, err = extensions16To14(b[:n]); err != nil {
-			return Datagram{}, err
-		}
-		b = b[n:]
-	}
-	if status {
-		if d.Status, err = next("object status"); err != nil {
-			return Datagram{}, err
-		}
-		if len(b) != 0 {
-			return Datagram{}, protocolViolation("datagram: %d bytes after object status", len(b))
-		}
-		if !validObjectStatus16(d.Status) {
-			return Datagram{}, protocolViolation("datagram: unknown object status %d", d.Status)
-		}
-		if d.Status != ObjectStatusNormal && len(d.Extensions) > 0 {
-			return Datagram{}, protocolViolation("datagram: object with status %d has extension headers", d.Status)
-		}
-		return d, nil
-	}
-	d.EndOfGroup = d.Type&datagramEndOfGroup != 0
-	if len(b) > 0 {
-		d.Payload = b
-	}
-	return d, nil
+func (Draft16) ParseDatagram(b []byte) (Datagram, error) { return parseDatagram(b, &datagram16) }
+
+var datagram16 = objectRules{
+	isType:       isDatagramType16,
+	isStatus:     func(t uint64) bool { return t&datagram16Status != 0 },
+	hasObjectID:  func(t uint64, _ bool) bool { return t&datagramNoObjectID == 0 },
+	defaultPrio:  func(t uint64) bool { return t&datagram16DefaultPriority != 0 },
+	validStatus:  validObjectStatus16,
+	noExtensions: func(s uint64) bool { return s != ObjectStatusNormal },
+	extensions:   extensions16To14,
 }
 
 // AppendDatagram writes d as a draft-16 OBJECT_DATAGRAM, choosing the type
