@@ -1,11 +1,3 @@
-// Package moq implements MoQ Transport (draft-ietf-moq-transport-14 and
-// -16): sessions over raw QUIC, WebTransport and in-process pipes, in the
-// client and the server role, and the relay core that fans tracks out.
-//
-// A session works on one message model (package wire's message structs)
-// whatever the version; the version's wire.Codec, chosen by the negotiated
-// ALPN / WebTransport protocol, turns it into bytes. Sessions of different
-// versions meet in the relay through that model.
 package moq
 
 import (
