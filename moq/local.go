@@ -181,3 +181,35 @@ func (r *Relay) detachLocal(b *broadcast, lp *localPub) {
 	b.local = nil
 	r.startGraceLocked(b)
 }
+
+// watcher is an in-process namespace subscriber.
+type watcher struct {
+	prefix Namespace
+	fn     func(path string, active bool)
+}
+
+// Watch calls fn for every broadcast under prefix ("" for all) that is
+// live now and that starts (active) or ends from now on, as a namespace
+// subscription does for a remote client. fn runs on its own goroutine;
+// the returned function stops the watch.
+func (l *LocalClient) Watch(prefix string, fn func(path string, active bool)) (stop func()) {
+	w := &watcher{prefix: ParsePath(prefix), fn: fn}
+	r := l.r
+	r.mu.Lock()
+	r.watchers[w] = struct{}{}
+	var live []string
+	for _, b := range r.broadcasts {
+		if HasPrefix(b.path, w.prefix) && !b.onDemand {
+			live = append(live, b.path)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range live {
+		go fn(p, true)
+	}
+	return func() {
+		r.mu.Lock()
+		delete(r.watchers, w)
+		r.mu.Unlock()
+	}
+}

@@ -51,6 +51,8 @@ type Relay struct {
 	upstreams   map[*Session]bool // sessions we dialed to upstreams (false) or peers (true)
 	// localHandles count the in-process adapters' handles (Local).
 	localHandles map[string]*localStat
+	// watchers are in-process namespace subscribers (LocalClient.Watch).
+	watchers map[*watcher]struct{}
 }
 
 type broadcast struct {
@@ -100,6 +102,7 @@ func NewRelay(cfg RelayConfig) *Relay {
 		localClosed: make(map[string]*TransportStats),
 
 		localHandles: make(map[string]*localStat),
+		watchers:     make(map[*watcher]struct{}),
 	}
 }
 
@@ -569,9 +572,18 @@ func (r *Relay) announce(b *broadcast, active bool) {
 			}
 		}
 	}
+	var ws []*watcher
+	for w := range r.watchers {
+		if HasPrefix(b.path, w.prefix) && !b.onDemand {
+			ws = append(ws, w)
+		}
+	}
 	r.mu.Unlock()
 	for _, t := range ts {
 		go r.announceTo(t.s, t.prefix, b.path, active)
+	}
+	for _, w := range ws {
+		go w.fn(b.path, active)
 	}
 }
 

@@ -200,70 +200,19 @@ func (s *Server) expire(now time.Time) {
 	}
 }
 
-// watch starts a muxer for each broadcast the relay announces (AlwaysOn).
-// It uses a namespace subscription on an in-process session, like a remote
-// client discovering broadcasts.
+// watch starts a muxer for each broadcast the relay announces (AlwaysOn),
+// through the relay's in-process namespace watch.
 func (s *Server) watch(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := s.watchOnce(ctx)
-		if ctx.Err() != nil {
+	stop := s.cfg.Relay.Local("hls").Watch("", func(path string, active bool) {
+		if !active || ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("hls: broadcast discovery ended, retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
+		if _, err := s.stream(path, true); err != nil {
+			s.log.Warn("hls: cannot start muxer", "broadcast", path, "err", err)
 		}
-	}
-}
-
-func (s *Server) watchOnce(ctx context.Context) error {
-	// Every broadcast: draft-16 has the empty prefix for that; draft-14
-	// wants at least one field, and a single empty one matches every path
-	// under moqgate's relay, which compares prefixes by path. A refused
-	// request may leave its session unusable, so each try gets its own.
-	var err error
-	for _, prefix := range []moq.Namespace{{}, {""}} {
-		var sess *moq.Session
-		sess, err = s.cfg.Relay.ConnectLocalAs(ctx, "hls", moq.Config{Logger: s.log}, moq.Config{})
-		if err != nil {
-			return err
-		}
-		var ns *moq.NamespaceSubscription
-		ns, err = sess.SubscribeNamespace(ctx, prefix)
-		if err != nil {
-			sess.Close()
-			continue
-		}
-		err = s.follow(ctx, sess, ns)
-		ns.Close()
-		sess.Close()
-		return err
-	}
-	return err
-}
-
-// follow starts a muxer for every broadcast announced on ns.
-func (s *Server) follow(ctx context.Context, sess *moq.Session, ns *moq.NamespaceSubscription) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-sess.Done():
-			return sess.Err()
-		case ev, ok := <-ns.Events():
-			if !ok {
-				return errors.New("namespace subscription ended")
-			}
-			path := moq.ParsePath(ev.Namespace.Path()).Path() // without an empty prefix field
-			if ev.Active && path != "" {
-				if _, err := s.stream(path, true); err != nil {
-					s.log.Warn("hls: cannot start muxer", "broadcast", path, "err", err)
-				}
-			}
-		}
-	}
+	})
+	<-ctx.Done()
+	stop()
 }
 
 var errTooMany = errors.New("hls: too many muxers")
