@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// Drives one headless Chromium for a Go test over stdin/stdout, so that a
+// test can open several pages in one browser and check them as it goes.
+//
+//   node drive.mjs [--arg=CHROMIUM_FLAG]...
+//
+// Each stdin line is a JSON request {id, op, ...}; each stdout line the
+// answer {id, value} or {id, error}. Requests run concurrently.
+//
+//   {op: "open", page, url, width?, height?}   new page (own context) at url
+//   {op: "eval", page, expr}                   value of the JS expression
+//   {op: "wait", page, expr, timeout}          first truthy value of expr (polled)
+//   {op: "screenshot", page, path}             PNG of the page's viewport
+//   {op: "close", page}
+//
+// Console messages, page errors and failed requests go to stderr, prefixed
+// with the page name. The browser closes when stdin ends. Chromium is
+// /usr/bin/chromium (or $CHROMIUM); no browser is ever downloaded.
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const BASE_ARGS = [
+	"--headless",
+	"--no-sandbox",
+	"--disable-gpu",
+	"--no-first-run",
+	"--disable-background-networking",
+	"--disable-component-update",
+	"--disable-sync",
+];
+
+const log = (line) => process.stderr.write(`${line}\n`);
+const send = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
+
+const extra = process.argv.slice(2).filter((a) => a.startsWith("--arg=")).map((a) => a.slice(6));
+const browser = await chromium.launch({
+	executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+	headless: true,
+	args: [...BASE_ARGS, ...extra],
+	timeout: 60000,
+});
+const pages = new Map(); // name → {context, page}
+
+function need(name) {
+	const p = pages.get(name);
+	if (!p) throw new Error(`no page ${name}`);
+	return p.page;
+}
+
+const ops = {
+	async open({ page: name, url, width, height }) {
+		if (pages.has(name)) throw new Error(`page ${name} is open`);
+		const context = await browser.newContext({ viewport: { width: width || 1280, height: height || 800 } });
+		const page = await context.newPage();
+		pages.set(name, { context, page });
+		page.on("console", (m) => log(`[${name} console.${m.type()}] ${m.text()}`));
+		page.on("pageerror", (e) => log(`[${name} pageerror] ${e.stack || e.message || e}`));
+		page.on("requestfailed", (r) => log(`[${name} requestfailed] ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
+		page.on("crash", () => log(`[${name} crash]`));
+		await page.goto(url, { waitUntil: "domcontentloaded", timeout: 30000 });
+		return true;
+	},
+	async eval({ page, expr }) {
+		return need(page).evaluate(expr);
+	},
+	async wait({ page, expr, timeout }) {
+		const h = await need(page).waitForFunction(expr, null, { timeout: timeout || 30000, polling: 100 });
+		return h.jsonValue();
+	},
+	async screenshot({ page, path }) {
+		await need(page).screenshot({ path });
+		return path;
+	},
+	async close({ page: name }) {
+		const p = pages.get(name);
+		pages.delete(name);
+		if (p) await p.context.close();
+		return true;
+	},
+};
+
+const pending = new Set();
+const rl = createInterface({ input: process.stdin });
+rl.on("line", (line) => {
+	if (!line.trim()) return;
+	let req;
+	try {
+		req = JSON.parse(line);
+	} catch (e) {
+		log(`drive: bad request ${line}: ${e.message}`);
+		return;
+	}
+	const op = ops[req.op];
+	const run = op ? op(req) : Promise.reject(new Error(`unknown op ${req.op}`));
+	const p = run.then(
+		(value) => send({ id: req.id, value: value === undefined ? null : value }),
+		(e) => send({ id: req.id, error: String(e?.message || e) }),
+	);
+	pending.add(p);
+	p.finally(() => pending.delete(p));
+});
+rl.on("close", async () => {
+	await Promise.allSettled([...pending]);
+	await browser.close();
+	process.exit(0);
+});
