@@ -131,7 +131,8 @@ export function summarize(b) {
 
 // viewerText is e.g. "3 (2 WebTransport, 1 HLS)".
 export function viewerText(viewers) {
-	const names = { webtransport: "WebTransport", quic: "QUIC", hls: "LL-HLS", whep: "WHEP", srt: "SRT", relay: "relay" };
+	// In-process adapters: "hls" is one LL-HLS muxer, "local" the WHEP feed.
+	const names = { webtransport: "WebTransport", quic: "QUIC", hls: "LL-HLS", local: "WHEP", whep: "WHEP", srt: "SRT", relay: "relay" };
 	const parts = Object.entries(viewers).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
 	const total = parts.reduce((s, [, n]) => s + n, 0);
 	if (!total) return "0";

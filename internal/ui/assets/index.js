@@ -15,7 +15,15 @@ function facts(s) {
 		fact("Bitrate", fmtBitrate(s.bitrate)),
 		fact("Viewers", viewerText(s.viewers)),
 		fact("Live for", "", "since"),
-		fact("Source", s.fromRelay ? "upstream relay" : s.publisher || ""));
+		source(s) && fact("Source", source(s)));
+}
+
+// source names the ingest protocol (in-process publishers are named
+// after it, e.g. "rtmp-client").
+function source(s) {
+	if (s.fromRelay) return "upstream relay";
+	const m = /^(rtmp|whip|srt)/i.exec(s.publisher || "");
+	return m ? m[1].toUpperCase() : s.publisher;
 }
 
 function card(s) {

@@ -1,10 +1,10 @@
 // GET /publish/{broadcast}: publishes the camera and microphone, or a
 // screen, over WHIP (RFC 9725) with H.264 or VP8 and Opus. The state is
 // kept in window.__publish for scripts and tests.
-import { $, config, broadcastURLs, urlRows, encodePath, fmtBitrate, sleep } from "/ui/common.js";
+import { $, config, broadcastURLs, urlRows, encodePath, fmtBitrate, codecName, sleep } from "/ui/common.js";
 
 const q = new URLSearchParams(location.search);
-const status = { state: "idle", codec: "", framesSent: 0, width: 0, height: 0, bitrate: 0, error: "", resource: "" };
+const status = { state: "idle", codec: "", framesSent: 0, width: 0, height: 0, bitrate: 0, error: "", resource: "", deleteStatus: 0 };
 window.__publish = status;
 
 const choices = { source: q.get("source") === "screen" ? "screen" : "camera", codec: q.get("codec") === "vp8" ? "vp8" : "h264" };
@@ -134,18 +134,22 @@ async function stats(pc) {
 	const now = performance.now();
 	if (status.lastBytes !== undefined) status.bitrate = ((bytes - status.lastBytes) * 8000) / (now - status.lastAt);
 	Object.assign(status, { framesSent: frames, width: w, height: hh, codec, lastBytes: bytes, lastAt: now });
-	$("#s-codec").textContent = codec ? `${codec.toUpperCase()} + Opus` : "–";
+	$("#s-codec").textContent = codec ? `${codecName(codec)} + Opus` : "–";
 	$("#s-resolution").textContent = w ? `${w}×${hh}` : "–";
 	$("#s-bitrate").textContent = fmtBitrate(status.bitrate);
 	$("#s-frames").textContent = String(frames);
 }
 
-function stop(why = "") {
+// stop ends the WHIP session: DELETE first (so the server ends the
+// broadcast at once), then the peer connection and the capture.
+async function stop(why = "", leaving = false) {
 	const s = session;
 	session = null;
 	if (!s) return;
 	clearInterval(s.timer);
-	fetch(s.resource, { method: "DELETE", headers: s.token ? { Authorization: "Bearer " + s.token } : {}, keepalive: true }).catch(() => {});
+	const del = fetch(s.resource, { method: "DELETE", headers: s.token ? { Authorization: "Bearer " + s.token } : {}, keepalive: true })
+		.then((r) => (status.deleteStatus = r.status), () => (status.deleteStatus = -1));
+	if (!leaving) await Promise.race([del, sleep(2000)]);
 	s.pc.close();
 	s.media.getTracks().forEach((t) => t.stop());
 	$("#preview").srcObject = null;
@@ -177,7 +181,7 @@ function main() {
 		if (!session) start();
 	});
 	$("#stop").addEventListener("click", () => stop());
-	addEventListener("pagehide", () => stop());
+	addEventListener("pagehide", () => stop("", true));
 	if (!window.isSecureContext) note("Browsers allow the camera only on https:// or http://localhost pages.", "bad");
 }
 

@@ -1,0 +1,298 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moqgate/moqgate/internal/browsertest"
+)
+
+// The embedded pages (internal/ui) in a real Chromium against a real
+// moqgate fed by ffmpeg over RTMP and by the publish page over WHIP.
+
+// watchState is the watch page's window.__watch.
+type watchState struct {
+	Transport   string `json:"transport"`
+	State       string `json:"state"`
+	Frames      int    `json:"frames"`
+	Width       int    `json:"width"`
+	Height      int    `json:"height"`
+	LatencyMs   *int   `json:"latencyMs"`
+	LatencyKind string `json:"latencyKind"`
+	Stalls      int    `json:"stalls"`
+	Message     string `json:"message"`
+	Error       string `json:"error"`
+}
+
+// artifactDir is where the UI tests keep their screenshots:
+// $MOQGATE_TEST_ARTIFACTS/<test> when set (CI uploads it), else a
+// temporary directory of the test.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if base := os.Getenv("MOQGATE_TEST_ARTIFACTS"); base != "" {
+		dir = filepath.Join(base, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func screenshot(t *testing.T, ctx context.Context, p *browsertest.Page, dir, name string) {
+	t.Helper()
+	file := filepath.Join(dir, name+".png")
+	if err := p.Screenshot(ctx, file); err != nil {
+		t.Errorf("screenshot: %v", err)
+		return
+	}
+	t.Logf("screenshot: %s", file)
+}
+
+// rtmpPush publishes a 640x360 H.264 (no B-frames, a keyframe a second)
+// and AAC test signal for the given time.
+func rtmpPush(t *testing.T, ctx context.Context, rtmpURL string, seconds int) {
+	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", fmt.Sprint(seconds),
+		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-bf", "0",
+		"-c:a", "aac", "-f", "flv", rtmpURL)
+}
+
+// watchPlays opens the watch page and checks that decoded frames keep
+// being presented for 5 s and that the page names the transport.
+func watchPlays(t *testing.T, ctx context.Context, b *browsertest.Browser, pageURL, transport, shots string) watchState {
+	t.Helper()
+	p, err := b.Open(ctx, "watch-"+transport, pageURL, 1280, 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	var st watchState
+	if err := p.Wait(ctx, `window.__watch && window.__watch.frames > 0 && window.__watch`, 40*time.Second, &st); err != nil {
+		p.Eval(ctx, `window.__watch`, &st)
+		screenshot(t, ctx, p, shots, "watch-"+transport+"-failed")
+		t.Fatalf("no frame over %s: %v (page state %+v)", transport, err, st)
+	}
+	// Frames must advance in every one of five seconds.
+	prev := st.Frames
+	for i := range 5 {
+		time.Sleep(time.Second)
+		if err := p.Eval(ctx, `window.__watch`, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Frames <= prev {
+			screenshot(t, ctx, p, shots, "watch-"+transport+"-stuck")
+			t.Fatalf("%s: frames stopped at %d in second %d (%+v)", transport, st.Frames, i+1, st)
+		}
+		prev = st.Frames
+	}
+	var shown string
+	if err := p.Eval(ctx, `document.querySelector("#s-transport").textContent + " / " + document.querySelector("#s-resolution").textContent`, &shown); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, p, shots, "watch-"+transport)
+	want := map[string]string{"moq": "MoQ", "whep": "WHEP", "hls": "LL-HLS"}[transport]
+	if st.Transport != transport || !strings.HasPrefix(shown, want+" / ") {
+		t.Errorf("page shows transport %q (state %q), want %s", shown, st.Transport, want)
+	}
+	if st.Width != 640 || st.Height != 360 {
+		t.Errorf("%s: resolution %dx%d, want 640x360", transport, st.Width, st.Height)
+	}
+	lat := "none"
+	if st.LatencyMs != nil {
+		lat = fmt.Sprintf("%d ms (%s)", *st.LatencyMs, st.LatencyKind)
+	}
+	t.Logf("%s: %d frames, %dx%d, latency %s, %d stalls; page shows %q", transport, st.Frames, st.Width, st.Height, lat, st.Stalls, shown)
+	return st
+}
+
+// listHas reports the broadcast paths the list page shows.
+const listPaths = `[...document.querySelectorAll("#list .card")].map((c) => c.dataset.path)`
+
+// TestWebUI: one moqgate, one Chromium. The list page shows an RTMP
+// broadcast within 2 s of the API and drops it within 2 s after it ends;
+// the watch page plays it over MoQ, WHEP and LL-HLS; the publish page
+// (fake camera) becomes a broadcast that `moqgate sub` records as H.264
+// and Opus.
+func TestWebUI(t *testing.T) {
+	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
+	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
+	defer cancel()
+	g := startGate(t, "")
+	b := browsertest.Launch(t, webrtcChromiumArgs...)
+	shots := artifactDir(t)
+
+	list, err := b.Open(ctx, "list", g.Web+"/", 1280, 800)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := list.Wait(ctx, `!document.querySelector("#empty").classList.contains("hidden")`, 10*time.Second, nil); err != nil {
+		t.Fatalf("the list page does not say that nothing is live: %v", err)
+	}
+	screenshot(t, ctx, list, shots, "list-empty")
+
+	const path = "live/ui"
+	pushCtx, stopPush := context.WithCancel(ctx)
+	defer stopPush()
+	rtmpPush(t, pushCtx, g.RTMP+"/"+path, 120)
+	g.waitBroadcast(t, ctx, path)
+	t0 := time.Now()
+	if err := list.Wait(ctx, listPaths+`.includes("live/ui")`, 2*time.Second, nil); err != nil {
+		t.Fatalf("the list page did not show %s within 2 s of the API: %v", path, err)
+	}
+	t.Logf("list page showed %s %s after the API", path, time.Since(t0).Round(time.Millisecond))
+
+	for _, tr := range []string{"moq", "whep", "hls"} {
+		t.Run(tr, func(t *testing.T) {
+			watchPlays(t, ctx, b, g.Web+"/watch/"+path+"?transport="+tr, tr, shots)
+		})
+	}
+	t.Run("auto", func(t *testing.T) {
+		// Chromium has WebTransport, so the default is MoQ.
+		p, err := b.Open(ctx, "watch-auto", g.Web+"/watch/"+path, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		var tr string
+		if err := p.Wait(ctx, `window.__watch && window.__watch.frames > 0 && window.__watch.transport`, 40*time.Second, &tr); err != nil || tr != "moq" {
+			t.Fatalf("default transport %q (%v), want moq", tr, err)
+		}
+	})
+	t.Run("unknown", func(t *testing.T) {
+		p, err := b.Open(ctx, "watch-unknown", g.Web+"/watch/live/nobody", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		var msg string
+		if err := p.Wait(ctx, `window.__watch && window.__watch.state === "offline" && window.__watch.message`, 10*time.Second, &msg); err != nil {
+			t.Fatalf("no message for an unknown broadcast: %v", err)
+		}
+		if !strings.Contains(msg, "live/nobody") {
+			t.Errorf("unknown broadcast message %q does not name it", msg)
+		}
+		screenshot(t, ctx, p, shots, "watch-unknown")
+	})
+
+	t.Run("publish", func(t *testing.T) { publishPage(t, ctx, g, b, list, shots) })
+
+	screenshot(t, ctx, list, shots, "list-live")
+	stopPush()
+	waitFor(t, ctx, "the RTMP broadcast to end", func() bool {
+		return !slices.ContainsFunc(g.broadcasts(t), func(b map[string]any) bool { return b["path"] == path })
+	})
+	t0 = time.Now()
+	if err := list.Wait(ctx, `!`+listPaths+`.includes("live/ui")`, 2*time.Second, nil); err != nil {
+		t.Fatalf("the list page still shows %s 2 s after it ended: %v", path, err)
+	}
+	t.Logf("list page dropped %s %s after the API", path, time.Since(t0).Round(time.Millisecond))
+}
+
+// publishPage publishes the fake camera and microphone from
+// /publish/live/webcam over WHIP and records it with `moqgate sub`.
+func publishPage(t *testing.T, ctx context.Context, g *gate, b *browsertest.Browser, list *browsertest.Page, shots string) {
+	const path = "live/webcam"
+	p, err := b.Open(ctx, "publish", g.Web+"/publish/"+path, 1280, 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	if err := p.Wait(ctx, `window.__publish && document.querySelector("#start")`, 10*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Eval(ctx, `document.querySelector("#start").click()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	var state string
+	if err := p.Wait(ctx, `window.__publish.state !== "starting" && window.__publish.state !== "idle" && window.__publish.state`, 20*time.Second, &state); err != nil || state != "live" {
+		var msg string
+		p.Eval(ctx, `window.__publish.error`, &msg)
+		t.Fatalf("publish page state %q (%v): %s", state, err, msg)
+	}
+	g.waitBroadcast(t, ctx, path)
+	if err := list.Wait(ctx, listPaths+`.includes("live/webcam")`, 2*time.Second, nil); err != nil {
+		t.Errorf("the list page did not show %s within 2 s of the API: %v", path, err)
+	}
+	file, subDone := sub(t, ctx, g.MoQ, path, "--duration", "5s")
+	waitExit(t, subDone, 30*time.Second)
+	screenshot(t, ctx, p, shots, "publish")
+	pr := ffprobe(t, file)
+	var codecs []string
+	for _, s := range pr.Streams {
+		codecs = append(codecs, s.CodecName)
+	}
+	t.Logf("moqgate sub recorded the publish page: %v, %d packets", codecs, len(pr.Packets))
+	if !slices.Contains(codecs, "h264") || !slices.Contains(codecs, "opus") {
+		t.Errorf("recorded streams %v, want h264 and opus", codecs)
+	}
+	decodesVFR(t, file)
+	// Stop ends the WHIP session (DELETE), and with it the broadcast.
+	if err := p.Eval(ctx, `document.querySelector("#stop").click()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	var del int
+	if err := p.Wait(ctx, `window.__publish.deleteStatus`, 5*time.Second, &del); err != nil || del != 200 {
+		t.Errorf("Stop: WHIP DELETE answered %d (%v), want 200", del, err)
+	}
+	waitFor(t, ctx, "the published broadcast to end", func() bool {
+		return !slices.ContainsFunc(g.broadcasts(t), func(b map[string]any) bool { return b["path"] == path })
+	})
+}
+
+// TestWebUIAuth: with JWT auth on, the watch page with a valid ?jwt=
+// plays over each transport; without a token, or with one for another
+// path, it shows the refusal and plays nothing.
+func TestWebUIAuth(t *testing.T) {
+	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
+	defer cancel()
+	secret := writeSecret(t, "0123456789abcdef0123456789abcdef")
+	g := startGate(t, "", "--jwt-secret-file", secret)
+	const path = "live/secret"
+	rtmpPush(t, ctx, g.RTMP+"/"+path+"?jwt="+mint(t, secret, "--pub", "live/"), 120)
+	g.waitBroadcast(t, ctx, path)
+	b := browsertest.Launch(t, webrtcChromiumArgs...)
+	shots := artifactDir(t)
+
+	tok := url.QueryEscape(mint(t, secret, "--sub", "live/"))
+	for _, tr := range []string{"moq", "whep", "hls"} {
+		t.Run("token-"+tr, func(t *testing.T) {
+			watchPlays(t, ctx, b, g.Web+"/watch/"+path+"?transport="+tr+"&jwt="+tok, tr, shots)
+		})
+	}
+	for name, q := range map[string]string{
+		"no-token":      "",
+		"other-path":    "&jwt=" + url.QueryEscape(mint(t, secret, "--sub", "other/")),
+		"bad-signature": "&jwt=" + tok + "x",
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := b.Open(ctx, "refused-"+name, g.Web+"/watch/"+path+"?transport=moq"+q, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close(ctx)
+			var st watchState
+			if err := p.Wait(ctx, `window.__watch && window.__watch.state === "refused" && window.__watch`, 10*time.Second, &st); err != nil {
+				t.Fatalf("no refusal: %v", err)
+			}
+			var form bool
+			if err := p.Eval(ctx, `!document.querySelector("#tokenform").classList.contains("hidden")`, &form); err != nil || !form {
+				t.Errorf("the refusal offers no token field (%v)", err)
+			}
+			time.Sleep(2 * time.Second)
+			if err := p.Eval(ctx, `window.__watch`, &st); err != nil || st.Frames != 0 {
+				t.Errorf("refused page shows frames: %+v %v", st, err)
+			}
+			t.Logf("%s: %q", name, st.Message)
+			screenshot(t, ctx, p, shots, "refused-"+name)
+		})
+	}
+}
