@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -249,7 +250,9 @@ func publishPage(t *testing.T, ctx context.Context, g *gate, b *browsertest.Brow
 
 // TestWebUIAuth: with JWT auth on, the watch page with a valid ?jwt=
 // plays over each transport; without a token, or with one for another
-// path, it shows the refusal and plays nothing.
+// path, it shows the refusal and plays nothing. The publish page is
+// refused without a token and, with one, publishes VP8 in two simulcast
+// renditions.
 func TestWebUIAuth(t *testing.T) {
 	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
@@ -295,4 +298,73 @@ func TestWebUIAuth(t *testing.T) {
 			screenshot(t, ctx, p, shots, "refused-"+name)
 		})
 	}
+	t.Run("publish", func(t *testing.T) {
+		const cam = "live/cam"
+		p, err := b.Open(ctx, "publish", g.Web+"/publish/"+cam+"?codec=vp8&simulcast=1", 1280, 900)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		start := func() string {
+			t.Helper()
+			if err := p.Wait(ctx, `window.__publish && document.querySelector("#start") && !document.querySelector("#start").disabled`, 10*time.Second, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Eval(ctx, `document.querySelector("#start").click()`, nil); err != nil {
+				t.Fatal(err)
+			}
+			var state string
+			if err := p.Wait(ctx, `!["starting", "idle"].includes(window.__publish.state) && window.__publish.state`, 20*time.Second, &state); err != nil {
+				t.Fatal(err)
+			}
+			return state
+		}
+		if state := start(); state != "error" {
+			t.Fatalf("publishing without a token: state %q, want error", state)
+		}
+		var msg string
+		p.Eval(ctx, `window.__publish.error`, &msg)
+		t.Logf("without a token: %q", msg)
+		if !strings.Contains(msg, "401") {
+			t.Errorf("refusal message %q does not tell the 401", msg)
+		}
+		screenshot(t, ctx, p, shots, "publish-refused")
+		pub := mint(t, secret, "--pub", cam)
+		if err := p.Eval(ctx, `document.querySelector("#token").value = `+jsString(pub), nil); err != nil {
+			t.Fatal(err)
+		}
+		if state := start(); state != "live" {
+			p.Eval(ctx, `window.__publish.error`, &msg)
+			t.Fatalf("publishing with a token: state %q: %s", state, msg)
+		}
+		g.waitBroadcast(t, ctx, cam)
+		waitFor(t, ctx, "the simulcast renditions video-h and video-l", func() bool {
+			for _, b := range g.broadcasts(t) {
+				if b["path"] != cam {
+					continue
+				}
+				var names []string
+				tracks, _ := b["tracks"].([]any)
+				for _, tr := range tracks {
+					if m, ok := tr.(map[string]any); ok {
+						n, _ := m["name"].(string)
+						names = append(names, n)
+					}
+				}
+				return slices.Contains(names, "video-h") && slices.Contains(names, "video-l")
+			}
+			return false
+		})
+		var codec string
+		if err := p.Wait(ctx, `window.__publish.codec`, 10*time.Second, &codec); err != nil || !strings.EqualFold(codec, "vp8") {
+			t.Errorf("publish page sends %q (%v), want VP8", codec, err)
+		}
+		screenshot(t, ctx, p, shots, "publish-simulcast")
+	})
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

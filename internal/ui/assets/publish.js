@@ -105,8 +105,9 @@ async function start() {
 		vt.addEventListener("ended", () => stop("The capture ended."));
 		setState("live", "live");
 		$("#stop").disabled = false;
-		showLinks(name, token);
-		note(`Publishing over WHIP. Viewers can watch at ${u.watch}`, "ok");
+		showLinks(name);
+		// The publish token is not a viewer's token: the links carry none.
+		note(`Publishing over WHIP.${config.auth ? " Viewers need a subscribe token (?jwt=) to watch." : ""}`, "ok");
 	} catch (e) {
 		pc?.close();
 		media?.getTracks().forEach((t) => t.stop());
@@ -161,8 +162,8 @@ async function stop(why = "", leaving = false) {
 	note(why || "Stopped.", why ? "bad" : "");
 }
 
-function showLinks(name, token) {
-	const u = broadcastURLs(name, token);
+function showLinks(name) {
+	const u = broadcastURLs(name);
 	$("#urls").replaceWith(Object.assign(urlRows([["Watch page", u.watch], ["LL-HLS", u.hls], ["WHEP", u.whep]]), { id: "urls" }));
 	$("#watchlink").href = u.watch;
 	$("#links").classList.remove("hidden");

@@ -22,7 +22,7 @@ const support = {
 };
 const labels = { moq: "MoQ", whep: "WHEP", hls: "LL-HLS" };
 const longLabels = { moq: "MoQ over WebTransport", whep: "WHEP (WebRTC)", hls: "LL-HLS" };
-const via = { moq: "WebTransport · @moq/watch", whep: "WebRTC", hls: nativeHLS && !window.MediaSource ? "native player" : "hls.js" };
+const via = { moq: "WebTransport", whep: "WebRTC", hls: nativeHLS && !window.MediaSource ? "native player" : "hls.js" };
 const lacks = {
 	moq: "This browser has no WebTransport or WebCodecs, which MoQ playback needs.",
 	whep: "This browser has no WebRTC (RTCPeerConnection), which WHEP playback needs.",
