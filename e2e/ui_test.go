@@ -183,6 +183,30 @@ func TestWebUI(t *testing.T) {
 		screenshot(t, ctx, p, shots, "watch-unknown")
 	})
 
+	t.Run("whep-bframes", func(t *testing.T) {
+		// moqgate refuses WHEP for a broadcast with B-frames (406); the
+		// page says why and does not retry.
+		ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-t", "60",
+			"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "2", "-f", "flv", g.RTMP+"/live/bframes")
+		g.waitBroadcast(t, ctx, "live/bframes")
+		p, err := b.Open(ctx, "watch-bframes", g.Web+"/watch/live/bframes?transport=whep", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		var msg string
+		if err := p.Wait(ctx, `window.__watch && window.__watch.state === "unsupported" && window.__watch.message + " " + window.__watch.detail`, 30*time.Second, &msg); err != nil {
+			var st watchState
+			p.Eval(ctx, `window.__watch`, &st)
+			t.Fatalf("no unsupported message: %v (%+v)", err, st)
+		}
+		t.Logf("B-frames over WHEP: %q", msg)
+		if !strings.Contains(msg, "B-frames") {
+			t.Errorf("message %q does not tell about B-frames", msg)
+		}
+		screenshot(t, ctx, p, shots, "watch-whep-bframes")
+	})
+
 	t.Run("publish", func(t *testing.T) { publishPage(t, ctx, g, b, list, shots) })
 
 	screenshot(t, ctx, list, shots, "list-live")

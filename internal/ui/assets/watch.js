@@ -1,7 +1,7 @@
 // GET /watch/{broadcast}: plays a broadcast over MoQ (WebTransport, with
 // @moq/watch), WHEP (RTCPeerConnection) or LL-HLS (hls.js, or native HLS
 // in Safari). The state is kept in window.__watch for scripts and tests.
-import { $, config, broadcastURLs, urlRows, encodePath, withToken, fmtMs, sleep } from "/ui/common.js";
+import { $, config, broadcastURLs, urlRows, encodePath, withToken, fmtMs, summarize, sleep } from "/ui/common.js";
 
 const path = config.broadcast;
 const q = new URLSearchParams(location.search);
@@ -35,9 +35,10 @@ const chosen = choice === "auto" ? ["moq", "whep", "hls"].find((t) => support[t]
 // PlayerError is a failure the page explains; kind "refused" and
 // "unsupported" are final, "notfound" waits for the broadcast, others retry.
 class PlayerError extends Error {
-	constructor(kind, message) {
+	constructor(kind, message, detail = "") {
 		super(message);
 		this.kind = kind;
+		this.detail = detail;
 	}
 }
 
@@ -321,6 +322,8 @@ function iceGathered(pc) {
 function httpError(code, body) {
 	if (code === 401 || code === 403) return new PlayerError("refused", body || `HTTP ${code}`);
 	if (code === 404) return new PlayerError("notfound", body || "no such broadcast");
+	// e.g. WHEP of a broadcast with B-frames: retrying will not help.
+	if (code === 406 || code === 415) return new PlayerError("unsupported", `${labels[chosen]} cannot play this broadcast.`, `The server says: ${body || `HTTP ${code}`}.`);
 	return new PlayerError("server", `The server answered ${code}${body ? `: ${body}` : ""}.`);
 }
 
@@ -333,11 +336,20 @@ async function lookup() {
 	return r.json();
 }
 
+// describe shows what the broadcast carries under its name.
+function describe(b) {
+	const s = summarize(b);
+	const v = s.video.map((t) => `${t.codec}${t.width ? ` ${t.width}×${t.height}` : ""}`);
+	const a = [...new Set(s.audio.map((t) => t.codec))];
+	$("#info").textContent = [...v, ...a].join(" · ");
+}
+
 // waitLive returns once the broadcast exists, saying so while it does not.
 async function waitLive() {
 	for (let first = true; ; first = false) {
 		try {
-			if (await lookup()) return;
+			const b = await lookup();
+			if (b) return describe(b);
 			setState("offline");
 			overlay("info", `No broadcast “${path}” is live on this server.`,
 				"This page starts playing as soon as it goes live. Publish it over RTMP, SRT or WHIP, or from /publish/" + path + ".");
@@ -371,10 +383,11 @@ function refuse(detail) {
 	overlay("refused", msg, detail || "Paste a subscribe token below, or open this page with ?jwt=TOKEN.");
 }
 
-function unsupported(msg) {
+function unsupported(msg, detail = "") {
 	setState("unsupported");
 	status.error = "unsupported";
-	overlay("unsupported", msg, "Choose another transport above.");
+	status.detail = detail;
+	overlay("unsupported", msg, `${detail} Choose another transport above.`.trim());
 }
 
 async function run() {
@@ -399,7 +412,7 @@ async function run() {
 			if (!(e instanceof PlayerError)) e = new PlayerError("error", e.message || String(e));
 			status.error = e.kind;
 			if (e.kind === "refused") return refuse(`${longLabels[chosen]}: ${e.message}`);
-			if (e.kind === "unsupported") return unsupported(e.message);
+			if (e.kind === "unsupported") return unsupported(e.message, e.detail);
 			if (e.kind !== "notfound") {
 				setState("error");
 				overlay("error", "Playback failed; retrying.", e.message);
@@ -477,7 +490,7 @@ function main() {
 			const sz = p.size();
 			if (sz?.width) [status.width, status.height] = [sz.width, sz.height];
 			const l = p.latency();
-			if (l) [status.latencyMs, status.latencyKind] = [Math.round(l.ms), l.kind];
+			if (l && status.frames > 0) [status.latencyMs, status.latencyKind] = [Math.round(l.ms), l.kind];
 			$("#unmute").classList.toggle("hidden", !(status.frames > 0) || unmuted);
 		}
 		showStats();
