@@ -17,28 +17,13 @@
 // with the page name. The browser closes when stdin ends. Chromium is
 // /usr/bin/chromium (or $CHROMIUM); no browser is ever downloaded.
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
-
-const BASE_ARGS = [
-	"--headless",
-	"--no-sandbox",
-	"--disable-gpu",
-	"--no-first-run",
-	"--disable-background-networking",
-	"--disable-component-update",
-	"--disable-sync",
-];
+import { launch, logPage } from "./chromium.mjs";
 
 const log = (line) => process.stderr.write(`${line}\n`);
 const send = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
 
 const extra = process.argv.slice(2).filter((a) => a.startsWith("--arg=")).map((a) => a.slice(6));
-const browser = await chromium.launch({
-	executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-	headless: true,
-	args: [...BASE_ARGS, ...extra],
-	timeout: 60000,
-});
+const browser = await launch(extra);
 const pages = new Map(); // name → {context, page}
 
 function need(name) {
@@ -53,10 +38,7 @@ const ops = {
 		const context = await browser.newContext({ viewport: { width: width || 1280, height: height || 800 } });
 		const page = await context.newPage();
 		pages.set(name, { context, page });
-		page.on("console", (m) => log(`[${name} console.${m.type()}] ${m.text()}`));
-		page.on("pageerror", (e) => log(`[${name} pageerror] ${e.stack || e.message || e}`));
-		page.on("requestfailed", (r) => log(`[${name} requestfailed] ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
-		page.on("crash", () => log(`[${name} crash]`));
+		logPage(page, log, name);
 		await page.goto(url, { waitUntil: "domcontentloaded", timeout: 30000 });
 		return true;
 	},

@@ -11,6 +11,8 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -49,11 +51,25 @@ type Config struct {
 type Handler struct {
 	cfg    Config
 	assets fs.FS
-	pages  map[string][]byte // name → HTML with the config marker
+	pages  map[string][]byte // name → the page in the layout, with the config marker
 }
 
-// configMarker is replaced by the page's JSON configuration.
-var configMarker = []byte("/*CONFIG*/{}")
+// Markers in assets/layout.html. The page bodies (index.html, watch.html,
+// publish.html) go into the layout once, at New; the JSON configuration
+// on every request.
+var (
+	configMarker = []byte("/*CONFIG*/{}")
+	titleMarker  = []byte("/*TITLE*/")
+	pageMarker   = []byte("/*PAGE*/")
+	bodyMarker   = []byte("/*BODY*/")
+)
+
+// pages names each page's body file and its (initial) title.
+var pages = map[string]string{
+	"index":   "moqgate — live broadcasts",
+	"watch":   "Watch — moqgate",
+	"publish": "Publish — moqgate",
+}
 
 // New reads the embedded pages.
 func New(cfg Config) (*Handler, error) {
@@ -61,16 +77,24 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	layout, err := fs.ReadFile(sub, "layout.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range [][]byte{configMarker, titleMarker, pageMarker, bodyMarker} {
+		if !bytes.Contains(layout, m) {
+			return nil, fmt.Errorf("ui: layout.html lacks %s", m)
+		}
+	}
 	h := &Handler{cfg: cfg, assets: sub, pages: map[string][]byte{}}
-	for _, name := range []string{"index.html", "watch.html", "publish.html"} {
-		b, err := fs.ReadFile(sub, name)
+	for name, title := range pages {
+		body, err := fs.ReadFile(sub, name+".html")
 		if err != nil {
 			return nil, err
 		}
-		if !bytes.Contains(b, configMarker) {
-			return nil, errors.New("ui: " + name + " has no config marker")
-		}
-		h.pages[name] = b
+		page := bytes.Replace(layout, titleMarker, []byte(html.EscapeString(title)), 1)
+		page = bytes.Replace(page, pageMarker, []byte(name), 1)
+		h.pages[name] = bytes.Replace(page, bodyMarker, body, 1)
 	}
 	return h, nil
 }
@@ -102,7 +126,7 @@ type pageConfig struct {
 }
 
 func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
-	h.render(w, "index.html", pageConfig{Page: "index", Auth: h.authOn()})
+	h.render(w, "index", pageConfig{Page: "index", Auth: h.authOn()})
 }
 
 func (h *Handler) watch(w http.ResponseWriter, r *http.Request) {
@@ -110,7 +134,7 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	h.render(w, "watch.html", pageConfig{Page: "watch", Broadcast: path, Auth: h.authOn(),
+	h.render(w, "watch", pageConfig{Page: "watch", Broadcast: path, Auth: h.authOn(),
 		Token: h.tokenState(r.URL.Query().Get("jwt"), path)})
 }
 
@@ -119,7 +143,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	h.render(w, "publish.html", pageConfig{Page: "publish", Broadcast: path, Auth: h.authOn()})
+	h.render(w, "publish", pageConfig{Page: "publish", Broadcast: path, Auth: h.authOn()})
 }
 
 // broadcastPath returns the page's broadcast, or redirects to the list when

@@ -102,7 +102,7 @@ func TestPages(t *testing.T) {
 func TestAssets(t *testing.T) {
 	srv := serve(t, nil)
 	refRE := regexp.MustCompile(`(?:src|href)="([^"]+)"|from "([^"]+)"|import\("([^"]+)"\)`)
-	for _, name := range []string{"index.html", "watch.html", "publish.html", "index.js", "watch.js", "publish.js"} {
+	for _, name := range []string{"layout.html", "index.html", "watch.html", "publish.html", "common.js", "index.js", "watch.js", "publish.js"} {
 		b, err := fs.ReadFile(embedded, "assets/"+name)
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +128,7 @@ func TestAssets(t *testing.T) {
 			t.Errorf("%s: %d %s", ref, resp.StatusCode, ct)
 		}
 	}
-	for _, ref := range []string{"", "vendor/", "watch.html"} {
+	for _, ref := range []string{"", "vendor/", "watch.html", "layout.html"} {
 		if resp, _ := get(t, srv.URL+AssetPrefix+ref); resp.StatusCode != 404 {
 			t.Errorf("%s%s: %d, want 404 (no listings, pages only at their routes)", AssetPrefix, ref, resp.StatusCode)
 		}

@@ -140,3 +140,15 @@ export function viewerText(viewers) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// iceGathered waits for the host candidates (fast on one machine) for at
+// most 2 s: WHIP and WHEP here are non-trickle, one offer with candidates.
+export function iceGathered(pc) {
+	return Promise.race([
+		new Promise((r) => {
+			if (pc.iceGatheringState === "complete") return r();
+			pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r());
+		}),
+		sleep(2000),
+	]);
+}

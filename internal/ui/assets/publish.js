@@ -1,7 +1,7 @@
 // GET /publish/{broadcast}: publishes the camera and microphone, or a
 // screen, over WHIP (RFC 9725) with H.264 or VP8 and Opus. The state is
 // kept in window.__publish for scripts and tests.
-import { $, config, broadcastURLs, urlRows, encodePath, fmtBitrate, codecName, sleep } from "/ui/common.js";
+import { $, config, broadcastURLs, urlRows, encodePath, fmtBitrate, codecName, sleep, iceGathered } from "/ui/common.js";
 
 const q = new URLSearchParams(location.search);
 const status = { state: "idle", codec: "", framesSent: 0, width: 0, height: 0, bitrate: 0, error: "", resource: "", deleteStatus: 0 };
@@ -45,16 +45,6 @@ async function capture() {
 		return navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 30 }, audio: true });
 	}
 	return navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 }, audio: true });
-}
-
-function iceGathered(pc) {
-	return Promise.race([
-		new Promise((r) => {
-			if (pc.iceGatheringState === "complete") return r();
-			pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r());
-		}),
-		sleep(2000),
-	]);
 }
 
 async function start() {

@@ -1,7 +1,7 @@
 // GET /watch/{broadcast}: plays a broadcast over MoQ (WebTransport, with
 // @moq/watch), WHEP (RTCPeerConnection) or LL-HLS (hls.js, or native HLS
 // in Safari). The state is kept in window.__watch for scripts and tests.
-import { $, config, broadcastURLs, urlRows, encodePath, withToken, fmtMs, summarize, sleep } from "/ui/common.js";
+import { $, config, broadcastURLs, urlRows, encodePath, withToken, fmtMs, summarize, sleep, iceGathered } from "/ui/common.js";
 
 const path = config.broadcast;
 const q = new URLSearchParams(location.search);
@@ -308,16 +308,6 @@ const transports = {
 		};
 	},
 };
-
-function iceGathered(pc) {
-	return Promise.race([
-		new Promise((r) => {
-			if (pc.iceGatheringState === "complete") return r();
-			pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r());
-		}),
-		sleep(2000),
-	]);
-}
 
 function httpError(code, body) {
 	if (code === 401 || code === 403) return new PlayerError("refused", body || `HTTP ${code}`);
