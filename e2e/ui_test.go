@@ -66,11 +66,14 @@ func rtmpPush(t *testing.T, ctx context.Context, rtmpURL string, seconds int) {
 		"-c:a", "aac", "-f", "flv", rtmpURL)
 }
 
+// tall is a viewport that shows the watch page's stats below the player.
+var tall = browsertest.OpenOptions{Width: 1280, Height: 900}
+
 // watchPlays opens the watch page and checks that decoded frames keep
 // being presented for 5 s and that the page names the transport.
 func watchPlays(t *testing.T, ctx context.Context, b *browsertest.Browser, pageURL, transport, shots string) watchState {
 	t.Helper()
-	p, err := b.Open(ctx, "watch-"+transport, pageURL, 1280, 900)
+	p, err := b.Open(ctx, "watch-"+transport, pageURL, tall)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +133,7 @@ func TestWebUI(t *testing.T) {
 	b := browsertest.Launch(t, webrtcChromiumArgs...)
 	shots := artifactDir(t)
 
-	list, err := b.Open(ctx, "list", g.Web+"/", 1280, 800)
+	list, err := b.Open(ctx, "list", g.Web+"/", browsertest.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +160,7 @@ func TestWebUI(t *testing.T) {
 	}
 	t.Run("auto", func(t *testing.T) {
 		// Chromium has WebTransport, so the default is MoQ.
-		p, err := b.Open(ctx, "watch-auto", g.Web+"/watch/"+path, 0, 0)
+		p, err := b.Open(ctx, "watch-auto", g.Web+"/watch/"+path, browsertest.OpenOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,8 +170,36 @@ func TestWebUI(t *testing.T) {
 			t.Fatalf("default transport %q (%v), want moq", tr, err)
 		}
 	})
+	t.Run("no-webtransport", func(t *testing.T) {
+		// A browser without WebTransport: the default falls back to WHEP,
+		// and asking for MoQ says what is missing.
+		noWT := browsertest.OpenOptions{Init: "delete window.WebTransport;"}
+		p, err := b.Open(ctx, "watch-nowt", g.Web+"/watch/"+path, noWT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		var tr string
+		if err := p.Wait(ctx, `window.__watch && window.__watch.frames > 0 && window.__watch.transport`, 40*time.Second, &tr); err != nil || tr != "whep" {
+			t.Errorf("default transport without WebTransport %q (%v), want whep", tr, err)
+		}
+		q, err := b.Open(ctx, "watch-nowt-moq", g.Web+"/watch/"+path+"?transport=moq", noWT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close(ctx)
+		var msg string
+		if err := q.Wait(ctx, `window.__watch && window.__watch.state === "unsupported" && window.__watch.message`, 10*time.Second, &msg); err != nil {
+			t.Fatalf("no message for MoQ without WebTransport: %v", err)
+		}
+		t.Logf("MoQ without WebTransport: %q", msg)
+		if !strings.Contains(msg, "WebTransport") {
+			t.Errorf("message %q does not name WebTransport", msg)
+		}
+		screenshot(t, ctx, q, shots, "watch-no-webtransport")
+	})
 	t.Run("unknown", func(t *testing.T) {
-		p, err := b.Open(ctx, "watch-unknown", g.Web+"/watch/live/nobody", 0, 0)
+		p, err := b.Open(ctx, "watch-unknown", g.Web+"/watch/live/nobody", browsertest.OpenOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +220,7 @@ func TestWebUI(t *testing.T) {
 		ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-t", "60",
 			"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "2", "-f", "flv", g.RTMP+"/live/bframes")
 		g.waitBroadcast(t, ctx, "live/bframes")
-		p, err := b.Open(ctx, "watch-bframes", g.Web+"/watch/live/bframes?transport=whep", 0, 0)
+		p, err := b.Open(ctx, "watch-bframes", g.Web+"/watch/live/bframes?transport=whep", browsertest.OpenOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +256,7 @@ func TestWebUI(t *testing.T) {
 // /publish/live/webcam over WHIP and records it with `moqgate sub`.
 func publishPage(t *testing.T, ctx context.Context, g *gate, b *browsertest.Browser, list *browsertest.Page, shots string) {
 	const path = "live/webcam"
-	p, err := b.Open(ctx, "publish", g.Web+"/publish/"+path, 1280, 900)
+	p, err := b.Open(ctx, "publish", g.Web+"/publish/"+path, tall)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +332,7 @@ func TestWebUIAuth(t *testing.T) {
 		"bad-signature": "&jwt=" + tok + "x",
 	} {
 		t.Run(name, func(t *testing.T) {
-			p, err := b.Open(ctx, "refused-"+name, g.Web+"/watch/"+path+"?transport=moq"+q, 0, 0)
+			p, err := b.Open(ctx, "refused-"+name, g.Web+"/watch/"+path+"?transport=moq"+q, browsertest.OpenOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -324,7 +355,7 @@ func TestWebUIAuth(t *testing.T) {
 	}
 	t.Run("publish", func(t *testing.T) {
 		const cam = "live/cam"
-		p, err := b.Open(ctx, "publish", g.Web+"/publish/"+cam+"?codec=vp8&simulcast=1", 1280, 900)
+		p, err := b.Open(ctx, "publish", g.Web+"/publish/"+cam+"?codec=vp8&simulcast=1", tall)
 		if err != nil {
 			t.Fatal(err)
 		}

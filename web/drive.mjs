@@ -7,7 +7,10 @@
 // Each stdin line is a JSON request {id, op, ...}; each stdout line the
 // answer {id, value} or {id, error}. Requests run concurrently.
 //
-//   {op: "open", page, url, width?, height?}   new page (own context) at url
+//   {op: "open", page, url, width?, height?, init?}
+//                                              new page (own context) at url;
+//                                              init: a script run before the page's
+//                                              own (e.g. to hide a browser feature)
 //   {op: "eval", page, expr}                   value of the JS expression
 //   {op: "wait", page, expr, timeout}          first truthy value of expr (polled)
 //   {op: "screenshot", page, path}             PNG of the page's viewport
@@ -33,9 +36,10 @@ function need(name) {
 }
 
 const ops = {
-	async open({ page: name, url, width, height }) {
+	async open({ page: name, url, width, height, init }) {
 		if (pages.has(name)) throw new Error(`page ${name} is open`);
 		const context = await browser.newContext({ viewport: { width: width || 1280, height: height || 800 } });
+		if (init) await context.addInitScript(init);
 		const page = await context.newPage();
 		pages.set(name, { context, page });
 		logPage(page, log, name);

@@ -152,9 +152,15 @@ type Page struct {
 	name string
 }
 
-// Open opens url in a new page of width×height (0: 1280×800).
-func (b *Browser) Open(ctx context.Context, name, url string, width, height int) (*Page, error) {
-	err := b.call(ctx, map[string]any{"op": "open", "page": name, "url": url, "width": width, "height": height}, nil)
+// OpenOptions tunes Browser.Open.
+type OpenOptions struct {
+	Width, Height int    // viewport; 0 means 1280×800
+	Init          string // JavaScript run in the page before its own scripts
+}
+
+// Open opens url in a new page named name (unique among the open ones).
+func (b *Browser) Open(ctx context.Context, name, url string, o OpenOptions) (*Page, error) {
+	err := b.call(ctx, map[string]any{"op": "open", "page": name, "url": url, "width": o.Width, "height": o.Height, "init": o.Init}, nil)
 	if err != nil {
 		return nil, err
 	}

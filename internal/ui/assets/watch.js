@@ -24,7 +24,7 @@ const labels = { moq: "MoQ", whep: "WHEP", hls: "LL-HLS" };
 const longLabels = { moq: "MoQ over WebTransport", whep: "WHEP (WebRTC)", hls: "LL-HLS" };
 const via = { moq: "WebTransport", whep: "WebRTC", hls: nativeHLS && !window.MediaSource ? "native player" : "hls.js" };
 const lacks = {
-	moq: "This browser has no WebTransport or WebCodecs, which MoQ playback needs.",
+	moq: `This browser has no ${typeof WebTransport !== "function" ? "WebTransport" : "WebCodecs (VideoDecoder)"}, which MoQ playback needs.`,
 	whep: "This browser has no WebRTC (RTCPeerConnection), which WHEP playback needs.",
 	hls: "This browser has neither Media Source Extensions nor native HLS.",
 };
@@ -421,6 +421,7 @@ function setupTransportButtons() {
 		b.setAttribute("aria-pressed", String(t === choice));
 		if (t !== "auto" && !support[t]) {
 			b.title = lacks[t];
+			b.classList.add("off");
 		}
 		b.addEventListener("click", () => {
 			const nq = new URLSearchParams(location.search);
