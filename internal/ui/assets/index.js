@@ -6,14 +6,14 @@ const cards = new Map(); // path → {el, key}
 const open = new Set(); // paths whose URL details are expanded
 
 function facts(s) {
-	const fact = (k, v, cls = "") => h("div", { class: "fact" }, h("span", { class: "k" }, k), h("span", { class: `v ${cls}` }, v || "–"));
+	const fact = (k, v, cls = "", title = "") => h("div", { class: "fact", title }, h("span", { class: "k" }, k), h("span", { class: `v ${cls}` }, v || "–"));
 	const video = s.video.map((v) => v.codec + (v.width ? ` ${v.width}×${v.height}` : "")).join(", ");
 	const audio = s.audio.map((a) => a.codec + (a.rate ? ` ${a.rate / 1000} kHz` : "") + (a.channels ? ` ${a.channels === 1 ? "mono" : a.channels === 2 ? "stereo" : a.channels + " ch"}` : "")).join(", ");
 	return h("div", { class: "facts" },
 		fact("Video", video),
 		fact("Audio", audio),
 		fact("Bitrate", fmtBitrate(s.bitrate)),
-		fact("Viewers", viewerText(s.viewers)),
+		fact("Viewers", viewerText(s.viewers), "", "MoQ sessions subscribed to the broadcast; LL-HLS and WHEP count the server's feeds (one each, shared by all their viewers)"),
 		fact("Live for", "", "since"),
 		source(s) && fact("Source", source(s)));
 }
