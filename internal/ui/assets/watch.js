@@ -327,8 +327,12 @@ async function lookup() {
 }
 
 // describe shows what the broadcast carries under its name.
+let hasVideo = true;
+
 function describe(b) {
 	const s = summarize(b);
+	// Tracks appear with the catalog; until then assume video.
+	hasVideo = s.video.length > 0 || s.audio.length === 0;
 	const v = s.video.map((t) => `${t.codec}${t.width ? ` ${t.width}×${t.height}` : ""}`);
 	const a = [...new Set(s.audio.map((t) => t.codec))];
 	$("#info").textContent = [...v, ...a].join(" · ");
@@ -393,6 +397,10 @@ async function run() {
 		try {
 			p = await transports[chosen]();
 			activePlayerRef.p = p;
+			if (!hasVideo) {
+				setState("playing", "live");
+				overlay("info", "This broadcast is audio only.", "Unmute to listen.");
+			}
 			const r = await Promise.race([p.failed, gone().then(() => "gone")]);
 			if (r === "gone") {
 				setState("ended");
@@ -482,7 +490,7 @@ function main() {
 			if (sz?.width) [status.width, status.height] = [sz.width, sz.height];
 			const l = p.latency();
 			if (l && status.frames > 0) [status.latencyMs, status.latencyKind] = [Math.round(l.ms), l.kind];
-			$("#unmute").classList.toggle("hidden", !(status.frames > 0) || unmuted);
+			$("#unmute").classList.toggle("hidden", !(status.frames > 0 || !hasVideo) || unmuted);
 		}
 		showStats();
 	}, 250);
