@@ -27,40 +27,44 @@ const send = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
 
 const extra = process.argv.slice(2).filter((a) => a.startsWith("--arg=")).map((a) => a.slice(6));
 const browser = await launch(extra);
-const pages = new Map(); // name → {context, page}
+const pages = new Map(); // name → promise of {context, page}, set as soon as opening starts
 
-function need(name) {
+async function need(name) {
 	const p = pages.get(name);
 	if (!p) throw new Error(`no page ${name}`);
-	return p.page;
+	return (await p).page;
 }
 
 const ops = {
 	async open({ page: name, url, width, height, init }) {
 		if (pages.has(name)) throw new Error(`page ${name} is open`);
-		const context = await browser.newContext({ viewport: { width: width || 1280, height: height || 800 } });
-		if (init) await context.addInitScript(init);
-		const page = await context.newPage();
-		pages.set(name, { context, page });
-		logPage(page, log, name);
+		const ready = (async () => {
+			const context = await browser.newContext({ viewport: { width: width || 1280, height: height || 800 } });
+			if (init) await context.addInitScript(init);
+			const page = await context.newPage();
+			logPage(page, log, name);
+			return { context, page };
+		})();
+		pages.set(name, ready);
+		const { page } = await ready;
 		await page.goto(url, { waitUntil: "domcontentloaded", timeout: 30000 });
 		return true;
 	},
 	async eval({ page, expr }) {
-		return need(page).evaluate(expr);
+		return (await need(page)).evaluate(expr);
 	},
 	async wait({ page, expr, timeout }) {
-		const h = await need(page).waitForFunction(expr, null, { timeout: timeout || 30000, polling: 100 });
+		const h = await (await need(page)).waitForFunction(expr, null, { timeout: timeout || 30000, polling: 100 });
 		return h.jsonValue();
 	},
 	async screenshot({ page, path }) {
-		await need(page).screenshot({ path });
+		await (await need(page)).screenshot({ path });
 		return path;
 	},
 	async close({ page: name }) {
 		const p = pages.get(name);
 		pages.delete(name);
-		if (p) await p.context.close();
+		if (p) await (await p).context.close();
 		return true;
 	},
 };
