@@ -122,9 +122,11 @@ const listPaths = `[...document.querySelectorAll("#list .card")].map((c) => c.da
 
 // TestWebUI: one moqgate, one Chromium. The list page shows an RTMP
 // broadcast within 2 s of the API and drops it within 2 s after it ends;
-// the watch page plays it over MoQ, WHEP and LL-HLS; the publish page
-// (fake camera) becomes a broadcast that `moqgate sub` records as H.264
-// and Opus.
+// the watch page plays it over MoQ (its default in Chromium), WHEP and
+// LL-HLS, falls back to WHEP without WebTransport, and explains an unknown
+// broadcast and a WHEP refusal; the publish page (fake camera) becomes a
+// broadcast that `moqgate sub` records as H.264 and Opus, and shares a
+// screen in VP8.
 func TestWebUI(t *testing.T) {
 	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
 	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
@@ -155,21 +157,13 @@ func TestWebUI(t *testing.T) {
 
 	for _, tr := range []string{"moq", "whep", "hls"} {
 		t.Run(tr, func(t *testing.T) {
-			watchPlays(t, ctx, b, g.Web+"/watch/"+path+"?transport="+tr, tr, shots)
+			u := g.Web + "/watch/" + path + "?transport=" + tr
+			if tr == "moq" {
+				u = g.Web + "/watch/" + path // the default where there is WebTransport
+			}
+			watchPlays(t, ctx, b, u, tr, shots)
 		})
 	}
-	t.Run("auto", func(t *testing.T) {
-		// Chromium has WebTransport, so the default is MoQ.
-		p, err := b.Open(ctx, "watch-auto", g.Web+"/watch/"+path, browsertest.OpenOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close(ctx)
-		var tr string
-		if err := p.Wait(ctx, `window.__watch && window.__watch.frames > 0 && window.__watch.transport`, 40*time.Second, &tr); err != nil || tr != "moq" {
-			t.Fatalf("default transport %q (%v), want moq", tr, err)
-		}
-	})
 	t.Run("no-webtransport", func(t *testing.T) {
 		// A browser without WebTransport: the default falls back to WHEP,
 		// and asking for MoQ says what is missing.
@@ -239,6 +233,29 @@ func TestWebUI(t *testing.T) {
 	})
 
 	t.Run("publish", func(t *testing.T) { publishPage(t, ctx, g, b, list, shots) })
+	t.Run("publish-screen", func(t *testing.T) {
+		// Headless Chromium with the fake UI shares a fake screen.
+		const path = "live/screen"
+		p, err := b.Open(ctx, "publish-screen", g.Web+"/publish/"+path+"?source=screen&codec=vp8", tall)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		if err := p.Eval(ctx, `document.querySelector("#start").click()`, nil); err != nil {
+			t.Fatal(err)
+		}
+		var codec string
+		if err := p.Wait(ctx, `window.__publish.state === "live" && window.__publish.framesSent > 30 && window.__publish.codec`, 30*time.Second, &codec); err != nil {
+			var st map[string]any
+			p.Eval(ctx, `window.__publish`, &st)
+			t.Fatalf("screen not published: %v (%v)", err, st)
+		}
+		if !strings.EqualFold(codec, "vp8") {
+			t.Errorf("screen sent as %q, want VP8", codec)
+		}
+		g.waitBroadcast(t, ctx, path)
+		screenshot(t, ctx, p, shots, "publish-screen")
+	})
 
 	screenshot(t, ctx, list, shots, "list-live")
 	stopPush()

@@ -38,16 +38,23 @@ async function need(name) {
 const ops = {
 	async open({ page: name, url, width, height, init }) {
 		if (pages.has(name)) throw new Error(`page ${name} is open`);
+		const context = browser.newContext({ viewport: { width: width || 1280, height: height || 800 } });
 		const ready = (async () => {
-			const context = await browser.newContext({ viewport: { width: width || 1280, height: height || 800 } });
-			if (init) await context.addInitScript(init);
-			const page = await context.newPage();
+			const c = await context;
+			if (init) await c.addInitScript(init);
+			const page = await c.newPage();
 			logPage(page, log, name);
-			return { context, page };
+			await page.goto(url, { waitUntil: "domcontentloaded", timeout: 30000 });
+			return { context: c, page };
 		})();
 		pages.set(name, ready);
-		const { page } = await ready;
-		await page.goto(url, { waitUntil: "domcontentloaded", timeout: 30000 });
+		try {
+			await ready;
+		} catch (e) {
+			pages.delete(name);
+			(await context.catch(() => undefined))?.close();
+			throw e;
+		}
 		return true;
 	},
 	async eval({ page, expr }) {

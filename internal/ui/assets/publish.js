@@ -112,7 +112,7 @@ async function start() {
 
 async function stats(pc) {
 	const report = await pc.getStats();
-	let frames = 0, bytes = 0, w = 0, hh = 0, codec = "";
+	let frames = 0, bytes = 0, w = 0, hh = 0, codec = "", audio = false;
 	report.forEach((s) => {
 		if (s.type === "outbound-rtp" && s.kind === "video") {
 			frames += s.framesSent || 0;
@@ -120,12 +120,15 @@ async function stats(pc) {
 			if ((s.frameWidth || 0) > w) [w, hh] = [s.frameWidth, s.frameHeight];
 			if (s.codecId && report.get(s.codecId)) codec = report.get(s.codecId).mimeType.replace("video/", "");
 		}
-		if (s.type === "outbound-rtp" && s.kind === "audio") bytes += s.bytesSent || 0;
+		if (s.type === "outbound-rtp" && s.kind === "audio") {
+			bytes += s.bytesSent || 0;
+			audio = true;
+		}
 	});
 	const now = performance.now();
 	if (status.lastBytes !== undefined) status.bitrate = ((bytes - status.lastBytes) * 8000) / (now - status.lastAt);
-	Object.assign(status, { framesSent: frames, width: w, height: hh, codec, lastBytes: bytes, lastAt: now });
-	$("#s-codec").textContent = codec ? `${codecName(codec)} + Opus` : "–";
+	Object.assign(status, { framesSent: frames, width: w, height: hh, codec, audio, lastBytes: bytes, lastAt: now });
+	$("#s-codec").textContent = codec ? `${codecName(codec)}${audio ? " + Opus" : ""}` : "–";
 	$("#s-resolution").textContent = w ? `${w}×${hh}` : "–";
 	$("#s-bitrate").textContent = fmtBitrate(status.bitrate);
 	$("#s-frames").textContent = String(frames);
