@@ -101,6 +101,7 @@ func watchPlays(t *testing.T, ctx context.Context, b *browsertest.Browser, pageU
 	if err := p.Eval(ctx, `document.querySelector("#s-transport").textContent + " / " + document.querySelector("#s-resolution").textContent`, &shown); err != nil {
 		t.Fatal(err)
 	}
+	noCSPViolations(t, ctx, p)
 	screenshot(t, ctx, p, shots, "watch-"+transport)
 	want := map[string]string{"moq": "MoQ", "whep": "WHEP", "hls": "LL-HLS"}[transport]
 	if st.Transport != transport || !strings.HasPrefix(shown, want+" / ") {
@@ -117,7 +118,20 @@ func watchPlays(t *testing.T, ctx context.Context, b *browsertest.Browser, pageU
 	return st
 }
 
-// listHas reports the broadcast paths the list page shows.
+// noCSPViolations fails t if the page's Content-Security-Policy (which
+// allows this server only) blocked anything.
+func noCSPViolations(t *testing.T, ctx context.Context, p *browsertest.Page) {
+	t.Helper()
+	var v []string
+	if err := p.Eval(ctx, `window.__cspViolations`, &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v) > 0 {
+		t.Errorf("the page's Content-Security-Policy blocked: %v", v)
+	}
+}
+
+// listPaths is the broadcast paths the list page shows.
 const listPaths = `[...document.querySelectorAll("#list .card")].map((c) => c.dataset.path)`
 
 // TestWebUI: one moqgate, one Chromium. The list page shows an RTMP
@@ -258,6 +272,7 @@ func TestWebUI(t *testing.T) {
 	})
 
 	screenshot(t, ctx, list, shots, "list-live")
+	noCSPViolations(t, ctx, list)
 	stopPush()
 	waitFor(t, ctx, "the RTMP broadcast to end", func() bool {
 		return !slices.ContainsFunc(g.broadcasts(t), func(b map[string]any) bool { return b["path"] == path })
@@ -297,6 +312,7 @@ func publishPage(t *testing.T, ctx context.Context, g *gate, b *browsertest.Brow
 	file, subDone := sub(t, ctx, g.MoQ, path, "--duration", "5s")
 	waitExit(t, subDone, 30*time.Second)
 	screenshot(t, ctx, p, shots, "publish")
+	noCSPViolations(t, ctx, p)
 	pr := ffprobe(t, file)
 	var codecs []string
 	for _, s := range pr.Streams {

@@ -60,9 +60,17 @@ const ops = {
 	async eval({ page, expr }) {
 		return (await need(page)).evaluate(expr);
 	},
+	// Polled with evaluate (a DevTools evaluation) rather than
+	// waitForFunction, which the pages' Content-Security-Policy blocks.
 	async wait({ page, expr, timeout }) {
-		const h = await (await need(page)).waitForFunction(expr, null, { timeout: timeout || 30000, polling: 100 });
-		return h.jsonValue();
+		const p = await need(page);
+		const deadline = Date.now() + (timeout || 30000);
+		for (;;) {
+			const v = await p.evaluate(expr);
+			if (v) return v;
+			if (Date.now() > deadline) throw new Error(`timeout after ${timeout} ms waiting for ${expr}`);
+			await new Promise((r) => setTimeout(r, 100));
+		}
 	},
 	async screenshot({ page, path }) {
 		await (await need(page)).screenshot({ path });

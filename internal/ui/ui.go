@@ -117,6 +117,14 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}))
 }
 
+// csp keeps the pages to this server: scripts, styles and media from here
+// (blob: for hls.js's worker and MSE, mediastream: for WebRTC), network
+// requests to here ('self' includes the https: and ws: forms of this
+// origin: WebTransport and the @moq/watch WebSocket fallback).
+const csp = "default-src 'self'; script-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; " +
+	"media-src 'self' blob: mediastream:; img-src 'self' data: blob:; style-src 'self'; " +
+	"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
 // pageConfig is the JSON each page reads from its config script.
 type pageConfig struct {
 	Page      string `json:"page"`
@@ -199,5 +207,6 @@ func (h *Handler) render(w http.ResponseWriter, name string, cfg pageConfig) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer") // the page URL may carry ?jwt=
+	w.Header().Set("Content-Security-Policy", csp)
 	w.Write(body)
 }

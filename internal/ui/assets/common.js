@@ -5,6 +5,11 @@ export const config = JSON.parse(document.getElementById("config").textContent);
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
+// cspViolations lists what the page's Content-Security-Policy blocked (the
+// pages load nothing from outside the server; tests check this stays empty).
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(`${e.effectiveDirective} ${e.blockedURI}`));
+
 // h builds an element: h("a", {href: "/", class: "x"}, "text", child...).
 export function h(tag, attrs = {}, ...children) {
 	const e = document.createElement(tag);
@@ -59,7 +64,7 @@ export function copyButton(text) {
 			await navigator.clipboard.writeText(text);
 		} catch {
 			// Plain-HTTP pages on another host have no clipboard API.
-			const ta = h("textarea", { style: "position:fixed;opacity:0" });
+			const ta = h("textarea", { class: "offscreen" });
 			ta.value = text;
 			document.body.append(ta);
 			ta.select();
