@@ -383,6 +383,7 @@ func TestWebUIAuth(t *testing.T) {
 				t.Errorf("refused page shows frames: %+v %v", st, err)
 			}
 			t.Logf("%s: %q", name, st.Message)
+			noCSPViolations(t, ctx, p)
 			screenshot(t, ctx, p, shots, "refused-"+name)
 		})
 	}

@@ -78,6 +78,9 @@ func TestPages(t *testing.T) {
 			t.Errorf("GET %s: %d %s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"))
 			continue
 		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+			t.Errorf("GET %s: Content-Security-Policy %q", tc.path, csp)
+		}
 		if strings.Contains(body, "</script><b>") {
 			t.Errorf("GET %s: the broadcast name reached the HTML unescaped", tc.path)
 		}
