@@ -5,6 +5,7 @@
 #   make test           install missing test peers, then vet, gofmt check, go test
 #   make test-race      the same with the race detector (GOTESTFLAGS=-race)
 #   make deps           only install what the tests need (ffmpeg, chromium, web/)
+#   make ui-bundle      rebuild the committed player bundles in internal/ui/assets/vendor
 #   make fuzz           fuzz every Fuzz target for FUZZTIME each (go test already runs the seeds)
 #   make docker         docker build -t moqgate .
 
@@ -18,7 +19,7 @@ PKGS         ?= ./...
 # Go files to check with gofmt: everything but web/, .git and testdata.
 GOFILES = $(shell find . \( -path ./web -o -path ./.git -o -name testdata \) -prune -o -name '*.go' -print)
 
-.PHONY: all run build test test-race deps system-deps web vet fmt-check go-test fuzz docker clean
+.PHONY: all run build test test-race deps system-deps web ui-bundle ui-bundle-check vet fmt-check go-test fuzz docker clean
 
 all: build
 
@@ -28,7 +29,7 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/moqgate ./cmd/moqgate
 
-test: deps vet fmt-check go-test
+test: deps vet fmt-check ui-bundle-check go-test
 
 test-race:
 	$(MAKE) test GOTESTFLAGS=-race
@@ -62,6 +63,21 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 web/dist/.built: web/node_modules/.package-lock.json web/build.mjs $(wildcard web/src/*) $(wildcard web/pages/*)
 	npm run --prefix web build
 	@touch $@
+
+# The players the embedded pages use (@moq/watch, hls.js), bundled from
+# web/package-lock.json and committed so that `go run` needs no npm step.
+UI_VENDOR = internal/ui/assets/vendor
+
+ui-bundle: web/node_modules/.package-lock.json
+	node web/ui-bundle.mjs $(UI_VENDOR)
+
+# Fails when the committed bundles differ from what ui-bundle makes now
+# (esbuild's output is deterministic).
+ui-bundle-check: web/node_modules/.package-lock.json
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	node web/ui-bundle.mjs "$$tmp" >/dev/null && \
+	if ! diff -r -q "$$tmp" $(UI_VENDOR); then \
+		echo "$(UI_VENDOR) is stale: run make ui-bundle and commit it" >&2; exit 1; fi
 
 vet:
 	$(GO) vet $(PKGS)

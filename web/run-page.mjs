@@ -13,17 +13,7 @@
 //
 // Chromium is /usr/bin/chromium (or $CHROMIUM), driven with playwright-core;
 // no browser is ever downloaded.
-import { chromium } from "playwright-core";
-
-const BASE_ARGS = [
-	"--headless",
-	"--no-sandbox",
-	"--disable-gpu",
-	"--no-first-run",
-	"--disable-background-networking",
-	"--disable-component-update",
-	"--disable-sync",
-];
+import { launch, logPage } from "./chromium.mjs";
 
 function usage(msg) {
 	process.stderr.write(`run-page: ${msg}\nusage: node run-page.mjs URL [--timeout=MS] [--arg=FLAG]... [--screenshot=FILE] [--viewport=WxH]\n`);
@@ -53,20 +43,12 @@ const log = (line) => process.stderr.write(`${line}\n`);
 
 async function main() {
 	const opts = parseArgs(process.argv.slice(2));
-	const browser = await chromium.launch({
-		executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-		headless: true,
-		args: [...BASE_ARGS, ...opts.args],
-		timeout: 60000,
-	});
+	const browser = await launch(opts.args);
 	let code = 0;
 	try {
 		const context = await browser.newContext({ viewport: opts.viewport });
 		const page = await context.newPage();
-		page.on("console", (m) => log(`[console.${m.type()}] ${m.text()}`));
-		page.on("pageerror", (e) => log(`[pageerror] ${e.stack || e.message || e}`));
-		page.on("requestfailed", (r) => log(`[requestfailed] ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
-		page.on("crash", () => log("[crash] page crashed"));
+		logPage(page, log);
 
 		const deadline = Date.now() + opts.timeout;
 		await page.goto(opts.url, { waitUntil: "domcontentloaded", timeout: opts.timeout });

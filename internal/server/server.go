@@ -23,6 +23,7 @@ import (
 	"github.com/moqgate/moqgate/internal/auth"
 	"github.com/moqgate/moqgate/internal/certs"
 	"github.com/moqgate/moqgate/internal/config"
+	"github.com/moqgate/moqgate/internal/ui"
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
 )
@@ -54,6 +55,7 @@ type Server struct {
 	sessions   *admission
 	catalogs   *catalogWatcher
 	webrtc     *webRTC
+	pages      *ui.Handler
 }
 
 // New binds the listeners; Run serves them.
@@ -70,6 +72,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.auth.Store(a)
+	if s.pages, err = ui.New(ui.Config{Auth: s.authorizer}); err != nil {
+		return nil, err
+	}
 	s.metrics = newMetrics(s)
 	s.sessions = newAdmission(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
 	s.relay = moq.NewRelay(moq.RelayConfig{
@@ -169,7 +174,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok"))
 	})
-	s.mux.HandleFunc("GET /{$}", s.index)
+	s.pages.Register(s.mux) // GET /, /watch/..., /publish/... and their assets
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -178,20 +183,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
-}
-
-func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprintf(w, "<!doctype html><title>moqgate</title><h1>moqgate</h1><p>Live broadcasts:</p><ul>")
-	for _, b := range s.relay.Broadcasts() {
-		fmt.Fprintf(w, "<li>%s (<a href=\"/hls/%s/index.m3u8\">HLS</a>)</li>", htmlEscape(b.Path), htmlEscape(b.Path))
-	}
-	fmt.Fprintf(w, "</ul><p>Certificate SHA-256: <code>%s</code></p>", s.certs.Fingerprint())
-}
-
-func htmlEscape(s string) string {
-	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#39;")
-	return r.Replace(s)
 }
 
 // onRTMPPublish turns an RTMP publisher into a MoQ broadcast published
