@@ -191,6 +191,10 @@ func egressReport(b *testing.B, cfg egressConfig, marks map[string]egressSample,
 		}
 		ph := res.Phases[i]
 		wall := time.Duration(ph.End - ph.Start).Seconds()
+		if d := e.at.Sub(s.at).Seconds(); d < 0.9*wall || d > 1.1*wall {
+			// The marks must reach this process as they are made.
+			b.Fatalf("%s window: %.3f s here, %.3f s in the load generator", name, d, wall)
+		}
 		mbps := float64(ph.Bytes) * 8 / 1e6 / wall
 		cores := (e.cpu - s.cpu).Seconds() / e.at.Sub(s.at).Seconds()
 		ffCores := (e.ffmpeg - s.ffmpeg).Seconds() / e.at.Sub(s.at).Seconds()
@@ -397,6 +401,12 @@ func egressLoadGen(ctx context.Context, cfg egressConfig, emit func(string)) err
 	}
 	st := v.Stats()
 	res.WHEP, res.WHEPAudioPackets = st["video"].Latencies[n0:], st["audio"].Packets
+	// The benchmark process samples the server and its transcoder at the
+	// mark: leaving at once would race it (the transcoder stops with the
+	// broadcast).
+	if err := ps.sleep(time.Second); err != nil {
+		return err
+	}
 	v.Close()
 	hlsCancel()
 	if err := <-hlsDone; err != nil {
