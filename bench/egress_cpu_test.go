@@ -133,19 +133,12 @@ func BenchmarkEgressCPU(b *testing.B) {
 	cfg := egressConfig{
 		rtmpLatConfig: rtmpLatConfig{
 			RTMPURL:      "rtmp://" + srv.RTMPAddr.String() + "/" + egressPath,
-			VideoBitrate: 4_000_000, FPS: 30, KeyFactor: 6,
+			VideoBitrate: rtmpLatEnvBitrateOr(b, egressEnvBitrate, 4_000_000), FPS: 30, KeyFactor: 6,
 			Audio:  os.Getenv(egressEnvAudio) != "0",
 			Warmup: warmup, Window: window,
 		},
 		Web:  "http://" + srv.WebAddr.String(),
 		Path: egressPath,
-	}
-	if v := os.Getenv(egressEnvBitrate); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 100_000 || n > 100_000_000 {
-			b.Fatalf("%s: bad bit rate %q (100000..100000000)", egressEnvBitrate, v)
-		}
-		cfg.VideoBitrate = n
 	}
 
 	b.ResetTimer()
@@ -156,26 +149,14 @@ func BenchmarkEgressCPU(b *testing.B) {
 	}
 	ff := &ffmpegChildren{seen: map[int]time.Duration{}}
 	marks := map[string]egressSample{}
-	var res *egressResult
-	for line := range lines {
-		kind, arg, _ := strings.Cut(line, " ")
-		switch kind {
-		case "mark":
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			marks[arg] = egressSample{at: time.Now(), cpu: rtmpLatSelfCPU(), ffmpeg: ff.cpu(), alloc: ms.TotalAlloc}
-		case "result":
-			res = &egressResult{}
-			if err := json.Unmarshal([]byte(arg), res); err != nil {
-				b.Fatalf("load generator result: %v", err)
-			}
-		}
-	}
-	if err := wait(); err != nil {
-		b.Fatalf("load generator: %v", err)
-	}
+	res := &egressResult{}
+	got := rtmpLatCollect(b, lines, wait, func(m string) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		marks[m] = egressSample{at: time.Now(), cpu: rtmpLatSelfCPU(), ffmpeg: ff.cpu(), alloc: ms.TotalAlloc}
+	}, res)
 	b.StopTimer()
-	if res == nil || len(res.Phases) != len(egressPhases) {
+	if !got || len(res.Phases) != len(egressPhases) {
 		b.Fatal("load generator reported no (complete) result")
 	}
 	egressReport(b, cfg, marks, res, len(ff.seen))

@@ -161,13 +161,7 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 		IngestWindow: min(window, 5*time.Second),
 		Window:       window,
 	}
-	if v := os.Getenv(rtmpLatEnvBitrate); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 100_000 || n > 100_000_000 {
-			b.Fatalf("%s: bad bit rate %q (100000..100000000)", rtmpLatEnvBitrate, v)
-		}
-		lg.VideoBitrate = n
-	}
+	lg.VideoBitrate = rtmpLatEnvBitrateOr(b, rtmpLatEnvBitrate, lg.VideoBitrate)
 	inProcess := os.Getenv(rtmpLatEnvInProcess) == "1"
 
 	b.ResetTimer()
@@ -180,24 +174,10 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 	// CPU time is sampled at each.
 	cpu := map[string]time.Duration{}
 	wall := map[string]time.Time{}
-	var res *rtmpLatResult
-	for line := range lines {
-		kind, arg, _ := strings.Cut(line, " ")
-		switch kind {
-		case "mark":
-			cpu[arg], wall[arg] = rtmpLatSelfCPU(), time.Now()
-		case "result":
-			res = &rtmpLatResult{}
-			if err := json.Unmarshal([]byte(arg), res); err != nil {
-				b.Fatalf("load generator result: %v", err)
-			}
-		}
-	}
-	if err := wait(); err != nil {
-		b.Fatalf("load generator: %v", err)
-	}
+	res := &rtmpLatResult{}
+	got := rtmpLatCollect(b, lines, wait, func(m string) { cpu[m], wall[m] = rtmpLatSelfCPU(), time.Now() }, res)
 	b.StopTimer()
-	if res == nil {
+	if !got {
 		b.Fatal("load generator reported no result")
 	}
 	for _, m := range []string{"ingest-start", "ingest-end", "window-start", "window-end"} {
@@ -249,6 +229,29 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 	if !inProcess {
 		b.ReportMetric(loadGenCores, "loadgen-cores")
 	}
+}
+
+// rtmpLatCollect reads a load generator's lines until it ends: onMark is
+// called at each "mark NAME" as it arrives, and the "result JSON" line is
+// decoded into res. It reports whether a result came.
+func rtmpLatCollect(b *testing.B, lines <-chan string, wait func() error, onMark func(string), res any) bool {
+	got := false
+	for line := range lines {
+		kind, arg, _ := strings.Cut(line, " ")
+		switch kind {
+		case "mark":
+			onMark(arg)
+		case "result":
+			if err := json.Unmarshal([]byte(arg), res); err != nil {
+				b.Fatalf("load generator result: %v", err)
+			}
+			got = true
+		}
+	}
+	if err := wait(); err != nil {
+		b.Fatalf("load generator: %v", err)
+	}
+	return got
 }
 
 // rtmpLatStartServer runs moqgate in this process (server.New on
@@ -858,6 +861,20 @@ func rtmpLatSelfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rtmpLatEnvBitrateOr returns the bit rate (bit/s) in the environment
+// variable name, or def if it is unset.
+func rtmpLatEnvBitrateOr(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 100_000 || n > 100_000_000 {
+		b.Fatalf("%s: bad bit rate %q (100000..100000000)", name, v)
+	}
+	return n
 }
 
 func rtmpLatEnvDuration(b *testing.B, name string, def time.Duration) time.Duration {
