@@ -71,8 +71,9 @@ var (
 )
 
 // rtmpLatSEIUUID is the uuid_iso_iec_11578 of the user_data_unregistered
-// SEI message that carries each access unit's send time.
-var rtmpLatSEIUUID = []byte("moqgate-rtmplat!")
+// SEI message that carries each access unit's send time: internal/rtctest's,
+// whose WHEP viewer then measures latency from it (BenchmarkEgressCPU).
+var rtmpLatSEIUUID = []byte("moqgate-latency!")
 
 const (
 	rtmpLatPath         = "bench/rtmplat"
@@ -147,25 +148,7 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+2*window+4*warmup)
 	defer cancel()
 
-	cfg, err := config.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.Listen.Addr, cfg.RTMP.Addr = "127.0.0.1:0", "127.0.0.1:0"
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.New(cfg, log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srvCtx, srvCancel := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- srv.Run(srvCtx) }()
-	defer func() {
-		srvCancel()
-		if err := <-served; err != nil {
-			b.Error(err)
-		}
-	}()
+	srv := rtmpLatStartServer(b, ctx, nil)
 
 	lg := rtmpLatConfig{
 		RTMPURL:      "rtmp://" + srv.RTMPAddr.String() + "/" + rtmpLatPath,
@@ -178,17 +161,12 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 		IngestWindow: min(window, 5*time.Second),
 		Window:       window,
 	}
-	if v := os.Getenv(rtmpLatEnvBitrate); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 100_000 || n > 100_000_000 {
-			b.Fatalf("%s: bad bit rate %q (100000..100000000)", rtmpLatEnvBitrate, v)
-		}
-		lg.VideoBitrate = n
-	}
+	lg.VideoBitrate = rtmpLatEnvBitrateOr(b, rtmpLatEnvBitrate, lg.VideoBitrate)
 	inProcess := os.Getenv(rtmpLatEnvInProcess) == "1"
 
 	b.ResetTimer()
-	lines, wait, err := rtmpLatStartLoadGen(ctx, lg, inProcess)
+	run := func(ctx context.Context, emit func(string)) error { return rtmpLatLoadGen(ctx, lg, emit) }
+	lines, wait, err := rtmpLatStartChild(ctx, "TestRTMPLatLoadGen", rtmpLatEnvChild, lg, run, inProcess)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -196,24 +174,10 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 	// CPU time is sampled at each.
 	cpu := map[string]time.Duration{}
 	wall := map[string]time.Time{}
-	var res *rtmpLatResult
-	for line := range lines {
-		kind, arg, _ := strings.Cut(line, " ")
-		switch kind {
-		case "mark":
-			cpu[arg], wall[arg] = rtmpLatSelfCPU(), time.Now()
-		case "result":
-			res = &rtmpLatResult{}
-			if err := json.Unmarshal([]byte(arg), res); err != nil {
-				b.Fatalf("load generator result: %v", err)
-			}
-		}
-	}
-	if err := wait(); err != nil {
-		b.Fatalf("load generator: %v", err)
-	}
+	res := &rtmpLatResult{}
+	got := rtmpLatCollect(b, lines, wait, func(m string) { cpu[m], wall[m] = rtmpLatSelfCPU(), time.Now() }, res)
 	b.StopTimer()
-	if res == nil {
+	if !got {
 		b.Fatal("load generator reported no result")
 	}
 	for _, m := range []string{"ingest-start", "ingest-end", "window-start", "window-end"} {
@@ -267,6 +231,58 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 	}
 }
 
+// rtmpLatCollect reads a load generator's lines until it ends: onMark is
+// called at each "mark NAME" as it arrives, and the "result JSON" line is
+// decoded into res. It reports whether a result came.
+func rtmpLatCollect(b *testing.B, lines <-chan string, wait func() error, onMark func(string), res any) bool {
+	got := false
+	for line := range lines {
+		kind, arg, _ := strings.Cut(line, " ")
+		switch kind {
+		case "mark":
+			onMark(arg)
+		case "result":
+			if err := json.Unmarshal([]byte(arg), res); err != nil {
+				b.Fatalf("load generator result: %v", err)
+			}
+			got = true
+		}
+	}
+	if err := wait(); err != nil {
+		b.Fatalf("load generator: %v", err)
+	}
+	return got
+}
+
+// rtmpLatStartServer runs moqgate in this process (server.New on
+// 127.0.0.1, ephemeral ports, the default configuration with edit
+// applied) until the benchmark ends.
+func rtmpLatStartServer(b *testing.B, ctx context.Context, edit func(*config.Config)) *server.Server {
+	cfg, err := config.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Listen.Addr, cfg.RTMP.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	if edit != nil {
+		edit(cfg)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srvCtx, srvCancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Run(srvCtx) }()
+	b.Cleanup(func() {
+		srvCancel()
+		if err := <-served; err != nil {
+			b.Error(err)
+		}
+	})
+	return srv
+}
+
 // TestRTMPLatLoadGen is BenchmarkRTMPToMoQLatency's load generator when
 // the test binary is re-executed with rtmpLatEnvChild set; otherwise it
 // is skipped.
@@ -281,27 +297,33 @@ func TestRTMPLatLoadGen(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+cfg.Window+cfg.IngestWindow+2*cfg.Warmup)
 	defer cancel()
-	var mu sync.Mutex
-	emit := func(line string) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintln(os.Stdout, rtmpLatOutPrefix+line)
-	}
-	if err := rtmpLatLoadGen(ctx, cfg, emit); err != nil {
+	if err := rtmpLatLoadGen(ctx, cfg, rtmpLatEmitter()); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// rtmpLatStartLoadGen starts the load generator in a child process (or a
-// goroutine) and returns the lines it reports and a function that waits
-// for its end.
-func rtmpLatStartLoadGen(ctx context.Context, cfg rtmpLatConfig, inProcess bool) (<-chan string, func() error, error) {
+// rtmpLatEmitter returns a child's emit: one prefixed line on stdout.
+func rtmpLatEmitter() func(string) {
+	var mu sync.Mutex
+	return func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(os.Stdout, rtmpLatOutPrefix+line)
+	}
+}
+
+// rtmpLatStartChild starts a load generator: this test binary re-executed
+// to run only the test named test, with its configuration cfg as JSON in
+// the environment variable env (or, inProcess, run in a goroutine). It
+// returns the lines the load generator reports (emit, or stdout lines
+// starting with rtmpLatOutPrefix) and a function that waits for its end.
+func rtmpLatStartChild(ctx context.Context, test, env string, cfg any, run func(context.Context, func(string)) error, inProcess bool) (<-chan string, func() error, error) {
 	lines := make(chan string, 16)
 	if inProcess {
 		errc := make(chan error, 1)
 		go func() {
 			defer close(lines)
-			errc <- rtmpLatLoadGen(ctx, cfg, func(line string) { lines <- line })
+			errc <- run(ctx, func(line string) { lines <- line })
 		}()
 		return lines, func() error { return <-errc }, nil
 	}
@@ -313,8 +335,8 @@ func rtmpLatStartLoadGen(ctx context.Context, cfg rtmpLatConfig, inProcess bool)
 	if err != nil {
 		return nil, nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestRTMPLatLoadGen$", "-test.bench=^$", "-test.count=1")
-	cmd.Env = append(os.Environ(), rtmpLatEnvChild+"="+string(js))
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^"+test+"$", "-test.bench=^$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+string(js))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -352,59 +374,12 @@ func rtmpLatStartLoadGen(ctx context.Context, cfg rtmpLatConfig, inProcess bool)
 func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	u, err := url.Parse(cfg.RTMPURL)
+	ps, err := rtmpLatPublish(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
-	c := &gortmplib.Client{URL: u, Publish: true}
-	if err := c.Initialize(ctx); err != nil {
-		return fmt.Errorf("rtmp client: %w", err)
-	}
-	defer c.Close()
-	vt := &gortmplib.Track{Codec: &codecs.H264{SPS: rtmpLatSPS, PPS: rtmpLatPPS}}
-	tracks := []*gortmplib.Track{vt}
-	var at *gortmplib.Track
-	if cfg.Audio {
-		at = &gortmplib.Track{Codec: &codecs.MPEG4Audio{Config: &mpeg4audio.AudioSpecificConfig{
-			Type: mpeg4audio.ObjectTypeAACLC, SampleRate: rtmpLatAudioRate, ChannelCount: 2,
-		}}}
-		tracks = append(tracks, at)
-	}
-	w := &gortmplib.Writer{Conn: c, Tracks: tracks}
-	if err := w.Initialize(); err != nil {
-		return fmt.Errorf("rtmp writer: %w", err)
-	}
-
-	win := &rtmpLatWindow{}
-	win.start.Store(-1)
-	win.end.Store(-1)
-	pub := &rtmpLatPublisher{cfg: cfg, w: w, vt: vt, at: at, win: win, start: time.Now()}
-	pubCtx, pubCancel := context.WithCancel(ctx)
-	defer pubCancel()
-	pubErr := make(chan error, 1)
-	go func() { pubErr <- pub.run(pubCtx) }()
-	sleep := func(d time.Duration) error {
-		select {
-		case <-time.After(d):
-			return nil
-		case err := <-pubErr:
-			if err == nil {
-				err = errors.New("stopped")
-			}
-			return fmt.Errorf("publisher: %w", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	// Windows start (and, lasting whole seconds, end) half-way between two
-	// key frames, so that each holds a whole number of GOPs.
-	warmup := func() error {
-		if err := sleep(cfg.Warmup); err != nil {
-			return err
-		}
-		since := time.Since(pub.start) + time.Second/2
-		return sleep(since.Truncate(time.Second) + time.Second - since)
-	}
+	defer ps.close()
+	c, pub, win, sleep, warmup := ps.c, ps.pub, ps.win, ps.sleep, ps.warmup
 
 	// Window 1: no subscriber.
 	if err := warmup(); err != nil {
@@ -467,11 +442,9 @@ func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) e
 	}
 	subCancel()
 	readers.Wait()
-	pubCancel()
-	if err := <-pubErr; err != nil {
-		return fmt.Errorf("publisher: %w", err)
+	if err := ps.stop(); err != nil {
+		return err
 	}
-	rtmpLatCloseRTMP(c)
 
 	sub.mu.Lock()
 	res := rtmpLatResult{
@@ -488,6 +461,105 @@ func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) e
 	}
 	emit("result " + string(js))
 	return nil
+}
+
+// rtmpLatSession is a running RTMP publish (rtmpLatPublisher on its own
+// goroutine) and the load generator's clock.
+type rtmpLatSession struct {
+	ctx    context.Context // of the load generator
+	cfg    rtmpLatConfig
+	c      *gortmplib.Client
+	pub    *rtmpLatPublisher
+	win    *rtmpLatWindow
+	cancel context.CancelFunc // stops the publisher
+	done   chan struct{}      // closed when the publisher returned err
+	err    error
+}
+
+// rtmpLatPublish connects to cfg.RTMPURL and starts publishing. With aac
+// (access units of 1024 samples, 48 kHz stereo AAC-LC) and cfg.Audio the
+// audio frames are those, in a loop, instead of stamped noise: something
+// an AAC decoder (moqgate's Opus transcoder) accepts.
+func rtmpLatPublish(ctx context.Context, cfg rtmpLatConfig, aac [][]byte) (*rtmpLatSession, error) {
+	u, err := url.Parse(cfg.RTMPURL)
+	if err != nil {
+		return nil, err
+	}
+	c := &gortmplib.Client{URL: u, Publish: true}
+	if err := c.Initialize(ctx); err != nil {
+		return nil, fmt.Errorf("rtmp client: %w", err)
+	}
+	vt := &gortmplib.Track{Codec: &codecs.H264{SPS: rtmpLatSPS, PPS: rtmpLatPPS}}
+	tracks := []*gortmplib.Track{vt}
+	var at *gortmplib.Track
+	if cfg.Audio {
+		at = &gortmplib.Track{Codec: &codecs.MPEG4Audio{Config: &mpeg4audio.AudioSpecificConfig{
+			Type: mpeg4audio.ObjectTypeAACLC, SampleRate: rtmpLatAudioRate, ChannelCount: 2,
+		}}}
+		tracks = append(tracks, at)
+	}
+	w := &gortmplib.Writer{Conn: c, Tracks: tracks}
+	if err := w.Initialize(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("rtmp writer: %w", err)
+	}
+	win := &rtmpLatWindow{}
+	win.start.Store(-1)
+	win.end.Store(-1)
+	pubCtx, pubCancel := context.WithCancel(ctx)
+	s := &rtmpLatSession{ctx: ctx, cfg: cfg, c: c, win: win, cancel: pubCancel, done: make(chan struct{}),
+		pub: &rtmpLatPublisher{cfg: cfg, w: w, vt: vt, at: at, aac: aac, win: win, start: time.Now()}}
+	go func() {
+		defer close(s.done)
+		s.err = s.pub.run(pubCtx)
+	}()
+	return s, nil
+}
+
+// sleep waits d, or fails if the publisher stopped or the load generator's
+// context ended first.
+func (s *rtmpLatSession) sleep(d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-s.done:
+		err := s.err
+		if err == nil {
+			err = errors.New("stopped")
+		}
+		return fmt.Errorf("publisher: %w", err)
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+}
+
+// warmup waits cfg.Warmup, then up to half-way between two key frames:
+// windows start there (and, lasting whole seconds, end there) so that each
+// holds a whole number of GOPs.
+func (s *rtmpLatSession) warmup() error {
+	if err := s.sleep(s.cfg.Warmup); err != nil {
+		return err
+	}
+	since := time.Since(s.pub.start) + time.Second/2
+	return s.sleep(since.Truncate(time.Second) + time.Second - since)
+}
+
+// stop ends the publish like an encoder that stops (see rtmpLatCloseRTMP).
+func (s *rtmpLatSession) stop() error {
+	s.cancel()
+	<-s.done
+	if s.err != nil {
+		return fmt.Errorf("publisher: %w", s.err)
+	}
+	rtmpLatCloseRTMP(s.c)
+	return nil
+}
+
+// close releases the session whatever state it is in.
+func (s *rtmpLatSession) close() {
+	s.cancel()
+	<-s.done
+	s.c.Close()
 }
 
 // rtmpLatCloseRTMP ends the publish like an encoder that stops: FIN, then
@@ -515,6 +587,7 @@ type rtmpLatPublisher struct {
 	cfg    rtmpLatConfig
 	w      *gortmplib.Writer
 	vt, at *gortmplib.Track
+	aac    [][]byte // audio frames to loop (nil: stamped noise)
 	win    *rtmpLatWindow
 	start  time.Time // of the schedule
 
@@ -578,10 +651,15 @@ func (p *rtmpLatPublisher) run(ctx context.Context) error {
 			vi++
 		} else {
 			pts := time.Duration(ai) * audioDur
-			frame := make([]byte, audioSize)
-			copy(frame[rtmpLatStampLen:], noise)
 			now := time.Now().UnixNano()
-			rtmpLatPutStamp(frame, now)
+			var frame []byte
+			if len(p.aac) > 0 {
+				frame = p.aac[ai%len(p.aac)]
+			} else {
+				frame = make([]byte, audioSize)
+				copy(frame[rtmpLatStampLen:], noise)
+				rtmpLatPutStamp(frame, now)
+			}
 			if err := p.w.WriteMPEG4Audio(p.at, pts, frame); err != nil {
 				return err
 			}
@@ -655,14 +733,14 @@ func (s *rtmpLatSubscriber) read(ctx context.Context, t *moq.Track, video bool) 
 }
 
 func (s *rtmpLatSubscriber) record(payload []byte, now int64, video bool) {
-	mdat, err := rtmpLatMdat(payload)
+	mdats, err := rtmpLatMdats(payload)
 	var sent int64
 	ok, key := false, false
 	if err == nil {
 		if video {
-			sent, key, ok = rtmpLatVideoStamp(mdat)
+			sent, key, ok = rtmpLatVideoStamp(mdats[0])
 		} else {
-			sent, ok = rtmpLatStamp(mdat)
+			sent, ok = rtmpLatStamp(mdats[0])
 		}
 	}
 	if video {
@@ -689,45 +767,69 @@ func (s *rtmpLatSubscriber) record(payload []byte, now int64, video bool) {
 	}
 }
 
-// rtmpLatMdat returns the payload of the mdat box of a moof+mdat object.
-func rtmpLatMdat(obj []byte) ([]byte, error) {
+// rtmpLatMdats returns the payloads of the mdat boxes of a CMAF object or
+// an LL-HLS part (moof+mdat pairs).
+func rtmpLatMdats(obj []byte) ([][]byte, error) {
 	sr := bits.NewFixedSliceReader(obj)
+	var mdats [][]byte
 	for pos := uint64(0); pos < uint64(len(obj)); {
 		box, err := mp4.DecodeBoxSR(pos, sr)
 		if err != nil {
 			return nil, err
 		}
 		if m, ok := box.(*mp4.MdatBox); ok {
-			return m.Data, nil
+			mdats = append(mdats, m.Data)
 		}
 		pos += box.Size()
 	}
-	return nil, errors.New("no mdat")
+	if len(mdats) == 0 {
+		return nil, errors.New("no mdat")
+	}
+	return mdats, nil
 }
 
 // rtmpLatVideoStamp finds the send time in the SEI of an access unit made
 // of 4-byte-length-prefixed NAL units; key reports an IDR slice.
 func rtmpLatVideoStamp(au []byte) (sent int64, key, ok bool) {
-	for len(au) >= 4 {
-		n := int(binary.BigEndian.Uint32(au))
-		au = au[4:]
-		if n > len(au) || n == 0 {
-			return 0, false, false
-		}
-		nalu := au[:n]
-		au = au[n:]
-		switch nalu[0] & 0x1f {
-		case 5:
+	valid := rtmpLatNALUs(au, func(nalu []byte) {
+		if nalu[0]&0x1f == 5 {
 			key = true
-		case 6:
-			uuidEnd := 3 + len(rtmpLatSEIUUID)
-			if len(nalu) >= uuidEnd+rtmpLatStampLen && nalu[1] == 0x05 &&
-				bytes.Equal(nalu[3:uuidEnd], rtmpLatSEIUUID) {
-				sent, ok = rtmpLatStamp(nalu[uuidEnd:])
-			}
 		}
+		if t, found := rtmpLatSEIStamp(nalu); found {
+			sent, ok = t, true
+		}
+	})
+	if !valid {
+		return 0, false, false
 	}
 	return sent, key, ok
+}
+
+// rtmpLatNALUs calls fn with each NAL unit of 4-byte-length-prefixed NAL
+// units (one access unit, or the samples of an mdat one after the other);
+// false means b is malformed.
+func rtmpLatNALUs(b []byte, fn func(nalu []byte)) bool {
+	for len(b) >= 4 {
+		n := int(binary.BigEndian.Uint32(b))
+		b = b[4:]
+		if n > len(b) || n == 0 {
+			return false
+		}
+		fn(b[:n])
+		b = b[n:]
+	}
+	return true
+}
+
+// rtmpLatSEIStamp returns the send time of an SEI NAL unit made by
+// rtmpLatSEI.
+func rtmpLatSEIStamp(nalu []byte) (int64, bool) {
+	uuidEnd := 3 + len(rtmpLatSEIUUID)
+	if len(nalu) < uuidEnd+rtmpLatStampLen || nalu[0]&0x1f != 6 || nalu[1] != 0x05 ||
+		!bytes.Equal(nalu[3:uuidEnd], rtmpLatSEIUUID) {
+		return 0, false
+	}
+	return rtmpLatStamp(nalu[uuidEnd:])
 }
 
 // rtmpLatStats summarises latencies.
@@ -759,6 +861,20 @@ func rtmpLatSelfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rtmpLatEnvBitrateOr returns the bit rate (bit/s) in the environment
+// variable name, or def if it is unset.
+func rtmpLatEnvBitrateOr(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 100_000 || n > 100_000_000 {
+		b.Fatalf("%s: bad bit rate %q (100000..100000000)", name, v)
+	}
+	return n
 }
 
 func rtmpLatEnvDuration(b *testing.B, name string, def time.Duration) time.Duration {
