@@ -438,12 +438,17 @@ func TestWHIPWHEPErrors(t *testing.T) {
 }
 
 // count returns how many log lines contain sub.
-func (l *logBuf) count(sub string) int {
+// count counts the log lines that contain every one of subs.
+func (l *logBuf) count(subs ...string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
 	for _, s := range l.lines {
-		if strings.Contains(s, sub) {
+		all := true
+		for _, sub := range subs {
+			all = all && strings.Contains(s, sub)
+		}
+		if all {
 			n++
 		}
 	}
