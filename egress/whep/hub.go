@@ -25,7 +25,6 @@ import (
 type hub struct {
 	srv  *Server
 	path string
-	ns   moq.Namespace
 	log  *slog.Logger
 
 	ctx    context.Context
@@ -49,7 +48,7 @@ type hub struct {
 
 func newHub(s *Server, path string) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &hub{srv: s, path: path, ns: moq.ParsePath(path), log: s.log.With("broadcast", path),
+	return &hub{srv: s, path: path, log: s.log.With("broadcast", path),
 		ctx: ctx, cancel: cancel, ready: make(chan struct{}), done: make(chan struct{}),
 		changed: make(chan struct{}), feeds: map[string]*feed{}, inits: map[string][]byte{}}
 }
