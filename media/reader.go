@@ -120,9 +120,6 @@ func (b *BroadcastReader) subscribe(ctx context.Context, name string, opts moq.S
 // CatalogTrack is the name of the catalog track being followed.
 func (b *BroadcastReader) CatalogTrack() string { return b.cat.Name() }
 
-// Done is closed when the catalog subscription ends (the broadcast ended).
-func (b *BroadcastReader) Done() <-chan struct{} { return b.cat.Done() }
-
 // Close releases the catalog subscription. Track readers are closed by
 // their owners.
 func (b *BroadcastReader) Close() {

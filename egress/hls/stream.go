@@ -26,7 +26,6 @@ const (
 // trackDesc is a media track of the current catalog that HLS can carry.
 type trackDesc struct {
 	name string
-	init []byte
 	info media.TrackInfo
 	key  string
 }
@@ -206,7 +205,7 @@ func (st *stream) apply(tracks []media.CatalogTrack) {
 				continue
 			}
 			haveVideo = haveVideo || kind == media.Video
-			d := &trackDesc{name: t.Name, init: t.Init, info: info, key: codecKey(info)}
+			d := &trackDesc{name: t.Name, info: info, key: codecKey(info)}
 			descs[t.Name] = d
 			order = append(order, d)
 		}
