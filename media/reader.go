@@ -26,9 +26,6 @@ const (
 	// of a group, for a newer catalog to be handled: a publisher writes a
 	// new catalog before the frames it describes.
 	catalogSyncWait = time.Second
-	// resubscribeWait paces the subscriptions of a track that ended while
-	// the broadcast goes on (a publisher or an upstream relay reconnecting).
-	resubscribeWait = 500 * time.Millisecond
 )
 
 // ErrNotInCatalog ends a FrameReader whose track left the catalog.
@@ -241,19 +238,6 @@ func (b *BroadcastReader) track(name string) (CatalogTrack, bool) {
 	return CatalogTrack{}, false
 }
 
-// ended reports whether the broadcast is over for track readers.
-func (b *BroadcastReader) ended() bool {
-	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	select {
-	case <-b.cat.Done():
-		return true
-	default:
-		return closed
-	}
-}
-
 // Chunk is one object of a media track, read with its init segment.
 type Chunk struct {
 	Group, Object uint64
@@ -266,22 +250,18 @@ type Chunk struct {
 	// GroupStart marks the first chunk read of a group.
 	GroupStart bool
 	// Discontinuity: something was lost right before this chunk (a group
-	// skipped, dropped or cut short, an unreadable object) or the track
-	// was subscribed again.
+	// skipped, dropped or cut short, an unreadable object).
 	Discontinuity bool
 	// InitChanged: from this chunk on, the track has a new init segment
 	// (FrameReader.Info changed), at a group boundary.
 	InitChanged bool
 }
 
-// FrameReader reads one CMAF track of a broadcast object by object. When
-// the subscription ends while the broadcast goes on and the track is still
-// in the catalog, it subscribes again. Next is for one goroutine;
-// RequestNewGroup and Close may be called from any.
+// FrameReader reads one CMAF track of a broadcast object by object. Next
+// is for one goroutine; RequestNewGroup and Close may be called from any.
 type FrameReader struct {
 	b    *BroadcastReader
 	name string
-	opts moq.SubscribeOptions
 
 	mu  sync.Mutex
 	sub *moq.TrackConsumer
@@ -301,23 +281,11 @@ type FrameReader struct {
 
 // Track subscribes to the named track. opts are its subscription options.
 func (b *BroadcastReader) Track(ctx context.Context, name string, opts moq.SubscribeOptions) (*FrameReader, error) {
-	r := &FrameReader{b: b, name: name, opts: opts}
-	if err := r.subscribe(ctx); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-func (r *FrameReader) subscribe(ctx context.Context) error {
-	sub, err := r.b.subscribe(ctx, r.name, r.opts)
+	sub, err := b.subscribe(ctx, name, opts)
 	if err != nil {
-		return fmt.Errorf("media: subscribe to track %s: %w", r.name, err)
+		return nil, fmt.Errorf("media: subscribe to track %s: %w", name, err)
 	}
-	r.mu.Lock()
-	r.sub = sub
-	r.mu.Unlock()
-	r.rd = sub.Reader(true)
-	return nil
+	return &FrameReader{b: b, name: name, sub: sub, rd: sub.Reader(true)}, nil
 }
 
 // Name is the track name.
@@ -351,9 +319,8 @@ func (r *FrameReader) Close() {
 	}
 }
 
-// Next returns the next readable chunk. It ends with moq.ErrTrackEnded
-// (the broadcast ended), ErrNotInCatalog, an unusable init segment, or the
-// context's error.
+// Next returns the next readable chunk. It ends with moq.ErrTrackEnded,
+// ErrNotInCatalog, an unusable init segment, or the context's error.
 func (r *FrameReader) Next(ctx context.Context) (Chunk, error) {
 	for {
 		if r.group == nil {
@@ -394,60 +361,25 @@ func (r *FrameReader) Next(ctx context.Context) (Chunk, error) {
 // nextGroup moves to the next group, with the init segment of the catalog
 // version it belongs to.
 func (r *FrameReader) nextGroup(ctx context.Context) error {
-	for {
-		g, err := r.rd.NextGroup(ctx)
+	g, err := r.rd.NextGroup(ctx)
+	if err != nil {
+		return err
+	}
+	r.disc = r.disc || r.haveGroup && g.ID() != r.lastGroup+1
+	r.lastGroup, r.haveGroup = g.ID(), true
+	r.b.waitCatalog(ctx)
+	t, ok := r.b.track(r.name)
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNotInCatalog, r.name)
+	}
+	if r.cr == nil || !bytes.Equal(t.Init, r.init) {
+		cr, err := NewChunkReader(t.Init)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err := r.resubscribe(ctx); err != nil {
-				return err
-			}
-			continue
+			return fmt.Errorf("media: track %s: %w", r.name, err)
 		}
-		if r.haveGroup && g.ID() != r.lastGroup+1 {
-			r.disc = true
-		}
-		r.lastGroup, r.haveGroup = g.ID(), true
-		r.b.waitCatalog(ctx)
-		t, ok := r.b.track(r.name)
-		if !ok {
-			return fmt.Errorf("%w: %s", ErrNotInCatalog, r.name)
-		}
-		if r.cr == nil || !bytes.Equal(t.Init, r.init) {
-			cr, err := NewChunkReader(t.Init)
-			if err != nil {
-				return fmt.Errorf("media: track %s: %w", r.name, err)
-			}
-			r.changed = r.changed || r.cr != nil
-			r.cr, r.init = cr, t.Init
-		}
-		r.group, r.start = g, true
-		return nil
+		r.changed = r.changed || r.cr != nil
+		r.cr, r.init = cr, t.Init
 	}
-}
-
-// resubscribe subscribes again to a track whose subscription ended, while
-// the broadcast goes on and the track is in the catalog.
-func (r *FrameReader) resubscribe(ctx context.Context) error {
-	r.Close()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(resubscribeWait):
-		}
-		if r.b.ended() {
-			return moq.ErrTrackEnded
-		}
-		if _, ok := r.b.track(r.name); !ok {
-			return fmt.Errorf("%w: %s", ErrNotInCatalog, r.name)
-		}
-		err := r.subscribe(ctx)
-		if err == nil {
-			r.disc = true
-			return nil
-		}
-		r.b.log.Debug("media: subscribe again", "broadcast", r.b.path, "track", r.name, "err", err)
-	}
+	r.group, r.start = g, true
+	return nil
 }
