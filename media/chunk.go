@@ -76,25 +76,14 @@ func (r *ChunkReader) frames(payload []byte, out []Frame) ([]Frame, error) {
 			}
 			if run.traf != lastTraf {
 				lastTraf = run.traf
-				dts = r.nextDTS
-				if tfdt := moof.Trafs[run.traf].Tfdt; tfdt != nil {
-					t := tfdt.BaseMediaDecodeTime()
-					if t > fmp4MaxPos {
-						return fmt.Errorf("tfdt %d out of range", t)
-					}
-					dts = int64(t)
+				if dts, err = fmp4TrafDTS(moof.Trafs[run.traf], r.nextDTS); err != nil {
+					return err
 				}
 			}
-			if len(run.samples) > 0 && (run.start < int64(dataPos) || run.end > int64(dataPos+len(data))) {
-				return fmt.Errorf("sample data [%d,%d) outside mdat [%d,%d)", run.start, run.end, dataPos, dataPos+len(data))
-			}
-			off := run.start - int64(dataPos)
-			for _, s := range run.samples {
-				end := off + int64(s.size)
-				out = append(out, Frame{DTS: dts, CTO: s.cto, Duration: int64(s.dur),
-					Keyframe: audio || s.flags&fmp4SampleIsNonSync == 0, Data: data[off:end:end]})
-				off = end
-				dts += int64(s.dur)
+			if dts, err = fmp4RunFrames(run, run.start, int64(dataPos), data, dts, audio, func(_ int64, f Frame) {
+				out = append(out, f)
+			}); err != nil {
+				return err
 			}
 			r.nextDTS = dts
 		}
