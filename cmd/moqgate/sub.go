@@ -14,7 +14,6 @@ import (
 
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
-	"github.com/moqgate/moqgate/moq/wire"
 )
 
 // clientFlags are the flags sub and pub share.
@@ -35,14 +34,9 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 }
 
 func (c *clientFlags) dial(ctx context.Context, url string, h moq.Handler, log *slog.Logger) (*moq.Session, error) {
-	var version uint64
-	switch c.draft {
-	case 14:
-		version = wire.Version14
-	case 16:
-		version = wire.Version16
-	default:
-		return nil, fmt.Errorf("--draft %d: want 14 or 16", c.draft)
+	version, err := moq.DraftVersion(c.draft)
+	if err != nil {
+		return nil, fmt.Errorf("--draft: %w", err)
 	}
 	return moq.Dial(ctx, url, moq.DialOptions{
 		Insecure: c.insecure, Fingerprint: c.fingerprint, Version: version,

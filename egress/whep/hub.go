@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/moqgate/moqgate/internal/rtc"
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
-	"github.com/moqgate/moqgate/moq/wire"
 )
 
 // hub is the WHEP side of one broadcast: one in-process MoQ session to the
@@ -64,8 +62,7 @@ func (h *hub) run() {
 	defer fail(rtc.Errorf(http.StatusNotFound, "broadcast %s ended", h.path))
 	br, err := media.OpenBroadcast(h.ctx, h.srv.cfg.Relay.Local("whep"), h.path, media.BroadcastOptions{
 		Subscribe: moq.SubscribeOptions{Priority: 100, GroupOrder: 2}, Timeout: h.srv.catalogTimeout, Logger: h.log})
-	var re *moq.RequestError
-	if errors.As(err, &re) && re.Code == wire.SubscribeErrorTrackDoesNotExist && strings.Contains(re.Reason, "no such broadcast") {
+	if errors.Is(err, moq.ErrNotFound) {
 		fail(rtc.Errorf(http.StatusNotFound, "no broadcast %s", h.path))
 		return
 	}
