@@ -3,6 +3,7 @@ package moq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 
@@ -224,9 +225,27 @@ func StreamResetCode(err error) (uint64, bool) {
 	if errors.As(err, &we) {
 		return uint64(we.ErrorCode), true
 	}
-	var pe *PipeStreamError
+	var pe *StreamResetError
 	if errors.As(err, &pe) {
 		return pe.Code, true
 	}
 	return 0, false
+}
+
+// StreamResetError is what a Conn that is not QUIC (the in-process test
+// pipe) returns from a stream its peer reset, so StreamResetCode reads it.
+type StreamResetError struct{ Code uint64 }
+
+func (e *StreamResetError) Error() string { return fmt.Sprintf("stream reset with code %#x", e.Code) }
+
+// ConnClosedError is what such a Conn returns once it is closed: the
+// session records the peer's code and reason from it.
+type ConnClosedError struct {
+	Code   uint64
+	Reason string
+	Remote bool
+}
+
+func (e *ConnClosedError) Error() string {
+	return fmt.Sprintf("connection closed (code %#x): %s", e.Code, e.Reason)
 }

@@ -505,7 +505,7 @@ func (s *Session) fail(err error) {
 			// The transport went away: record the peer's reason if known.
 			var code uint64
 			reason := err.Error()
-			var pe *PipeConnError
+			var pe *ConnClosedError
 			if errors.As(err, &pe) {
 				code, reason = pe.Code, pe.Reason
 			}

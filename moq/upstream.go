@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // Relay-to-relay sessions identify themselves with the IMPLEMENTATION
