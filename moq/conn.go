@@ -2,7 +2,6 @@ package moq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -214,32 +213,8 @@ type wtRecv struct{ s *webtransport.ReceiveStream }
 func (w wtRecv) Read(b []byte) (int, error) { return w.s.Read(b) }
 func (w wtRecv) CancelRead(code uint64)     { w.s.CancelRead(webtransport.StreamErrorCode(code)) }
 
-// StreamResetCode extracts the application error code of a stream reset
-// from a transport error, if it is one.
-func StreamResetCode(err error) (uint64, bool) {
-	var qe *quic.StreamError
-	if errors.As(err, &qe) {
-		return uint64(qe.ErrorCode), true
-	}
-	var we *webtransport.StreamError
-	if errors.As(err, &we) {
-		return uint64(we.ErrorCode), true
-	}
-	var pe *StreamResetError
-	if errors.As(err, &pe) {
-		return pe.Code, true
-	}
-	return 0, false
-}
-
-// StreamResetError is what a Conn that is not QUIC (the in-process test
-// pipe) returns from a stream its peer reset, so StreamResetCode reads it.
-type StreamResetError struct{ Code uint64 }
-
-func (e *StreamResetError) Error() string { return fmt.Sprintf("stream reset with code %#x", e.Code) }
-
-// ConnClosedError is what such a Conn returns once it is closed: the
-// session records the peer's code and reason from it.
+// ConnClosedError is what a Conn that is not QUIC (the in-process test
+// pipe) returns once it is closed: the session records the peer's code and reason from it.
 type ConnClosedError struct {
 	Code   uint64
 	Reason string

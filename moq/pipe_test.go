@@ -3,6 +3,7 @@ package moq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -364,3 +365,8 @@ func (r *Relay) ConnectLocalAs(ctx context.Context, proto string, cfg Config, se
 	}
 	return s, nil
 }
+
+// StreamResetError is what a pipe stream returns once its peer reset it.
+type StreamResetError struct{ Code uint64 }
+
+func (e *StreamResetError) Error() string { return fmt.Sprintf("stream reset with code %#x", e.Code) }
