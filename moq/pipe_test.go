@@ -27,7 +27,6 @@ func PipeNamed(proto string) (Conn, Conn) {
 	return a, b
 }
 
-
 // pipeBufferSize bounds the bytes in flight per stream direction, standing
 // in for QUIC flow control.
 const pipeBufferSize = 1 << 20
