@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/moqgate/moqgate/moq"
-	"github.com/moqgate/moqgate/moq/wire"
 )
 
 // SessionStats are payload counters summed over the sessions a relay
@@ -75,8 +74,8 @@ func (t *sessionTally) note(s *moq.Session) {
 	if _, ok := t.sessions[s]; ok {
 		return
 	}
-	impl, _ := s.PeerParams.Bytes(wire.ParamImplementation)
-	t.sessions[s] = string(impl) == moq.ImplementationEdge || string(impl) == moq.ImplementationPeer
+	impl := s.PeerImplementation()
+	t.sessions[s] = impl == moq.ImplementationEdge || impl == moq.ImplementationPeer
 }
 
 func (t *sessionTally) HandleSubscribe(ctx context.Context, s *moq.Session, req *moq.SubscribeRequest) (*moq.Track, func(), error) {
@@ -89,7 +88,7 @@ func (t *sessionTally) HandleFetch(ctx context.Context, s *moq.Session, req *moq
 	return t.Relay.HandleFetch(ctx, s, req)
 }
 
-func (t *sessionTally) HandlePublishNamespace(ctx context.Context, s *moq.Session, ns moq.Namespace, params wire.Params) error {
+func (t *sessionTally) HandlePublishNamespace(ctx context.Context, s *moq.Session, ns moq.Namespace, params moq.Params) error {
 	t.note(s)
 	return t.Relay.HandlePublishNamespace(ctx, s, ns, params)
 }

@@ -250,9 +250,6 @@ func StartRelayProcess(ctx context.Context, exe string, stderr io.Writer, env ..
 	return p, nil
 }
 
-// PID is the child's process ID.
-func (p *RelayProcess) PID() int { return p.cmd.Process.Pid }
-
 func (p *RelayProcess) command(cmd string) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

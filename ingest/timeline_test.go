@@ -13,16 +13,12 @@ import (
 // its first frame.
 func firstDTS(t *testing.T, ctx context.Context, r *moq.Relay, path string, info media.TrackInfo) int64 {
 	t.Helper()
-	sess, err := r.ConnectLocal(ctx, moq.Config{}, moq.Config{})
+	tc, err := r.Local("test").SubscribeTrack(ctx, path, info.Name, moq.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sess.Close()
-	sub, err := sess.Subscribe(ctx, moq.ParsePath(path), info.Name, moq.SubscribeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := sub.Track.NewReader(false).NextGroup(ctx)
+	defer tc.Close()
+	g, err := tc.Reader(false).NextGroup(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

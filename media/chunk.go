@@ -63,91 +63,85 @@ func (r *ChunkReader) Frames(payload []byte, out []Frame) ([]Frame, error) {
 
 func (r *ChunkReader) frames(payload []byte, out []Frame) ([]Frame, error) {
 	audio := r.info.Codec.Kind() == Audio
+	_, err := fmp4ObjectPairs(payload, func(moof *mp4.MoofBox, moofPos int, data []byte, dataPos int) error {
+		runs, err := layoutFMP4Moof(moof, int64(moofPos), func(uint32) *mp4.TrexBox { return r.trex })
+		if err != nil {
+			return err
+		}
+		lastTraf := -1
+		dts := r.nextDTS
+		for _, run := range runs {
+			if run.abs {
+				return errors.New("explicit base_data_offset in a media object")
+			}
+			if run.traf != lastTraf {
+				lastTraf = run.traf
+				if dts, err = fmp4TrafDTS(moof.Trafs[run.traf], r.nextDTS); err != nil {
+					return err
+				}
+			}
+			if dts, err = fmp4RunFrames(run, run.start, int64(dataPos), data, dts, audio, func(_ int64, f Frame) {
+				out = append(out, f)
+			}); err != nil {
+				return err
+			}
+			r.nextDTS = dts
+		}
+		return nil
+	})
+	return out, err
+}
+
+// fmp4ObjectPairs calls fn for each moof+mdat pair of a media object (one
+// or more single-track CMAF fragments; other boxes are skipped) and
+// returns how many there were.
+func fmp4ObjectPairs(payload []byte, fn func(moof *mp4.MoofBox, moofPos int, data []byte, dataPos int) error) (int, error) {
 	var moof *mp4.MoofBox
-	moofPos := 0
-	pairs := 0
+	moofPos, pairs := 0, 0
 	for pos := 0; pos < len(payload); {
 		h, size, err := fmp4SliceBox(payload, pos)
 		if err != nil {
-			return out, err
+			return pairs, err
 		}
 		switch h.typ {
 		case "moof":
 			if moof != nil {
-				return out, fmt.Errorf("moof at offset %d has no mdat", moofPos)
+				return pairs, fmt.Errorf("moof at offset %d has no mdat", moofPos)
 			}
 			raw, err := fmp4Normalize(h, payload[pos+h.hdrLen:pos+size])
 			if err != nil {
-				return out, err
+				return pairs, err
 			}
 			box, err := decodeFMP4Box(raw)
 			if err != nil {
-				return out, fmt.Errorf("moof at offset %d: %w", pos, err)
+				return pairs, fmt.Errorf("moof at offset %d: %w", pos, err)
 			}
 			var ok bool
 			if moof, ok = box.(*mp4.MoofBox); !ok {
-				return out, fmt.Errorf("moof at offset %d decoded as %T", pos, box)
+				return pairs, fmt.Errorf("moof at offset %d decoded as %T", pos, box)
 			}
 			moofPos = pos
 		case "mdat":
 			if moof == nil {
-				return out, fmt.Errorf("mdat at offset %d without moof", pos)
-			}
-			dataPos := pos + h.hdrLen
-			data := payload[dataPos : pos+size]
-			runs, err := layoutFMP4Moof(moof, int64(moofPos), func(uint32) *mp4.TrexBox { return r.trex })
-			if err != nil {
-				return out, err
-			}
-			lastTraf := -1
-			dts := r.nextDTS
-			for _, run := range runs {
-				if run.abs {
-					return out, errors.New("explicit base_data_offset in a media object")
-				}
-				if run.traf != lastTraf {
-					lastTraf = run.traf
-					dts = r.nextDTS
-					if tfdt := moof.Trafs[run.traf].Tfdt; tfdt != nil {
-						t := tfdt.BaseMediaDecodeTime()
-						if t > fmp4MaxPos {
-							return out, fmt.Errorf("tfdt %d out of range", t)
-						}
-						dts = int64(t)
-					}
-				}
-				if len(run.samples) > 0 && (run.start < int64(dataPos) || run.end > int64(dataPos+len(data))) {
-					return out, fmt.Errorf("sample data [%d,%d) outside mdat [%d,%d)", run.start, run.end, dataPos, dataPos+len(data))
-				}
-				off := run.start - int64(dataPos)
-				for _, s := range run.samples {
-					end := off + int64(s.size)
-					out = append(out, Frame{
-						DTS:      dts,
-						CTO:      s.cto,
-						Duration: int64(s.dur),
-						Keyframe: audio || s.flags&fmp4SampleIsNonSync == 0,
-						Data:     data[off:end:end],
-					})
-					off = end
-					dts += int64(s.dur)
-				}
-				r.nextDTS = dts
+				return pairs, fmt.Errorf("mdat at offset %d without moof", pos)
 			}
 			pairs++
+			if err := fn(moof, moofPos, payload[pos+h.hdrLen:pos+size], pos+h.hdrLen); err != nil {
+				return pairs, err
+			}
 			moof = nil
 		case "ftyp", "moov":
-			return out, fmt.Errorf("unexpected %s box in a media object", h.typ)
+			return pairs, fmt.Errorf("unexpected %s box in a media object", h.typ)
 		}
 		pos += size
 	}
 	if moof != nil {
-		return out, fmt.Errorf("moof at offset %d has no mdat", moofPos)
+		return pairs, fmt.Errorf("moof at offset %d has no mdat", moofPos)
 	}
 	if pairs == 0 {
-		return out, errors.New("no moof+mdat in object")
+		return 0, errors.New("no moof+mdat in object")
 	}
-	return out, nil
+	return pairs, nil
 }
 
 // ParseInit describes the single track of a CMAF init segment.

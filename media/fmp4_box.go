@@ -237,3 +237,36 @@ func layoutFMP4Moof(moof *mp4.MoofBox, moofPos int64, trex func(uint32) *mp4.Tre
 	}
 	return runs, nil
 }
+
+// fmp4TrafDTS is the decode time a traf starts at: its tfdt, else next
+// (continuing the track's previous fragment).
+func fmp4TrafDTS(traf *mp4.TrafBox, next int64) (int64, error) {
+	if traf.Tfdt == nil {
+		return next, nil
+	}
+	t := traf.Tfdt.BaseMediaDecodeTime()
+	if t > fmp4MaxPos {
+		return 0, fmt.Errorf("tfdt %d out of range", t)
+	}
+	return int64(t), nil
+}
+
+// fmp4RunFrames emits the samples of run, whose data starts at start in
+// the caller's coordinates, from data (an mdat payload found at dataPos),
+// as frames from dts with Data pointing into data; it returns the DTS
+// after them. emit gets each sample's offset too.
+func fmp4RunFrames(run fmp4Run, start, dataPos int64, data []byte, dts int64, audio bool, emit func(off int64, f Frame)) (int64, error) {
+	end := start + (run.end - run.start)
+	if len(run.samples) > 0 && (start < dataPos || end > dataPos+int64(len(data))) {
+		return dts, fmt.Errorf("sample data [%d,%d) outside mdat [%d,%d)", start, end, dataPos, dataPos+int64(len(data)))
+	}
+	off := start - dataPos
+	for _, s := range run.samples {
+		b := off + int64(s.size)
+		emit(dataPos+off, Frame{DTS: dts, CTO: s.cto, Duration: int64(s.dur),
+			Keyframe: audio || s.flags&fmp4SampleIsNonSync == 0, Data: data[off:b:b]})
+		off = b
+		dts += int64(s.dur)
+	}
+	return dts, nil
+}

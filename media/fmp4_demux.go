@@ -413,7 +413,6 @@ func (d *FMP4Demuxer) queueSamples(moof *mp4.MoofBox, moofPos, dataPos int64, pa
 	if err != nil {
 		return err
 	}
-	dataEnd := dataPos + int64(len(payload))
 	n0 := len(d.queue)
 	lastTraf := -1
 	var dts int64
@@ -425,37 +424,18 @@ func (d *FMP4Demuxer) queueSamples(moof *mp4.MoofBox, moofPos, dataPos int64, pa
 		}
 		if run.traf != lastTraf {
 			lastTraf = run.traf
-			dts = tr.nextDTS
-			if traf.Tfdt != nil {
-				t := traf.Tfdt.BaseMediaDecodeTime()
-				if t > fmp4MaxPos {
-					return fmt.Errorf("track %s: tfdt %d out of range", tr.name, t)
-				}
-				dts = int64(t)
+			if dts, err = fmp4TrafDTS(traf, tr.nextDTS); err != nil {
+				return fmt.Errorf("track %s: %w", tr.name, err)
 			}
 		}
-		start, end := run.start, run.end
+		start := run.start
 		if run.abs {
-			// ffmpeg's base_data_offset counts from the start of its file.
-			start, end = start+d.origin, end+d.origin
+			start += d.origin // ffmpeg's base_data_offset counts from the start of its file
 		}
-		if len(run.samples) > 0 && (start < dataPos || end > dataEnd) {
-			return fmt.Errorf("track %s: sample data [%d,%d) outside mdat [%d,%d)", tr.name, start, end, dataPos, dataEnd)
-		}
-		off := start
-		for _, s := range run.samples {
-			a := off - dataPos
-			b := a + int64(s.size)
-			f := Frame{
-				DTS:      dts,
-				CTO:      s.cto,
-				Duration: int64(s.dur),
-				Keyframe: tr.audio || s.flags&fmp4SampleIsNonSync == 0,
-				Data:     payload[a:b:b], // capped: appending must not clobber the next sample
-			}
+		if dts, err = fmp4RunFrames(run, start, dataPos, payload, dts, tr.audio, func(off int64, f Frame) {
 			d.queue = append(d.queue, fmp4QueuedSample{track: tr.name, off: off, f: f})
-			off = dataPos + b
-			dts += int64(s.dur)
+		}); err != nil {
+			return fmt.Errorf("track %s: %w", tr.name, err)
 		}
 		tr.nextDTS = dts
 	}

@@ -224,56 +224,20 @@ func (m *FMP4Muxer) WriteObject(track string, payload []byte) error {
 // seq is the last sequence number already used.
 func (t *fmp4MuxTrack) rewrite(payload []byte, seq uint32) ([]byte, uint32, error) {
 	out := make([]byte, 0, len(payload)+64)
-	var moof *mp4.MoofBox
-	moofPos := 0
 	n := uint32(0)
-	for pos := 0; pos < len(payload); {
-		h, size, err := fmp4SliceBox(payload, pos)
+	// styp, sidx, prft, emsg, free, ...: not needed for playback, and
+	// dropping them keeps the output a plain moof/mdat sequence.
+	_, err := fmp4ObjectPairs(payload, func(moof *mp4.MoofBox, moofPos int, data []byte, dataPos int) error {
+		n++
+		frag, err := t.rewritePair(moof, moofPos, data, dataPos, seq+n)
 		if err != nil {
-			return nil, 0, err
+			return fmt.Errorf("fragment at offset %d: %w", moofPos, err)
 		}
-		switch h.typ {
-		case "moof":
-			if moof != nil {
-				return nil, 0, fmt.Errorf("moof at offset %d has no mdat", moofPos)
-			}
-			raw, err := fmp4Normalize(h, payload[pos+h.hdrLen:pos+size])
-			if err != nil {
-				return nil, 0, err
-			}
-			box, err := decodeFMP4Box(raw)
-			if err != nil {
-				return nil, 0, fmt.Errorf("moof at offset %d: %w", pos, err)
-			}
-			var ok bool
-			if moof, ok = box.(*mp4.MoofBox); !ok {
-				return nil, 0, fmt.Errorf("moof at offset %d decoded as %T", pos, box)
-			}
-			moofPos = pos
-		case "mdat":
-			if moof == nil {
-				return nil, 0, fmt.Errorf("mdat at offset %d without moof", pos)
-			}
-			n++
-			frag, err := t.rewritePair(moof, moofPos, payload[pos+h.hdrLen:pos+size], pos+h.hdrLen, seq+n)
-			if err != nil {
-				return nil, 0, fmt.Errorf("fragment at offset %d: %w", moofPos, err)
-			}
-			out = append(out, frag...)
-			moof = nil
-		case "ftyp", "moov":
-			return nil, 0, fmt.Errorf("unexpected %s box in a media object", h.typ)
-		default:
-			// styp, sidx, prft, emsg, free, ...: not needed for playback, and
-			// dropping them keeps the output a plain moof/mdat sequence.
-		}
-		pos += size
-	}
-	if moof != nil {
-		return nil, 0, fmt.Errorf("moof at offset %d has no mdat", moofPos)
-	}
-	if n == 0 {
-		return nil, 0, errors.New("no moof+mdat in object")
+		out = append(out, frag...)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	return out, n, nil
 }

@@ -1,6 +1,10 @@
 // Package media holds the codec and packaging helpers shared by the ingest
 // and egress adapters: access units, codec parameter sets, CMAF packaging
-// and the hang / MSF catalogs. It knows nothing of the MoQ wire protocol.
+// and the hang / MSF catalogs. Its two ends meet the relay through moq's
+// media model, never the wire: the Packager writes a broadcast (catalogs,
+// init segments, one CMAF object per frame) and the BroadcastReader
+// (OpenBroadcast) reads one back, for every egress adapter and the
+// recorder.
 package media
 
 // Codec names a media codec independent of any container.

@@ -2,7 +2,7 @@ package moq
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"net"
 
@@ -213,20 +213,14 @@ type wtRecv struct{ s *webtransport.ReceiveStream }
 func (w wtRecv) Read(b []byte) (int, error) { return w.s.Read(b) }
 func (w wtRecv) CancelRead(code uint64)     { w.s.CancelRead(webtransport.StreamErrorCode(code)) }
 
-// StreamResetCode extracts the application error code of a stream reset
-// from a transport error, if it is one.
-func StreamResetCode(err error) (uint64, bool) {
-	var qe *quic.StreamError
-	if errors.As(err, &qe) {
-		return uint64(qe.ErrorCode), true
-	}
-	var we *webtransport.StreamError
-	if errors.As(err, &we) {
-		return uint64(we.ErrorCode), true
-	}
-	var pe *PipeStreamError
-	if errors.As(err, &pe) {
-		return pe.Code, true
-	}
-	return 0, false
+// ConnClosedError is what a Conn that is not QUIC (the in-process test
+// pipe) returns once it is closed: the session records the peer's code and reason from it.
+type ConnClosedError struct {
+	Code   uint64
+	Reason string
+	Remote bool
+}
+
+func (e *ConnClosedError) Error() string {
+	return fmt.Sprintf("connection closed (code %#x): %s", e.Code, e.Reason)
 }

@@ -43,12 +43,10 @@ type Relay struct {
 	cfg RelayConfig
 	log *slog.Logger
 
-	mu          sync.Mutex
-	broadcasts  map[string]*broadcast
-	nsSubs      map[*Session]map[string]Namespace
-	local       map[*Session]struct{}
-	localClosed map[string]*TransportStats
-	upstreams   map[*Session]bool // sessions we dialed to upstreams (false) or peers (true)
+	mu         sync.Mutex
+	broadcasts map[string]*broadcast
+	nsSubs     map[*Session]map[string]Namespace
+	upstreams  map[*Session]bool // sessions we dialed to upstreams (false) or peers (true)
 	// localHandles count the in-process adapters' handles (Local).
 	localHandles map[string]*localStat
 	// watchers are in-process namespace subscribers (LocalClient.Watch).
@@ -93,13 +91,11 @@ func NewRelay(cfg RelayConfig) *Relay {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Relay{
-		cfg:         cfg,
-		log:         cfg.Logger,
-		broadcasts:  make(map[string]*broadcast),
-		nsSubs:      make(map[*Session]map[string]Namespace),
-		local:       make(map[*Session]struct{}),
-		upstreams:   make(map[*Session]bool),
-		localClosed: make(map[string]*TransportStats),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		broadcasts: make(map[string]*broadcast),
+		nsSubs:     make(map[*Session]map[string]Namespace),
+		upstreams:  make(map[*Session]bool),
 
 		localHandles: make(map[string]*localStat),
 		watchers:     make(map[*watcher]struct{}),
@@ -681,60 +677,12 @@ func (r *Relay) HasBroadcast(path string) bool {
 	return r.broadcasts[path] != nil
 }
 
-// ConnectLocal opens an in-process session to the relay: the client end is
-// returned; it behaves exactly like a remote client's session.
-func (r *Relay) ConnectLocal(ctx context.Context, cfg Config, serverCfg Config) (*Session, error) {
-	return r.ConnectLocalAs(ctx, "local", cfg, serverCfg)
-}
-
-// ConnectLocalAs is ConnectLocal with a transport name for logs and
-// metrics (the protocol the adapter serves: "rtmp", "hls", ...).
-func (r *Relay) ConnectLocalAs(ctx context.Context, proto string, cfg Config, serverCfg Config) (*Session, error) {
-	a, b := PipeNamed(proto)
-	serverCfg.Handler = r
-	if serverCfg.Logger == nil {
-		serverCfg.Logger = r.log
-	}
-	errc := make(chan error, 1)
-	var srvSess *Session
-	go func() {
-		var err error
-		srvSess, err = Accept(ctx, b, serverCfg, "")
-		errc <- err
-	}()
-	s, err := Connect(ctx, a, cfg)
-	if err != nil {
-		a.CloseWithError(wire.InternalError, "setup failed")
-		return nil, err
-	}
-	if err := <-errc; err != nil {
-		s.Close()
-		return nil, err
-	}
-	r.mu.Lock()
-	r.local[srvSess] = struct{}{}
-	r.mu.Unlock()
-	go func() {
-		<-srvSess.Done()
-		r.mu.Lock()
-		delete(r.local, srvSess)
-		t := r.localClosed[proto]
-		if t == nil {
-			t = &TransportStats{}
-			r.localClosed[proto] = t
-		}
-		t.add(srvSess)
-		r.mu.Unlock()
-	}()
-	return s, nil
-}
-
 // LocalStats returns live counts and cumulative counters of the
 // in-process sessions, by adapter protocol.
 func (r *Relay) LocalStats() map[string]TransportStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := mergeStats(r.localClosed, r.local)
+	out := make(map[string]TransportStats)
 	for proto, st := range r.localHandles {
 		t := out[proto]
 		t.Sessions += st.live

@@ -86,6 +86,11 @@ func (e *RequestError) Error() string {
 	return fmt.Sprintf("request refused (code %#x): %s", e.Code, e.Reason)
 }
 
+// Is makes errors.Is(err, ErrNotFound) hold for a does-not-exist refusal.
+func (e *RequestError) Is(target error) bool {
+	return target == ErrNotFound && e.Code == wire.SubscribeErrorTrackDoesNotExist
+}
+
 // SessionError is how a session ended: the termination code and reason,
 // and whether the peer closed it.
 type SessionError struct {
@@ -500,7 +505,7 @@ func (s *Session) fail(err error) {
 			// The transport went away: record the peer's reason if known.
 			var code uint64
 			reason := err.Error()
-			var pe *PipeConnError
+			var pe *ConnClosedError
 			if errors.As(err, &pe) {
 				code, reason = pe.Code, pe.Reason
 			}
@@ -1009,7 +1014,9 @@ func refusal(err error, notFound uint64) (uint64, string) {
 	return 0, "internal error" // every *_ERROR registry has INTERNAL_ERROR = 0
 }
 
-// ErrNotFound is returned by handlers for an unknown track or namespace.
+// ErrNotFound is returned by handlers for an unknown track or namespace;
+// errors.Is also matches it to a does-not-exist RequestError, whether this
+// relay or a remote peer refused.
 var ErrNotFound = errors.New("moq: not found")
 
 // EncodeAuthToken encodes a token value as an AUTHORIZATION TOKEN

@@ -105,8 +105,11 @@ type Track struct {
 	// key frame): its in-process producer, or the upstream subscription.
 	newGroup func()
 	askedAt  time.Time // when a new group was last asked for
-	askedFor uint64    // the largest group then
-	changed  chan struct{}
+	// pendingAsk is when a new group was asked for before anyone took
+	// such requests (zero if not).
+	pendingAsk time.Time
+	askedFor   uint64 // the largest group then
+	changed    chan struct{}
 	// groupOffset is added to incoming group IDs so that IDs keep
 	// increasing when a publisher reconnects and starts again from 0.
 	groupOffset uint64
@@ -189,10 +192,21 @@ func (t *Track) joinPoint() (start uint64, haveStart bool, largest Location, has
 // next one while the largest group stays the same.
 const newGroupOutstanding = time.Second
 
+// setNewGroupHandler sets who takes requests for a new group. A request
+// made shortly before (a relay's track whose upstream SUBSCRIBE_OK has not
+// arrived yet) is passed on now rather than lost.
 func (t *Track) setNewGroupHandler(fn func()) {
 	t.mu.Lock()
 	t.newGroup = fn
+	pending := fn != nil && !t.pendingAsk.IsZero() && time.Since(t.pendingAsk) < newGroupOutstanding
+	t.pendingAsk = time.Time{}
+	if pending {
+		t.askedAt, t.askedFor = time.Now(), t.largest.Group
+	}
 	t.mu.Unlock()
+	if pending {
+		go fn()
+	}
 }
 
 // dynamicGroups reports whether a new group can be asked for.
@@ -212,7 +226,11 @@ func (t *Track) requestNewGroup(after uint64) bool {
 	t.mu.Lock()
 	fn := t.newGroup
 	switch {
-	case fn == nil, after != 0 && t.hasLarge && after <= t.largest.Group:
+	case after != 0 && t.hasLarge && after <= t.largest.Group:
+		t.mu.Unlock()
+		return false
+	case fn == nil:
+		t.pendingAsk = time.Now()
 		t.mu.Unlock()
 		return false
 	case !t.askedAt.IsZero() && t.askedFor == t.largest.Group && time.Since(t.askedAt) < newGroupOutstanding:

@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/moqgate/moqgate/moq/wire"
 )
 
 // Relay-to-relay sessions identify themselves with the IMPLEMENTATION
@@ -49,12 +48,14 @@ func ParseUpstreamURL(raw string) (string, DialOptions, error) {
 	var opts DialOptions
 	opts.Fingerprint = q.Get("fingerprint")
 	opts.Insecure = q.Get("insecure") == "1" || q.Get("insecure") == "true"
-	switch d := q.Get("draft"); d {
-	case "", "14":
-	case "16":
-		opts.Version = wire.Version16
-	default:
-		return "", DialOptions{}, fmt.Errorf("upstream URL %q: draft %q, want 14 or 16", raw, d)
+	if d := q.Get("draft"); d != "" {
+		n, err := strconv.Atoi(d)
+		if err == nil {
+			opts.Version, err = DraftVersion(n)
+		}
+		if err != nil {
+			return "", DialOptions{}, fmt.Errorf("upstream URL %q: draft %q: %w", raw, d, err)
+		}
 	}
 	q.Del("fingerprint")
 	q.Del("insecure")

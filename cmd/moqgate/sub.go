@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
-	"github.com/moqgate/moqgate/moq/wire"
 )
 
 // clientFlags are the flags sub and pub share.
@@ -35,14 +34,9 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 }
 
 func (c *clientFlags) dial(ctx context.Context, url string, h moq.Handler, log *slog.Logger) (*moq.Session, error) {
-	var version uint64
-	switch c.draft {
-	case 14:
-		version = wire.Version14
-	case 16:
-		version = wire.Version16
-	default:
-		return nil, fmt.Errorf("--draft %d: want 14 or 16", c.draft)
+	version, err := moq.DraftVersion(c.draft)
+	if err != nil {
+		return nil, fmt.Errorf("--draft: %w", err)
 	}
 	return moq.Dial(ctx, url, moq.DialOptions{
 		Insecure: c.insecure, Fingerprint: c.fingerprint, Version: version,
@@ -89,11 +83,28 @@ func sub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sess.Close()
-	ns := moq.ParsePath(fs.Arg(1))
-	tracks, err := readCatalog(ctx, sess, ns)
+	// A remote session is a moq.Source like the relay in memory: the
+	// recorder is one more broadcast reader.
+	br, err := media.OpenBroadcast(ctx, sess, fs.Arg(1), media.BroadcastOptions{Logger: log})
 	if err != nil {
-		return err
+		return fmt.Errorf("sub: no usable catalog: %w", err)
 	}
+	defer br.Close()
+	v, err := br.NextCatalog(ctx)
+	if err != nil {
+		return fmt.Errorf("sub: read %s: %w", br.CatalogTrack(), err)
+	}
+	tracks := v.CMAF()
+	if len(tracks) == 0 {
+		return fmt.Errorf("sub: catalog %s has no CMAF track", br.CatalogTrack())
+	}
+	slices.SortStableFunc(tracks, func(a, b media.CatalogTrack) int { // video first
+		return strings.Compare(string(b.Kind), string(a.Kind))
+	})
+	go func() { // later versions are handled (the recording keeps the first)
+		for _, err := br.NextCatalog(ctx); err == nil; _, err = br.NextCatalog(ctx) {
+		}
+	}()
 	w := bufio.NewWriterSize(stdout, 64<<10)
 	defer w.Flush()
 	var muxTracks []media.FMP4MuxTrack
@@ -108,44 +119,32 @@ func sub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, len(tracks))
 	for _, t := range tracks {
-		s, err := sess.Subscribe(ctx, ns, t.Name, moq.SubscribeOptions{})
+		fr, err := br.Track(ctx, t.Name, moq.SubscribeOptions{})
 		if err != nil {
-			return fmt.Errorf("sub: subscribe %s: %w", t.Name, err)
+			return fmt.Errorf("sub: %w", err)
 		}
+		defer fr.Close()
 		log.Info("subscribed", "track", t.Name, "codec", t.Codec)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rd := s.Track.NewReader(true)
 			for {
-				g, err := rd.NextGroup(ctx)
+				c, err := fr.Next(ctx)
 				if err != nil {
 					if !errors.Is(err, moq.ErrTrackEnded) && ctx.Err() == nil {
 						errc <- err
 					}
 					return
 				}
-				for {
-					o, err := g.Next(ctx)
-					if err != nil {
-						if err != io.EOF && ctx.Err() == nil {
-							log.Warn("group cut short", "track", t.Name, "group", g.ID(), "err", err)
-						}
-						break
-					}
-					if len(o.Payload) == 0 {
-						continue
-					}
-					wmu.Lock()
-					err = mux.WriteObject(t.Name, o.Payload)
-					if err == nil {
-						err = w.Flush()
-					}
-					wmu.Unlock()
-					if err != nil {
-						errc <- fmt.Errorf("sub: write %s: %w", t.Name, err)
-						return
-					}
+				wmu.Lock()
+				err = mux.WriteObject(t.Name, c.Payload)
+				if err == nil {
+					err = w.Flush()
+				}
+				wmu.Unlock()
+				if err != nil {
+					errc <- fmt.Errorf("sub: write %s: %w", t.Name, err)
+					return
 				}
 			}
 		}()
@@ -161,60 +160,4 @@ func sub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("sub: session ended: %w", sess.Err())
 	}
 	return nil
-}
-
-// readCatalog reads the broadcast's catalog (hang catalog.json, else MSF
-// catalog) and returns its CMAF tracks, video first.
-func readCatalog(ctx context.Context, sess *moq.Session, ns moq.Namespace) ([]media.CatalogTrack, error) {
-	var lastErr error
-	for _, name := range []string{"catalog.json", "catalog"} {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		s, err := sess.Subscribe(cctx, ns, name, moq.SubscribeOptions{})
-		if err != nil {
-			cancel()
-			lastErr = fmt.Errorf("subscribe %s: %w", name, err)
-			continue
-		}
-		g, err := s.Track.NewReader(true).NextGroup(cctx)
-		var o moq.Object
-		if err == nil {
-			o, err = g.Next(cctx)
-		}
-		cancel()
-		s.Unsubscribe()
-		if err != nil {
-			lastErr = fmt.Errorf("read %s: %w", name, err)
-			continue
-		}
-		var tracks []media.CatalogTrack
-		if name == "catalog.json" {
-			c, err := media.ParseHangCatalog(o.Payload)
-			if err != nil {
-				lastErr = err
-				continue
-			}
-			tracks = c.MediaTracks()
-		} else {
-			c, err := media.ParseMSFCatalog(o.Payload)
-			if err != nil {
-				lastErr = err
-				continue
-			}
-			tracks = c.MediaTracks()
-		}
-		var out []media.CatalogTrack
-		for _, k := range []media.Kind{media.Video, media.Audio} {
-			for _, t := range tracks {
-				if t.Kind == k && strings.EqualFold(t.Packaging, "cmaf") && len(t.Init) > 0 {
-					out = append(out, t)
-				}
-			}
-		}
-		if len(out) == 0 {
-			lastErr = fmt.Errorf("catalog %s has no CMAF track", name)
-			continue
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("sub: no usable catalog: %w", lastErr)
 }

@@ -1,11 +1,9 @@
 package hls
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -25,25 +23,16 @@ const (
 	priorityVideo   = 128
 )
 
-// catalogSyncWait bounds how long a media track waits, at the start of a
-// group, for a newer catalog to be applied (see objectSource).
-const catalogSyncWait = time.Second
-
-// errInitChanged stops a track's demuxer at a group boundary when the
-// catalog gave the track a new init segment.
-var errInitChanged = errors.New("hls: init segment changed")
-
 // trackDesc is a media track of the current catalog that HLS can carry.
 type trackDesc struct {
 	name string
-	init []byte
 	info media.TrackInfo
 	key  string
 }
 
-// stream is the LL-HLS muxing of one broadcast: it subscribes to the
-// catalog and media tracks over its own in-process MoQ session (the same
-// API a remote client uses) and feeds muxer generations.
+// stream is the LL-HLS muxing of one broadcast: it reads the broadcast
+// from the relay's media model (media.BroadcastReader, the same API over a
+// remote session) and feeds muxer generations.
 type stream struct {
 	srv      *Server
 	path     string
@@ -62,11 +51,9 @@ type stream struct {
 
 	tl timeline
 
-	src      moq.Source
-	catTrack *moq.TrackConsumer
+	br *media.BroadcastReader
 
 	mu         sync.Mutex
-	catApplied uint64        // group ID of the catalog applied last
 	catSeen    bool          // a catalog was applied
 	catChanged chan struct{} // closed and replaced when a catalog is applied
 	descs      map[string]*trackDesc
@@ -130,25 +117,14 @@ func (st *stream) run() {
 // start subscribes to the broadcast's catalog through the relay's media
 // model (in memory).
 func (st *stream) start() error {
-	st.src = st.srv.cfg.Relay.Local("hls")
-	var lastErr error
-	// The hang catalog first (moqgate's own publishers always write it),
-	// the MSF catalog for publishers that only write that one.
-	for _, name := range []string{media.HangCatalogTrack, media.MSFCatalogTrack} {
-		ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
-		sub, err := st.src.SubscribeTrack(ctx, st.path, name, moq.SubscribeOptions{Priority: priorityCatalog})
-		cancel()
-		if err == nil {
-			st.catTrack = sub
-			return nil
-		}
-		lastErr = err
-	}
+	var err error
+	st.br, err = media.OpenBroadcast(st.ctx, st.srv.cfg.Relay.Local("hls"), st.path,
+		media.BroadcastOptions{Subscribe: moq.SubscribeOptions{Priority: priorityCatalog}, Logger: st.log})
 	var re *moq.RequestError
-	if errors.As(lastErr, &re) {
+	if errors.As(err, &re) {
 		return fmt.Errorf("%w: %s", errNoBroadcast, re.Reason)
 	}
-	return fmt.Errorf("hls: subscribe to catalog: %w", lastErr)
+	return err
 }
 
 // shutdown stops everything the stream started.
@@ -165,8 +141,8 @@ func (st *stream) shutdown() {
 			g.close()
 		}
 	}
-	if st.catTrack != nil {
-		st.catTrack.Close()
+	if st.br != nil {
+		st.br.Close()
 	}
 	if st.startErr == nil {
 		st.log.Info("hls: muxer stopped")
@@ -175,58 +151,16 @@ func (st *stream) shutdown() {
 
 // catalogLoop applies every catalog the broadcast publishes.
 func (st *stream) catalogLoop() {
-	rd := st.catTrack.Reader(true)
 	for {
-		g, err := rd.NextGroup(st.ctx)
+		v, err := st.br.NextCatalog(st.ctx)
 		if err != nil {
 			if errors.Is(err, moq.ErrTrackEnded) {
 				st.log.Info("hls: broadcast ended")
 			}
 			return
 		}
-		o, err := g.Next(st.ctx)
-		if err != nil {
-			if st.ctx.Err() != nil {
-				return
-			}
-			continue // an empty or dropped catalog group
-		}
-		tracks, err := parseCatalog(st.catTrack.Name(), o.Payload)
-		if err != nil {
-			st.log.Warn("hls: bad catalog", "err", err)
-			continue
-		}
-		st.apply(g.ID(), tracks)
+		st.apply(v.Tracks)
 	}
-}
-
-func parseCatalog(name string, payload []byte) ([]media.CatalogTrack, error) {
-	if name == media.HangCatalogTrack {
-		c, err := media.ParseHangCatalog(payload)
-		if err != nil {
-			return nil, err
-		}
-		return c.MediaTracks(), nil
-	}
-	c, err := media.ParseMSFCatalog(payload)
-	if err != nil {
-		return nil, err
-	}
-	return c.MediaTracks(), nil
-}
-
-// parseInit reads the track of a CMAF init segment.
-func parseInit(init []byte) (media.TrackInfo, error) {
-	d := media.NewFMP4Demuxer(bytes.NewReader(init), len(init)+64)
-	d.SetLogger(slog.New(slog.DiscardHandler))
-	ts, err := d.Tracks()
-	if err != nil {
-		return media.TrackInfo{}, err
-	}
-	if len(ts) != 1 {
-		return media.TrackInfo{}, fmt.Errorf("init segment has %d tracks, want 1", len(ts))
-	}
-	return ts[0], nil
 }
 
 // leaveOut logs, once per track and reason, that a track is not muxed.
@@ -242,7 +176,7 @@ func (st *stream) leaveOut(name, codec, reason string) {
 // apply takes a new catalog: it chooses the tracks HLS can carry, follows
 // their subscriptions, and starts a new muxer generation when the decoder
 // configuration of the muxed tracks changed.
-func (st *stream) apply(groupID uint64, tracks []media.CatalogTrack) {
+func (st *stream) apply(tracks []media.CatalogTrack) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	descs := map[string]*trackDesc{}
@@ -257,7 +191,7 @@ func (st *stream) apply(groupID uint64, tracks []media.CatalogTrack) {
 				st.leaveOut(t.Name, t.Codec, "not CMAF with an init segment (packaging "+t.Packaging+")")
 				continue
 			}
-			info, err := parseInit(t.Init)
+			info, err := media.ParseInit(t.Init)
 			if err != nil {
 				st.leaveOut(t.Name, t.Codec, "init segment: "+err.Error())
 				continue
@@ -271,7 +205,7 @@ func (st *stream) apply(groupID uint64, tracks []media.CatalogTrack) {
 				continue
 			}
 			haveVideo = haveVideo || kind == media.Video
-			d := &trackDesc{name: t.Name, init: t.Init, info: info, key: codecKey(info)}
+			d := &trackDesc{name: t.Name, info: info, key: codecKey(info)}
 			descs[t.Name] = d
 			order = append(order, d)
 		}
@@ -290,7 +224,7 @@ func (st *stream) apply(groupID uint64, tracks []media.CatalogTrack) {
 			go st.trackLoop(ctx, d.name, d.info.Codec.Kind())
 		}
 	}
-	st.catApplied, st.catSeen = groupID, true
+	st.catSeen = true
 	close(st.catChanged)
 	st.catChanged = make(chan struct{})
 	if len(order) == 0 {
@@ -506,35 +440,6 @@ func (st *stream) desc(name string) *trackDesc {
 	return st.descs[name]
 }
 
-// waitCatalog waits, for a bounded time, until the newest catalog group of
-// the broadcast has been applied: a publisher writes a new catalog before
-// the frames it describes, so a track that starts a group after a catalog
-// change must not decode it with the previous init segment.
-func (st *stream) waitCatalog(ctx context.Context) {
-	l, ok := st.catTrack.Largest()
-	if !ok {
-		return
-	}
-	timer := time.NewTimer(catalogSyncWait)
-	defer timer.Stop()
-	for {
-		st.mu.Lock()
-		applied := st.catSeen && st.catApplied >= l.Group
-		ch := st.catChanged
-		st.mu.Unlock()
-		if applied {
-			return
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
 // trackLoop subscribes to one media track and feeds its frames to the
 // muxer until the track leaves the catalog or the stream stops. A refused
 // or ended subscription is made again: the track is in the catalog, so it
@@ -546,12 +451,10 @@ func (st *stream) trackLoop(ctx context.Context, name string, kind media.Kind) {
 	}
 	var tc *trackClock // the track's place on the timeline, across subscriptions
 	for ctx.Err() == nil && st.desc(name) != nil {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		sub, err := st.src.SubscribeTrack(sctx, st.path, name, moq.SubscribeOptions{Priority: prio})
-		cancel()
+		fr, err := st.br.Track(ctx, name, moq.SubscribeOptions{Priority: prio})
 		if err == nil {
-			tc = st.readTrack(ctx, name, sub, tc)
-			sub.Close()
+			tc = st.readTrack(ctx, fr, tc)
+			fr.Close()
 		} else if ctx.Err() == nil {
 			st.log.Debug("hls: subscribe", "track", name, "err", err)
 		}
@@ -562,43 +465,27 @@ func (st *stream) trackLoop(ctx context.Context, name string, kind media.Kind) {
 	}
 }
 
-// readTrack demuxes the objects of a subscription until it ends.
-func (st *stream) readTrack(ctx context.Context, name string, sub *moq.TrackConsumer, tc *trackClock) *trackClock {
-	src := &objectSource{ctx: ctx, st: st, name: name, rd: sub.Reader(true)}
-	for ctx.Err() == nil {
-		d := st.desc(name)
-		if d == nil {
-			return tc
-		}
-		src.init = d.init
-		dmx := media.NewFMP4Demuxer(io.MultiReader(bytes.NewReader(d.init), src), 0)
-		dmx.SetLogger(st.log)
-		if _, err := dmx.Tracks(); err != nil {
-			st.log.Warn("hls: init segment", "track", name, "err", err)
-			return tc
-		}
-		for {
-			_, f, err := dmx.Next()
-			if err != nil {
-				switch {
-				case errors.Is(err, errInitChanged):
-				case ctx.Err() != nil, errors.Is(err, moq.ErrTrackEnded):
-					return tc
-				default:
-					st.log.Warn("hls: bad media object, skipping the rest of its group", "track", name, "err", err)
-					src.skipGroup()
-				}
-				break
+// readTrack feeds the frames of a track to the muxer until its reader
+// ends (the broadcast ended, the track left the catalog).
+func (st *stream) readTrack(ctx context.Context, fr *media.FrameReader, tc *trackClock) *trackClock {
+	for {
+		c, err := fr.Next(ctx)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, moq.ErrTrackEnded) && !errors.Is(err, media.ErrNotInCatalog) {
+				st.log.Warn("hls: track", "track", fr.Name(), "err", err)
 			}
-			tc = st.writeFrame(name, d, tc, f)
+			return tc
+		}
+		ts := fr.Info().Timescale
+		for _, f := range c.Frames {
+			tc = st.writeFrame(fr.Name(), ts, tc, f)
 		}
 	}
-	return tc
 }
 
 // writeFrame places f on the output timeline and hands it to the muxer
 // generation that takes samples. It returns the track's clock.
-func (st *stream) writeFrame(name string, d *trackDesc, tc *trackClock, f media.Frame) *trackClock {
+func (st *stream) writeFrame(name string, timescale uint32, tc *trackClock, f media.Frame) *trackClock {
 	st.mu.Lock()
 	g := st.writeGenLocked()
 	st.mu.Unlock()
@@ -610,12 +497,12 @@ func (st *stream) writeFrame(name string, d *trackDesc, tc *trackClock, f media.
 		return tc
 	}
 	if tc == nil {
-		tc = newTrackClock(d.info.Timescale, t.codec.clock)
+		tc = newTrackClock(timescale, t.codec.clock)
 	} else {
-		tc.rebase(d.info.Timescale, t.codec.clock)
+		tc.rebase(timescale, t.codec.clock)
 	}
 	dts, ntp := st.tl.place(tc, f.DTS, f.Duration, t.codec.duration(f.Data))
-	pts := dts + scale(f.CTO, int64(d.info.Timescale), int64(t.codec.clock))
+	pts := dts + scale(f.CTO, int64(timescale), int64(t.codec.clock))
 	if err := g.write(name, sample{pts: pts, ntp: ntp, keyframe: f.Keyframe, data: f.Data}); err != nil {
 		st.mu.Lock()
 		now := time.Now()
@@ -630,56 +517,4 @@ func (st *stream) writeFrame(name string, d *trackDesc, tc *trackClock, f media.
 		st.stuckCheck(g)
 	}
 	return tc
-}
-
-// objectSource is the byte stream of a track's objects (each a CMAF
-// moof+mdat) for an FMP4Demuxer that was first given the init segment.
-type objectSource struct {
-	ctx   context.Context
-	st    *stream
-	name  string
-	rd    *moq.TrackReader
-	init  []byte
-	group *moq.GroupReader
-	held  *moq.GroupReader // a group that waits for the next demuxer
-	buf   []byte
-}
-
-func (s *objectSource) skipGroup() {
-	s.group, s.buf = nil, nil
-}
-
-func (s *objectSource) Read(p []byte) (int, error) {
-	for len(s.buf) == 0 {
-		if s.group == nil {
-			g := s.held
-			s.held = nil
-			if g == nil {
-				var err error
-				g, err = s.rd.NextGroup(s.ctx)
-				if err != nil {
-					return 0, err
-				}
-				s.st.waitCatalog(s.ctx)
-				if d := s.st.desc(s.name); d != nil && !bytes.Equal(d.init, s.init) {
-					// Decode this group with the new init segment.
-					s.held = g
-					return 0, errInitChanged
-				}
-			}
-			s.group = g
-		}
-		o, err := s.group.Next(s.ctx)
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, moq.ErrGroupDropped) {
-				s.group = nil
-				continue
-			}
-			return 0, err
-		}
-		s.buf = o.Payload
-	}
-	n := copy(p, s.buf)
-	s.buf = s.buf[n:]
-	return n, nil
 }

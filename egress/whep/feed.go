@@ -3,7 +3,6 @@ package whep
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -48,41 +47,36 @@ type feed struct {
 	lastKey  uint64 // index+1 of the newest key frame (0: none yet)
 	notify   chan struct{}
 	ended    bool
-	pendInit []byte // a new init segment from the catalog
 	reorders bool   // B-frames: presentation order differs from decode order
 	nframes  uint64 // frames and their packets so far, for the fan-out's sizing
 	npackets uint64
 	reorderF atomic.Bool
-	sub      *moq.TrackConsumer // once subscribed
+	fr       *media.FrameReader // once subscribed
 
 	wmu     sync.Mutex
 	workers []*fanWorker
 
 	// Owned by run.
-	reader      *media.ChunkReader
-	pk          packetizer
-	timescale   int64
-	offset      int64 // added to DTS/PTS (track timescale) to keep the timeline continuous
-	lastDTS     int64
-	lastDur     int64
-	haveDTS     bool
-	lastPTS     int64
-	havePTS     bool
-	frameBuf    []media.Frame
-	decodeDrops int
+	pk        packetizer
+	timescale int64
+	offset    int64 // added to DTS/PTS (track timescale) to keep the timeline continuous
+	lastDTS   int64
+	lastDur   int64
+	haveDTS   bool
+	lastPTS   int64
+	havePTS   bool
 }
 
 func newFeed(h *hub, name string, init []byte) (*feed, error) {
-	r, err := media.NewChunkReader(init)
+	info, err := media.ParseInit(init)
 	if err != nil {
 		return nil, err
 	}
-	info := r.Info()
 	pk, err := newPacketizer(info)
 	if err != nil {
 		return nil, err
 	}
-	f := &feed{hub: h, name: name, codec: info.Codec, kind: info.Codec.Kind(), reader: r, pk: pk,
+	f := &feed{hub: h, name: name, codec: info.Codec, kind: info.Codec.Kind(), pk: pk,
 		timescale: int64(info.Timescale), notify: make(chan struct{}), log: h.log.With("track", name)}
 	f.clock = 90000
 	if f.kind == media.Audio {
@@ -95,18 +89,11 @@ func newFeed(h *hub, name string, init []byte) (*feed, error) {
 // media model, so from any relay).
 func (f *feed) requestNewGroup() {
 	f.mu.Lock()
-	sub := f.sub
+	fr := f.fr
 	f.mu.Unlock()
-	if sub != nil {
-		sub.RequestNewGroup()
+	if fr != nil {
+		fr.RequestNewGroup()
 	}
-}
-
-// setInit hands a new init segment from the catalog to the feed.
-func (f *feed) setInit(init []byte) {
-	f.mu.Lock()
-	f.pendInit = init
-	f.mu.Unlock()
 }
 
 func (f *feed) end() {
@@ -119,81 +106,47 @@ func (f *feed) end() {
 }
 
 // run reads the track until it ends or ctx is done.
-func (f *feed) run(ctx context.Context, src moq.Source, path string) {
+func (f *feed) run(ctx context.Context, br *media.BroadcastReader) {
 	defer f.end()
 	prio := uint8(60)
 	if f.kind == media.Audio {
 		prio = 80
 	}
-	sub, err := src.SubscribeTrack(ctx, path, f.name, moq.SubscribeOptions{Priority: prio, GroupOrder: 2})
+	fr, err := br.Track(ctx, f.name, moq.SubscribeOptions{Priority: prio, GroupOrder: 2})
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Warn("WHEP: cannot subscribe to the track", "err", err)
 		}
 		return
 	}
-	defer sub.Close()
+	defer fr.Close()
 	f.mu.Lock()
-	f.sub = sub
+	f.fr = fr
 	f.mu.Unlock()
 	if f.kind == media.Video {
 		// The viewers that made this feed start with the next key frame.
-		sub.RequestNewGroup()
+		fr.RequestNewGroup()
 	}
-	rd := sub.Reader(true)
 	for {
-		g, err := rd.NextGroup(ctx)
+		c, err := fr.Next(ctx)
 		if err != nil {
 			if !errors.Is(err, moq.ErrTrackEnded) && ctx.Err() == nil {
 				f.log.Debug("WHEP feed ended", "err", err)
 			}
 			return
 		}
-		for {
-			o, err := g.Next(ctx)
-			if err != nil {
-				if err != io.EOF && ctx.Err() == nil {
-					f.log.Debug("WHEP: group cut short", "group", g.ID(), "err", err)
-				}
-				break
+		if c.InitChanged {
+			info := fr.Info()
+			if info.Codec != f.codec {
+				f.log.Warn("WHEP: the track changed codec; viewers keep the old one and stop", "old", f.codec, "new", info.Codec)
+				return
 			}
-			if len(o.Payload) > 0 {
-				f.object(o.Payload)
-			}
-		}
-	}
-}
-
-// object packetizes the frames of one MoQ object and appends them.
-func (f *feed) object(payload []byte) {
-	f.mu.Lock()
-	init := f.pendInit
-	f.pendInit = nil
-	f.mu.Unlock()
-	if init != nil {
-		if r, err := media.NewChunkReader(init); err != nil {
-			f.log.Warn("WHEP: unusable init segment in the catalog", "err", err)
-		} else if info := r.Info(); info.Codec != f.codec {
-			f.log.Warn("WHEP: the track changed codec; viewers keep the old one and stop", "old", f.codec, "new", info.Codec)
-			f.end()
-			return
-		} else {
-			f.reader = r
 			f.timescale = int64(info.Timescale)
 			f.pk.setInfo(info)
 		}
-	}
-	frames, err := f.reader.Frames(payload, f.frameBuf[:0])
-	f.frameBuf = frames[:0]
-	if err != nil {
-		f.decodeDrops++
-		if f.decodeDrops == 1 || f.decodeDrops%100 == 0 {
-			f.log.Warn("WHEP: unreadable object", "err", err, "count", f.decodeDrops)
+		for _, fm := range c.Frames {
+			f.frame(fm)
 		}
-		return
-	}
-	for _, fr := range frames {
-		f.frame(fr)
 	}
 }
 

@@ -1,14 +1,11 @@
 package whep
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +13,6 @@ import (
 	"github.com/moqgate/moqgate/internal/rtc"
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
-	"github.com/moqgate/moqgate/moq/wire"
 )
 
 // hub is the WHEP side of one broadcast: one in-process MoQ session to the
@@ -34,11 +30,10 @@ type hub struct {
 	err    error         // why it failed, set before ready closes
 
 	mu      sync.Mutex
-	src     moq.Source
+	br      *media.BroadcastReader
 	tracks  []media.CatalogTrack
 	changed chan struct{}
 	feeds   map[string]*feed
-	inits   map[string][]byte // init segment each feed started with (or got last)
 	refs    int
 	linger  *time.Timer
 	stopped bool
@@ -50,7 +45,7 @@ func newHub(s *Server, path string) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &hub{srv: s, path: path, log: s.log.With("broadcast", path),
 		ctx: ctx, cancel: cancel, ready: make(chan struct{}), done: make(chan struct{}),
-		changed: make(chan struct{}), feeds: map[string]*feed{}, inits: map[string][]byte{}}
+		changed: make(chan struct{}), feeds: map[string]*feed{}}
 }
 
 // run connects to the relay and follows the catalog until the broadcast
@@ -65,93 +60,39 @@ func (h *hub) run() {
 		})
 	}
 	defer fail(rtc.Errorf(http.StatusNotFound, "broadcast %s ended", h.path))
-	src := h.srv.cfg.Relay.Local("whep")
-	h.mu.Lock()
-	h.src = src
-	h.mu.Unlock()
-
-	var sub *moq.TrackConsumer
-	var err error
-	for _, name := range []string{media.HangCatalogTrack, media.MSFCatalogTrack} {
-		cctx, cancel := context.WithTimeout(h.ctx, h.srv.catalogTimeout)
-		sub, err = src.SubscribeTrack(cctx, h.path, name, moq.SubscribeOptions{Priority: 100, GroupOrder: 2})
-		cancel()
-		if err == nil {
-			break
-		}
-		var re *moq.RequestError
-		if errors.As(err, &re) && re.Code == wire.SubscribeErrorTrackDoesNotExist && strings.Contains(re.Reason, "no such broadcast") {
-			fail(rtc.Errorf(http.StatusNotFound, "no broadcast %s", h.path))
-			return
-		}
+	br, err := media.OpenBroadcast(h.ctx, h.srv.cfg.Relay.Local("whep"), h.path, media.BroadcastOptions{
+		Subscribe: moq.SubscribeOptions{Priority: 100, GroupOrder: 2}, Timeout: h.srv.catalogTimeout, Logger: h.log})
+	if errors.Is(err, moq.ErrNotFound) {
+		fail(rtc.Errorf(http.StatusNotFound, "no broadcast %s", h.path))
+		return
 	}
 	if err != nil {
 		fail(rtc.Errorf(http.StatusServiceUnavailable, "broadcast %s has no catalog: %v", h.path, err))
 		return
 	}
-	defer sub.Close()
-	rd := sub.Reader(true)
+	defer br.Close()
+	h.mu.Lock()
+	h.br = br
+	h.mu.Unlock()
 	for {
-		g, err := rd.NextGroup(h.ctx)
+		v, err := br.NextCatalog(h.ctx)
 		if err != nil {
 			if h.ctx.Err() == nil {
 				h.log.Info("WHEP: broadcast ended", "err", err)
 			}
 			return
 		}
-		o, err := g.Next(h.ctx)
-		if err != nil {
-			if err != io.EOF && h.ctx.Err() != nil {
-				return
-			}
-			continue
-		}
-		tracks, err := parseCatalog(sub.Name(), o.Payload)
-		if err != nil {
-			h.log.Warn("WHEP: unusable catalog", "err", err)
-			continue
-		}
-		h.setCatalog(tracks)
+		h.setCatalog(v.CMAF())
 		once.Do(func() { close(h.ready) })
 	}
 }
 
-func parseCatalog(name string, payload []byte) ([]media.CatalogTrack, error) {
-	var tracks []media.CatalogTrack
-	if name == media.HangCatalogTrack {
-		c, err := media.ParseHangCatalog(payload)
-		if err != nil {
-			return nil, err
-		}
-		tracks = c.MediaTracks()
-	} else {
-		c, err := media.ParseMSFCatalog(payload)
-		if err != nil {
-			return nil, err
-		}
-		tracks = c.MediaTracks()
-	}
-	var out []media.CatalogTrack
-	for _, t := range tracks {
-		if strings.EqualFold(t.Packaging, "cmaf") && len(t.Init) > 0 {
-			out = append(out, t)
-		}
-	}
-	return out, nil
-}
-
+// setCatalog takes a new catalog version (the feeds switch init segments
+// themselves, at their next group).
 func (h *hub) setCatalog(tracks []media.CatalogTrack) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.tracks = tracks
-	for name, f := range h.feeds {
-		for _, t := range tracks {
-			if t.Name == name && !bytes.Equal(t.Init, h.inits[name]) {
-				h.inits[name] = t.Init
-				f.setInit(t.Init)
-			}
-		}
-	}
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.log.Debug("WHEP: catalog", "tracks", len(tracks))
@@ -188,8 +129,7 @@ func (h *hub) feed(name string) (*feed, error) {
 			return nil, err
 		}
 		h.feeds[name] = f
-		h.inits[name] = t.Init
-		go f.run(h.ctx, h.src, h.path)
+		go f.run(h.ctx, h.br)
 		return f, nil
 	}
 	return nil, fmt.Errorf("no track %s in the catalog", name)

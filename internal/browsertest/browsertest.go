@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -258,13 +257,6 @@ func Serve(t testing.TB, extra map[string]string) string {
 		}
 		dist.ServeHTTP(w, r)
 	}))
-}
-
-// ServeFS serves fsys at / on a free 127.0.0.1 port until the test ends and
-// returns the base URL without a trailing slash.
-func ServeFS(t testing.TB, fsys fs.FS) string {
-	t.Helper()
-	return ServeHandler(t, http.FileServer(http.FS(fsys)))
 }
 
 // ServeHandler serves h on a free 127.0.0.1 port until the test ends and

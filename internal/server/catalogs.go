@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -99,31 +98,19 @@ func (w *catalogWatcher) poll(ctx context.Context, src moq.Source) {
 
 // follow reads every catalog version of a broadcast.
 func (w *catalogWatcher) follow(ctx context.Context, src moq.Source, path string, e *catalogEntry) {
-	sub, err := src.SubscribeTrack(ctx, path, media.HangCatalogTrack, moq.SubscribeOptions{Priority: 255})
+	br, err := media.OpenBroadcast(ctx, src, path, media.BroadcastOptions{
+		Subscribe: moq.SubscribeOptions{Priority: 255}, Logger: w.log.With("watcher", "catalog")})
 	if err != nil {
 		return
 	}
-	defer sub.Close()
-	rd := sub.Reader(true)
+	defer br.Close()
 	for {
-		g, err := rd.NextGroup(ctx)
+		v, err := br.NextCatalog(ctx)
 		if err != nil {
 			return
 		}
-		o, err := g.Next(ctx)
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return
-			}
-			continue
-		}
-		c, err := media.ParseHangCatalog(o.Payload)
-		if err != nil {
-			w.log.Debug("catalog watcher: unreadable catalog", "path", path, "err", err)
-			continue
-		}
 		w.mu.Lock()
-		e.tracks = c.MediaTracks()
+		e.tracks = v.Tracks
 		w.mu.Unlock()
 	}
 }

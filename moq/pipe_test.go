@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"sync"
+
+	"github.com/moqgate/moqgate/moq/wire"
 )
 
-// Pipe returns two connected in-process Conns. In-process adapters (RTMP
-// ingest, HLS egress, ...) run a normal Session over a pipe to the relay, so
-// they use exactly the API and the code paths a remote client uses.
+// Pipe returns two connected in-process Conns: tests run a normal Session
+// over it to check the wire paths without QUIC (in-process adapters use the
+// relay's handles instead: Relay.Local).
 func Pipe() (Conn, Conn) { return PipeNamed("local") }
 
 // PipeNamed is Pipe with a transport name for logs and metrics (e.g.
@@ -23,28 +25,6 @@ func PipeNamed(proto string) (Conn, Conn) {
 	a.proto, b.proto = proto, proto
 	a.peer, b.peer = b, a
 	return a, b
-}
-
-// IsLocal reports whether c is an in-process pipe.
-func IsLocal(c Conn) bool {
-	_, ok := c.(*pipeConn)
-	return ok
-}
-
-// PipeStreamError is returned by a pipe stream that the peer reset.
-type PipeStreamError struct{ Code uint64 }
-
-func (e *PipeStreamError) Error() string { return fmt.Sprintf("stream reset with code %#x", e.Code) }
-
-// PipeConnError is returned after a pipe connection closed.
-type PipeConnError struct {
-	Code   uint64
-	Reason string
-	Remote bool
-}
-
-func (e *PipeConnError) Error() string {
-	return fmt.Sprintf("connection closed (code %#x): %s", e.Code, e.Reason)
 }
 
 // pipeBufferSize bounds the bytes in flight per stream direction, standing
@@ -178,10 +158,10 @@ func (c *pipeConn) CloseWithError(code uint64, reason string) error {
 	// The two Do calls must not nest: when both ends close at once, each
 	// would hold its own once while waiting for the other's (a deadlock).
 	c.once.Do(func() {
-		c.cancel(&PipeConnError{Code: code, Reason: reason})
+		c.cancel(&ConnClosedError{Code: code, Reason: reason})
 	})
 	c.peer.once.Do(func() {
-		c.peer.cancel(&PipeConnError{Code: code, Reason: reason, Remote: true})
+		c.peer.cancel(&ConnClosedError{Code: code, Reason: reason, Remote: true})
 	})
 	return nil
 }
@@ -218,7 +198,7 @@ func (p *pipeBuf) write(b []byte) (int, error) {
 		case p.stopCode != nil:
 			code := *p.stopCode
 			p.mu.Unlock()
-			return n, &PipeStreamError{Code: code}
+			return n, &StreamResetError{Code: code}
 		case p.resetCode != nil || p.fin:
 			p.mu.Unlock()
 			return n, errors.New("write on closed stream")
@@ -252,7 +232,7 @@ func (p *pipeBuf) read(b []byte) (int, error) {
 		if p.resetCode != nil {
 			code := *p.resetCode
 			p.mu.Unlock()
-			return 0, &PipeStreamError{Code: code}
+			return 0, &StreamResetError{Code: code}
 		}
 		if p.stopCode != nil {
 			p.mu.Unlock()
@@ -353,3 +333,39 @@ func (s *pipeStream) CancelRead(code uint64) {
 }
 
 func (s *pipeStream) SetPriority(int) {}
+
+// ConnectLocal opens an in-process session to the relay: the client end is
+// returned; it behaves exactly like a remote client's session.
+func (r *Relay) ConnectLocal(ctx context.Context, cfg Config, serverCfg Config) (*Session, error) {
+	return r.ConnectLocalAs(ctx, "local", cfg, serverCfg)
+}
+
+// ConnectLocalAs is ConnectLocal with a transport name for logs and
+// metrics (the protocol the adapter serves: "rtmp", "hls", ...).
+func (r *Relay) ConnectLocalAs(ctx context.Context, proto string, cfg Config, serverCfg Config) (*Session, error) {
+	a, b := PipeNamed(proto)
+	serverCfg.Handler = r
+	if serverCfg.Logger == nil {
+		serverCfg.Logger = r.log
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Accept(ctx, b, serverCfg, "")
+		errc <- err
+	}()
+	s, err := Connect(ctx, a, cfg)
+	if err != nil {
+		a.CloseWithError(wire.InternalError, "setup failed")
+		return nil, err
+	}
+	if err := <-errc; err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// StreamResetError is what a pipe stream returns once its peer reset it.
+type StreamResetError struct{ Code uint64 }
+
+func (e *StreamResetError) Error() string { return fmt.Sprintf("stream reset with code %#x", e.Code) }
