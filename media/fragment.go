@@ -75,11 +75,10 @@ func (w *FragmentWriter) Fragment(f Frame) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: fragment: %w", err)
 	}
-	frag.AddFullSample(mp4.FullSample{
-		Sample:     mp4.NewSample(flags, uint32(dur), uint32(len(f.Data)), int32(f.CTO)),
-		DecodeTime: uint64(f.DTS),
-		Data:       f.Data,
-	})
+	frag.AddSample(mp4.NewSample(flags, uint32(dur), uint32(len(f.Data)), int32(f.CTO)), uint64(f.DTS))
+	// The mdat refers to the frame instead of copying it: the one copy is
+	// the encode into the object below.
+	frag.Mdat.SetData(f.Data)
 	sw := bits.NewFixedSliceWriter(int(frag.Size()))
 	if err := frag.EncodeSW(sw); err != nil {
 		return nil, fmt.Errorf("media: fragment: %w", err)
