@@ -23,6 +23,7 @@
 // in-process pipes (tests), in the client and the server role. They work on
 // one message model (package wire's structs) whatever the draft; the
 // draft's wire.Codec, chosen by the negotiated ALPN / WebTransport
-// protocol, turns it into bytes. A new draft is a codec in wire plus what
+// protocol, turns it into bytes. A new draft is a codec in moq/internal/wire
+// (internal, so that no adapter depends on wire messages) plus what
 // its engine does differently (wire.Features).
 package moq
