@@ -7,24 +7,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 )
-
-const usage = `moqgate — a Media over QUIC gateway
-
-Usage:
-  moqgate                       serve with the default configuration
-  moqgate serve [flags]         serve (see moqgate serve -h)
-  moqgate sub [flags] URL BROADCAST
-                                subscribe and write fragmented MP4 to stdout
-  moqgate pub [flags] URL BROADCAST
-                                publish fragmented MP4 read from stdin
-  moqgate token [flags]         print a JWT for --jwt-secret-file auth
-`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -35,31 +21,4 @@ func main() {
 		}
 		os.Exit(1)
 	}
-}
-
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "serve":
-		return serve(ctx, args, stderr)
-	case "sub":
-		return sub(ctx, args, stdout, stderr)
-	case "pub":
-		return pub(ctx, args, stdin, stderr)
-	case "token":
-		return token(args, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
-	}
-}
-
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

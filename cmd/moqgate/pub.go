@@ -20,7 +20,7 @@ func pub(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) 
 	var cf clientFlags
 	cf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: moqgate pub [flags] URL BROADCAST\n  reads fragmented MP4 from stdin, e.g.\n  ffmpeg ... -f mp4 -movflags cmaf+frag_keyframe+empty_moov+default_base_moof - | moqgate pub --insecure moqt://127.0.0.1:4443 live/test")
+		fmt.Fprintln(fs.Output(), "usage: moqgate pub [flags] URL BROADCAST\n  reads fragmented MP4 from stdin, e.g.\n  ffmpeg ... -f mp4 -movflags cmaf+frag_keyframe+empty_moov+default_base_moof - | moqgate pub --insecure moqt://127.0.0.1:4443 live/test")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

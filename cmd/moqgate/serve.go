@@ -18,49 +18,65 @@ type stringList []string
 func (l *stringList) String() string     { return fmt.Sprint(*l) }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
+// serveFlags are serve's flags; help prints them too.
+type serveFlags struct {
+	cfgFile, listen, rtmpAddr, webrtcUDP, jwtSecret, logLevel string
+	upstreams                                                 stringList
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.cfgFile, "config", "", "configuration file (YAML), laid over the embedded default")
+	fs.StringVar(&f.listen, "listen", "", "web and MoQ address, TCP and UDP (default from config, :4443)")
+	fs.StringVar(&f.rtmpAddr, "rtmp", "", "RTMP ingest address (default from config, :1935)")
+	fs.StringVar(&f.webrtcUDP, "webrtc-udp", "", "WebRTC UDP address (default from config, :8189)")
+	fs.Var(&f.upstreams, "upstream", "upstream relay URL to pull from (repeatable)")
+	fs.StringVar(&f.jwtSecret, "jwt-secret-file", "", "turn on JWT (HS256) auth with the secret in this file")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default from config, info)")
+}
+
+// load reads the config file and lays the flags over it.
+func (f *serveFlags) load() (*config.Config, error) {
+	cfg, err := config.Load(f.cfgFile)
+	if err != nil {
+		return nil, err
+	}
+	if f.listen != "" {
+		cfg.Listen.Addr = f.listen
+	}
+	if f.rtmpAddr != "" {
+		cfg.RTMP.Addr = f.rtmpAddr
+	}
+	if f.webrtcUDP != "" {
+		cfg.WebRTC.UDP = f.webrtcUDP
+	}
+	if len(f.upstreams) > 0 {
+		cfg.Upstreams = f.upstreams
+	}
+	if f.jwtSecret != "" {
+		cfg.Auth.Mode, cfg.Auth.JWTSecretFile = config.AuthJWT, f.jwtSecret
+	}
+	if f.logLevel != "" {
+		cfg.Log.Level = f.logLevel
+	}
+	return cfg, cfg.Validate()
+}
+
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgFile := fs.String("config", "", "configuration file (YAML), laid over the embedded default")
-	listen := fs.String("listen", "", "web and MoQ address, TCP and UDP (default from config, :4443)")
-	rtmpAddr := fs.String("rtmp", "", "RTMP ingest address (default from config, :1935)")
-	webrtcUDP := fs.String("webrtc-udp", "", "WebRTC UDP address (default from config, :8189)")
-	var upstreams stringList
-	fs.Var(&upstreams, "upstream", "upstream relay URL to pull from (repeatable)")
-	jwtSecret := fs.String("jwt-secret-file", "", "turn on JWT (HS256) auth with the secret in this file")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	var f serveFlags
+	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: moqgate serve [flags]\n  flags override the config file, which is laid over the embedded default")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 	}
-	load := func() (*config.Config, error) {
-		cfg, err := config.Load(*cfgFile)
-		if err != nil {
-			return nil, err
-		}
-		// Flags override the file.
-		if *listen != "" {
-			cfg.Listen.Addr = *listen
-		}
-		if *rtmpAddr != "" {
-			cfg.RTMP.Addr = *rtmpAddr
-		}
-		if *webrtcUDP != "" {
-			cfg.WebRTC.UDP = *webrtcUDP
-		}
-		if len(upstreams) > 0 {
-			cfg.Upstreams = upstreams
-		}
-		if *jwtSecret != "" {
-			cfg.Auth.Mode, cfg.Auth.JWTSecretFile = config.AuthJWT, *jwtSecret
-		}
-		if *logLevel != "" {
-			cfg.Log.Level = *logLevel
-		}
-		return cfg, cfg.Validate()
-	}
+	load := f.load
 	cfg, err := load()
 	if err != nil {
 		return err

@@ -59,7 +59,7 @@ func sub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cf.register(fs)
 	duration := fs.Duration("duration", 0, "stop after this long (0 = until the broadcast ends or Ctrl-C)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: moqgate sub [flags] URL BROADCAST\n  URL is moqt://host:port or https://host:port/; writes fragmented MP4 to stdout")
+		fmt.Fprintln(fs.Output(), "usage: moqgate sub [flags] URL BROADCAST\n  URL is moqt://host:port or https://host:port/; writes fragmented MP4 to stdout")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

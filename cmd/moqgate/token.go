@@ -15,21 +15,32 @@ import (
 func token(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	secretFile := fs.String("secret-file", "", "file holding the HS256 secret (required)")
+	// The same flag name as serve's for the same file; --secret-file is the
+	// older name, kept so existing scripts work.
+	var secretFile string
+	fs.StringVar(&secretFile, "jwt-secret-file", "", "file holding the HS256 secret, the one serve is given (required)")
+	fs.StringVar(&secretFile, "secret-file", "", "alias of --jwt-secret-file")
 	var pubs, subs stringList
 	fs.Var(&pubs, "pub", "broadcast path prefix the token may publish under (repeatable; \"\" = all)")
 	fs.Var(&subs, "sub", "broadcast path prefix the token may subscribe to (repeatable; \"\" = all)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: moqgate token --jwt-secret-file FILE [--pub PREFIX]... [--sub PREFIX]... [--ttl DURATION]\n  prints an HS256 JWT granting publish/subscribe on broadcast path prefixes")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *secretFile == "" {
-		return errors.New("token: --secret-file is required")
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token: unexpected arguments %q", fs.Args())
+	}
+	if secretFile == "" {
+		return errors.New("token: --jwt-secret-file is required")
 	}
 	if len(pubs) == 0 && len(subs) == 0 {
 		return errors.New("token: grant at least one --pub or --sub prefix")
 	}
-	secret, err := os.ReadFile(*secretFile)
+	secret, err := os.ReadFile(secretFile)
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
