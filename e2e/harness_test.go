@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -289,6 +292,77 @@ func ffprobe(t *testing.T, file string) probe {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// timing is what ffprobe says of a file's timeline, in seconds: the
+// container's start time and duration, and the span its packets cover.
+type timing struct{ start, duration, spanStart, spanEnd float64 }
+
+func ffprobeTiming(t *testing.T, file string) timing {
+	t.Helper()
+	browsertest.RequirePeer(t, "ffprobe")
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries",
+		"format=start_time,duration:packet=stream_index,pts_time", "-of", "json", file).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", file, err)
+	}
+	var v struct {
+		Format struct {
+			Start    string `json:"start_time"`
+			Duration string `json:"duration"`
+		} `json:"format"`
+		Packets []struct {
+			Stream int    `json:"stream_index"`
+			PTS    string `json:"pts_time"`
+		} `json:"packets"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatal(err)
+	}
+	num := func(s string) float64 {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatalf("ffprobe %s: number %q: %v", file, s, err)
+		}
+		return f
+	}
+	pts := map[int][]float64{}
+	for _, p := range v.Packets {
+		if p.PTS != "" && p.PTS != "N/A" {
+			pts[p.Stream] = append(pts[p.Stream], num(p.PTS))
+		}
+	}
+	tm := timing{start: num(v.Format.Start), duration: num(v.Format.Duration), spanStart: math.Inf(1), spanEnd: math.Inf(-1)}
+	for _, ps := range pts {
+		if len(ps) < 2 {
+			continue
+		}
+		// Packet durations are often N/A; the last frame lasts about as
+		// long as the gap before it (presentation order).
+		slices.Sort(ps)
+		last := ps[len(ps)-1]
+		tm.spanStart, tm.spanEnd = min(tm.spanStart, ps[0]), max(tm.spanEnd, last+last-ps[len(ps)-2])
+	}
+	if math.IsInf(tm.spanStart, 0) {
+		t.Fatalf("ffprobe %s: no packets", file)
+	}
+	return tm
+}
+
+// checkStartsAtZero: a `moqgate sub` recording starts at time 0 and its
+// container duration is where its packets end (within slack seconds), not
+// the broadcast's age plus that. (With B-frames the first presentation time
+// is a frame or two after 0; ffprobe counts the duration from 0.)
+func checkStartsAtZero(t *testing.T, file string, slack float64) {
+	t.Helper()
+	tm := ffprobeTiming(t, file)
+	t.Logf("start_time %.3f s, duration %.3f s, packets span %.3f-%.3f s", tm.start, tm.duration, tm.spanStart, tm.spanEnd)
+	if tm.start < 0 || tm.start > 0.5 || tm.spanStart > 0.5 {
+		t.Errorf("start_time %.3f s, first packet at %.3f s, want about 0", tm.start, tm.spanStart)
+	}
+	if math.Abs(tm.duration-tm.spanEnd) > slack {
+		t.Errorf("duration %.3f s, but the packets end at %.3f s", tm.duration, tm.spanEnd)
+	}
 }
 
 func asExit(err error, ee **exec.ExitError) bool {

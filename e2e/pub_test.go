@@ -82,6 +82,7 @@ func TestPubHEVCOpus(t *testing.T) {
 				t.Fatalf("video frames %d, sent %d", frames, want)
 			}
 			checkTimestamps(t, p, p.Streams[0].Index)
+			checkStartsAtZero(t, file, 1.5/fps)
 			decodes(t, file)
 		})
 	}

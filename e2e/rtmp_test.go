@@ -58,6 +58,7 @@ func TestRTMPToMoQ(t *testing.T) {
 				t.Fatalf("audio frames %d, sent %d (±5%%)", audio, wantAudio)
 			}
 			checkTimestamps(t, p, v.Index)
+			checkStartsAtZero(t, file, 1.5/fps)
 			decodes(t, file)
 			t.Logf("video %d frames, audio %d frames", frames, audio)
 		})
@@ -140,4 +141,27 @@ func TestRTMPReconnect(t *testing.T) {
 	checkTimestamps(t, p, p.Streams[0].Index)
 	decodes(t, file)
 	t.Logf("%d video frames across the reconnect", frames)
+}
+
+// TestSubStartsAtZero: a subscriber that joins a broadcast 3 s in still
+// records a file that starts at 0 and whose duration is what it holds
+// (ffprobe, players), not the broadcast's age plus that.
+func TestSubStartsAtZero(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	g := startGate(t, "rtmp:\n  grace_period: 500ms\n")
+	const fps = 30
+	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", "7", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "0",
+		"-c:a", "aac", "-f", "flv", g.RTMP+"/live/late")
+	g.waitBroadcast(t, ctx, "live/late")
+	time.Sleep(3 * time.Second)
+	file, done := sub(t, ctx, g.MoQ, "live/late")
+	waitExit(t, done, 20*time.Second)
+	checkStartsAtZero(t, file, 1.5/fps)
+	if tm := ffprobeTiming(t, file); tm.duration < 3 || tm.duration > 6 {
+		t.Errorf("duration %.3f s, want 3-6 s (joined about 3 s into a 7 s broadcast)", tm.duration)
+	}
+	decodes(t, file)
 }

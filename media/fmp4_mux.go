@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"sync"
 
 	"github.com/Eyevinn/mp4ff/mp4"
@@ -29,12 +30,32 @@ type FMP4Muxer struct {
 	tracks map[string]*fmp4MuxTrack
 	seq    uint32 // last mfhd sequence number written
 	err    error  // sticky: after a failed write the output is corrupt
+
+	// Zero start (see StartAtZero): objects are held until the origin is
+	// known, then every decode time is shifted by it.
+	holding   bool
+	held      []fmp4HeldObject
+	heldBytes int
+	origin    *big.Rat // seconds; nil = no shift
 }
 
 type fmp4MuxTrack struct {
-	id   uint32       // track ID in the combined file
-	trex *mp4.TrexBox // defaults of the source init, for sample sizes
+	id        uint32       // track ID in the combined file
+	trex      *mp4.TrexBox // defaults of the source init, for sample sizes
+	timescale uint32       // mdhd timescale, the unit of tfdt
+	shift     uint64       // subtracted from every tfdt (the origin in timescale units)
+	seen      bool         // an object of this track has been held or written
+	first     *big.Rat     // decode time of its first held object, seconds
 }
+
+type fmp4HeldObject struct {
+	track   string
+	payload []byte
+}
+
+// fmp4MaxHeld bounds what StartAtZero holds back when a track never
+// delivers: past it the origin is fixed from the tracks seen so far.
+const fmp4MaxHeld = 32 << 20
 
 // fmp4MovieTimescale is the combined mvhd timescale; only edit lists and
 // durations use it, and ms is the customary choice.
@@ -72,7 +93,7 @@ func NewFMP4Muxer(w io.Writer, tracks []FMP4MuxTrack) (*FMP4Muxer, error) {
 			out.DefaultSampleDescriptionIndex = 1 // 0 is invalid, and the stsd is copied whole
 		}
 		mvex.AddChild(&out)
-		m.tracks[in.Name] = &fmp4MuxTrack{id: id, trex: trex}
+		m.tracks[in.Name] = &fmp4MuxTrack{id: id, trex: trex, timescale: trak.Mdia.Mdhd.Timescale}
 	}
 	moov.AddChild(mvex)
 
@@ -194,6 +215,67 @@ func fmp4SliceBox(b []byte, pos int) (fmp4BoxHeader, int, error) {
 	return h, int(size), nil
 }
 
+// StartAtZero makes the file start at media time 0, so players and ffprobe
+// show its real duration rather than the broadcast's age: objects are held
+// back until every track has delivered one (or Release is called, or
+// fmp4MaxHeld bytes are held), then the earliest decode time among them
+// becomes 0 in every track, which keeps the tracks in sync. Call it before
+// the first WriteObject.
+func (m *FMP4Muxer) StartAtZero() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.holding = true
+}
+
+// Release fixes the origin from the tracks seen so far and writes what
+// StartAtZero held back; a no-op (still holding) when nothing is held. A
+// track whose first object comes later and lies before the origin has
+// those decode times clamped to 0.
+func (m *FMP4Muxer) Release() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.held) == 0 {
+		return nil
+	}
+	return m.release()
+}
+
+func (m *FMP4Muxer) release() error {
+	if !m.holding {
+		return nil
+	}
+	m.holding = false
+	for _, t := range m.tracks {
+		if t.first != nil && (m.origin == nil || t.first.Cmp(m.origin) < 0) {
+			m.origin = t.first
+		}
+	}
+	for _, t := range m.tracks {
+		t.shift = t.ticks(m.origin)
+	}
+	held := m.held
+	m.held, m.heldBytes = nil, 0
+	for _, h := range held {
+		if err := m.write(h.track, m.tracks[h.track], h.payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ticks converts seconds to the track's timescale, rounding down.
+func (t *fmp4MuxTrack) ticks(sec *big.Rat) uint64 {
+	if sec == nil {
+		return 0
+	}
+	r := new(big.Rat).Mul(sec, new(big.Rat).SetInt64(int64(t.timescale)))
+	q := new(big.Int).Quo(r.Num(), r.Denom())
+	if !q.IsUint64() {
+		return 0
+	}
+	return q.Uint64()
+}
+
 // WriteObject rewrites the moof+mdat pairs of one MoQ object of track (one
 // or more single-track CMAF fragments) to the combined file's track ID and
 // sequence numbering and writes them in one Write. A malformed object is
@@ -208,6 +290,29 @@ func (m *FMP4Muxer) WriteObject(track string, payload []byte) error {
 	if t == nil {
 		return fmt.Errorf("fmp4 mux: unknown track %q", track)
 	}
+	if !m.holding {
+		return m.write(track, t, payload)
+	}
+	if !t.seen {
+		tfdt, err := fmp4FirstDecodeTime(payload)
+		if err != nil {
+			return fmt.Errorf("fmp4 mux: track %q: %w", track, err)
+		}
+		t.first = new(big.Rat).SetFrac(new(big.Int).SetUint64(tfdt), big.NewInt(int64(t.timescale)))
+	}
+	t.seen = true
+	m.held = append(m.held, fmp4HeldObject{track, append([]byte(nil), payload...)})
+	m.heldBytes += len(payload)
+	for _, t := range m.tracks {
+		if !t.seen && m.heldBytes < fmp4MaxHeld {
+			return nil
+		}
+	}
+	return m.release()
+}
+
+func (m *FMP4Muxer) write(track string, t *fmp4MuxTrack, payload []byte) error {
+	t.seen = true
 	out, n, err := t.rewrite(payload, m.seq)
 	if err != nil {
 		return fmt.Errorf("fmp4 mux: track %q: %w", track, err)
@@ -218,6 +323,33 @@ func (m *FMP4Muxer) WriteObject(track string, payload []byte) error {
 	}
 	m.seq += n
 	return nil
+}
+
+// fmp4FirstDecodeTime returns the tfdt of the first fragment of an object.
+func fmp4FirstDecodeTime(payload []byte) (uint64, error) {
+	for pos := 0; pos < len(payload); {
+		h, size, err := fmp4SliceBox(payload, pos)
+		if err != nil {
+			return 0, err
+		}
+		if h.typ == "moof" {
+			raw, err := fmp4Normalize(h, payload[pos+h.hdrLen:pos+size])
+			if err != nil {
+				return 0, err
+			}
+			box, err := decodeFMP4Box(raw)
+			if err != nil {
+				return 0, fmt.Errorf("moof at offset %d: %w", pos, err)
+			}
+			moof, ok := box.(*mp4.MoofBox)
+			if !ok || len(moof.Trafs) == 0 || moof.Trafs[0].Tfdt == nil {
+				return 0, fmt.Errorf("moof at offset %d has no tfdt", pos)
+			}
+			return moof.Trafs[0].Tfdt.BaseMediaDecodeTime(), nil
+		}
+		pos += size
+	}
+	return 0, errors.New("no moof in object")
 }
 
 // rewrite returns the rewritten object and how many fragments it holds;
@@ -293,6 +425,10 @@ func (t *fmp4MuxTrack) rewritePair(moof *mp4.MoofBox, moofPos int, data []byte, 
 		traf.Tfhd.TrackID = t.id
 		traf.Tfhd.Flags = traf.Tfhd.Flags&^mp4.TfhdBaseDataOffsetPresentFlag | mp4.TfhdDefaultBaseIsMoofFlag
 		traf.Tfhd.BaseDataOffset = 0
+		if traf.Tfdt != nil && t.shift > 0 {
+			d := traf.Tfdt.BaseMediaDecodeTime()
+			traf.Tfdt.SetBaseMediaDecodeTime(d - min(d, t.shift))
+		}
 	}
 	for _, r := range runs {
 		r.trun.Flags |= mp4.TrunDataOffsetPresentFlag

@@ -493,3 +493,79 @@ func TestFMP4MuxSizeChange(t *testing.T) {
 		t.Fatalf("frames differ: %+v", back.frames)
 	}
 }
+
+// TestFMP4MuxStartAtZero: objects of a broadcast that began long ago (video
+// at 10 s, audio at 10.1 s, audio arriving first) come out with the
+// earliest decode time at 0 and the tracks' offset to each other kept.
+func TestFMP4MuxStartAtZero(t *testing.T) {
+	src := fmp4DemuxFile(t, filepath.Join("testdata", "fmp4_h264_aac.mp4"))
+	v, a := src.track("video"), src.track("audio")
+	shift := map[string]int64{"video": 10 * int64(v.Timescale), "audio": 10*int64(a.Timescale) + int64(a.Timescale)/10}
+	var ins []FMP4MuxTrack
+	for i, ti := range []TrackInfo{v, a} {
+		ins = append(ins, FMP4MuxTrack{Name: ti.Name, Init: fmp4TestInit(t, ti, uint32(i+1))})
+	}
+	var out bytes.Buffer
+	m, err := NewFMP4Muxer(&out, ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.StartAtZero()
+	initLen := out.Len()
+	write := func(name string, i int) {
+		f := src.frames[name][i]
+		f.DTS += shift[name] - src.frames[name][0].DTS
+		if err := m.WriteObject(name, fmp4TestFragment(t, uint32(len(name)), uint32(i+1), f, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		write("audio", i)
+	}
+	if out.Len() != initLen {
+		t.Fatal("wrote media before every track had an object")
+	}
+	for i := range src.frames["video"] {
+		write("video", i)
+	}
+	for i := 3; i < len(src.frames["audio"]); i++ {
+		write("audio", i)
+	}
+	back := fmp4DemuxAll(t, bytes.NewReader(out.Bytes()))
+	if got := back.frames["video"][0].DTS; got != 0 {
+		t.Errorf("first video DTS %d, want 0", got)
+	}
+	if got, want := back.frames["audio"][0].DTS, int64(a.Timescale)/10; got != want {
+		t.Errorf("first audio DTS %d, want %d (100 ms after the video)", got, want)
+	}
+	if len(back.frames["video"]) != len(src.frames["video"]) || len(back.frames["audio"]) != len(src.frames["audio"]) {
+		t.Fatalf("frames %d/%d, want %d/%d", len(back.frames["video"]), len(back.frames["audio"]),
+			len(src.frames["video"]), len(src.frames["audio"]))
+	}
+}
+
+// TestFMP4MuxReleaseWithoutAllTracks: Release writes what is held when a
+// track never delivers, rebased to the tracks that did (first DTS 0).
+func TestFMP4MuxReleaseWithoutAllTracks(t *testing.T) {
+	src := fmp4DemuxFile(t, filepath.Join("testdata", "fmp4_h264_aac.mp4"))
+	v, a := src.track("video"), src.track("audio")
+	var out bytes.Buffer
+	m, err := NewFMP4Muxer(&out, []FMP4MuxTrack{{Name: "video", Init: fmp4TestInit(t, v, 1)}, {Name: "audio", Init: fmp4TestInit(t, a, 2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.StartAtZero()
+	for i, f := range src.frames["video"] {
+		f.DTS += 5 * int64(v.Timescale)
+		if err := m.WriteObject("video", fmp4TestFragment(t, 1, uint32(i+1), f, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Release(); err != nil {
+		t.Fatal(err)
+	}
+	back := fmp4DemuxAll(t, bytes.NewReader(out.Bytes()))
+	if n := len(back.frames["video"]); n != len(src.frames["video"]) || back.frames["video"][0].DTS != 0 {
+		t.Fatalf("video: %d frames, first DTS %d", n, back.frames["video"][0].DTS)
+	}
+}

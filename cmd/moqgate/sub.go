@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
@@ -116,8 +117,40 @@ func sub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("sub: %w", err)
 	}
 	var wmu sync.Mutex // the muxer is safe; the flushes must not interleave writes
+	// The file starts at media time 0 (not at the broadcast's age), so
+	// players show its real duration. The muxer waits for every track's
+	// first object to pick the origin, but not longer than startWait for a
+	// track that is silent.
+	mux.StartAtZero()
+	release := func() error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		if err := mux.Release(); err != nil {
+			return fmt.Errorf("sub: %w", err)
+		}
+		return w.Flush()
+	}
+	errc := make(chan error, len(tracks)+1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	firstObject := make(chan struct{})
+	var firstOnce sync.Once
+	go func() {
+		select {
+		case <-firstObject:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-time.After(startWait):
+		case <-ctx.Done():
+			return
+		}
+		if err := release(); err != nil {
+			errc <- err
+		}
+	}()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(tracks))
 	for _, t := range tracks {
 		fr, err := br.Track(ctx, t.Name, moq.SubscribeOptions{})
 		if err != nil {
@@ -146,18 +179,26 @@ func sub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					errc <- fmt.Errorf("sub: write %s: %w", t.Name, err)
 					return
 				}
+				firstOnce.Do(func() { close(firstObject) })
 			}
 		}()
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	// Whatever ends the recording, a track that never delivered must not
+	// keep the others' held objects out of the file.
 	select {
 	case <-done:
+		return release()
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+		return release()
 	case <-sess.Done():
-		return fmt.Errorf("sub: session ended: %w", sess.Err())
+		return errors.Join(release(), fmt.Errorf("sub: session ended: %w", sess.Err()))
 	}
-	return nil
 }
+
+// startWait is how long sub waits, after the first object, for the other
+// tracks' first objects before it picks the file's time origin without them.
+const startWait = 3 * time.Second
