@@ -119,6 +119,7 @@ func TestHLS(t *testing.T) {
 			g.waitBroadcast(t, ctx, "live/test")
 			src := g.Web + "/hls/live/test/index.m3u8"
 
+			checkFreshPlaylists(t, g)
 			start := time.Now()
 			p := probeHLS(t, ctx, src)
 			codecs := map[string]int{}
@@ -153,6 +154,23 @@ func TestHLS(t *testing.T) {
 				checkPlaylist(t, g)
 			}
 		})
+	}
+}
+
+// checkFreshPlaylists: the first media playlists of a fresh broadcast list
+// its segments and nothing else (no EXT-X-GAP padding in front of them).
+func checkFreshPlaylists(t *testing.T, g *gate) {
+	t.Helper()
+	base := g.Web + "/hls/live/test/"
+	mv := httpGet(t, base+"index.m3u8") // waits for the first segment
+	for _, id := range []string{"video1", "audio2"} {
+		if !strings.Contains(mv.body, id+"_stream.m3u8") {
+			t.Fatalf("multivariant playlist lacks %s:\n%s", id, mv.body)
+		}
+		media := httpGet(t, base+id+"_stream.m3u8")
+		if strings.Contains(media.body, "#EXT-X-GAP") || !strings.Contains(media.body, "#EXTINF:") {
+			t.Errorf("first %s playlist of a fresh broadcast, want segments and no gaps:\n%s", id, media.body)
+		}
 	}
 }
 

@@ -93,6 +93,26 @@ func (st *stream) renderMedia(g *generation, id string, raw []byte) ([]byte, err
 	return out, nil
 }
 
+// leadingGaps counts the gohlslib gap segments at the head of a playlist
+// (listed or, in a delta update, skipped) that no earlier generation's
+// segment replaces. A delta update skips only whole leading gaps or none
+// of the listed ones, so the count is either within the skipped segments
+// or within the listed ones.
+func leadingGaps(g *generation, hist map[int64]*histSeg, first int64, skipped int, segs []*playlistSegment) int {
+	n := 0
+	for msn := first; msn < g.seqBase+lowLatencyGaps && hist[msn] == nil; msn++ {
+		i := int(msn-first) - skipped
+		if i >= len(segs) || (i >= 0 && !segs[i].Gap) {
+			break
+		}
+		n++
+	}
+	if skipped > 0 {
+		return min(n, skipped)
+	}
+	return n
+}
+
 // renderCacheSize bounds the rendered playlists kept: a few per media
 // playlist (with and without delta updates, and query strings).
 const renderCacheSize = 32
@@ -155,6 +175,22 @@ func (st *stream) render(g *generation, id string, raw []byte) ([]byte, error) {
 			continue
 		}
 		org[i] = origin{disc: g.disc, init: g.initURI(id) + query}
+	}
+	// The gaps gohlslib puts in front of the first generation's segments
+	// stand for nothing: a fresh broadcast's playlist starts at its first
+	// real segment (players would otherwise count seconds of "gap" before
+	// it). Only leading gaps go, so sequence numbers stay as they are.
+	lead := leadingGaps(g, hist, first, skipped, pl.Segments)
+	if lead > 0 {
+		first += int64(lead)
+		if skipped > 0 {
+			pl.Skip.SkippedSegments -= lead
+			if skipped = pl.Skip.SkippedSegments; skipped == 0 {
+				pl.Skip = nil
+			}
+		} else {
+			pl.Segments, org = pl.Segments[lead:], org[lead:]
+		}
 	}
 	// A gap that no history replaces belongs with what follows it.
 	for i := len(org) - 2; i >= 0; i-- {

@@ -360,8 +360,10 @@ func (st *stream) freezeLocked(old, g *generation, frozen map[string]*mediaSnaps
 		first := int64(snap.pl.MediaSequence) + old.seqBase
 		for i, seg := range snap.pl.Segments {
 			msn := first + int64(i)
-			if seg.Gap && h[msn] != nil {
-				continue // already history of an earlier generation
+			if seg.Gap && (h[msn] != nil || msn < old.seqBase+lowLatencyGaps) {
+				// Already history of an earlier generation, or one of the
+				// gaps gohlslib starts with, which playlists leave out.
+				continue
 			}
 			h[msn] = &histSeg{seg: seg, disc: old.disc, init: old.initURI(id)}
 		}
