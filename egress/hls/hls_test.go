@@ -321,3 +321,43 @@ func TestWaitsForFirstSegment(t *testing.T) {
 	}
 	t.Logf("first request answered after %s", r.took)
 }
+
+// TestFreshPlaylistNoGaps: from the first request on, the media playlists
+// of a new broadcast list only real segments, in full playlists and in
+// delta updates (whose skipped count then names only real segments: the
+// delta and the full playlist end at the same sequence number).
+func TestFreshPlaylistNoGaps(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	e.publish(t, "fmp4_h264_aac.mp4", "live/test", mediatest.PublishOptions{Loops: 10})
+	mustGet(t, e.url+"live/test/index.m3u8")
+	deltas, compared := 0, 0
+	deadline := time.Now().Add(9 * time.Second)
+	for time.Now().Before(deadline) {
+		full := mustGet(t, e.url+"live/test/video1_stream.m3u8")
+		delta := mustGet(t, e.url+"live/test/video1_stream.m3u8?_HLS_skip=YES")
+		for _, b := range []string{full.body, delta.body} {
+			if strings.Contains(b, "#EXT-X-GAP") {
+				t.Fatalf("playlist with a gap:\n%s", b)
+			}
+		}
+		f, d := parseMedia(t, full.body), parseMedia(t, delta.body)
+		if d.Skip != nil {
+			deltas++
+			if f.MediaSequence != d.MediaSequence {
+				// The segments may have moved on between the two requests.
+				continue
+			}
+			if len(d.Segments)+d.Skip.SkippedSegments != len(f.Segments) {
+				t.Fatalf("delta update skips %d and lists %d segments; the full playlist has %d:\n%s\n%s",
+					d.Skip.SkippedSegments, len(d.Segments), len(f.Segments), delta.body, full.body)
+			}
+			compared++
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("%d delta updates, %d compared with the full playlist", deltas, compared)
+	if compared == 0 {
+		t.Fatal("no delta update to compare (gohlslib skips once the playlist is long enough)")
+	}
+}

@@ -94,10 +94,8 @@ func (st *stream) renderMedia(g *generation, id string, raw []byte) ([]byte, err
 }
 
 // leadingGaps counts the gohlslib gap segments at the head of a playlist
-// (listed or, in a delta update, skipped) that no earlier generation's
-// segment replaces. A delta update skips only whole leading gaps or none
-// of the listed ones, so the count is either within the skipped segments
-// or within the listed ones.
+// (skipped in a delta update, then listed) that no earlier generation's
+// segment replaces.
 func leadingGaps(g *generation, hist map[int64]*histSeg, first int64, skipped int, segs []*playlistSegment) int {
 	n := 0
 	for msn := first; msn < g.seqBase+lowLatencyGaps && hist[msn] == nil; msn++ {
@@ -106,9 +104,6 @@ func leadingGaps(g *generation, hist map[int64]*histSeg, first int64, skipped in
 			break
 		}
 		n++
-	}
-	if skipped > 0 {
-		return min(n, skipped)
 	}
 	return n
 }
@@ -180,17 +175,17 @@ func (st *stream) render(g *generation, id string, raw []byte) ([]byte, error) {
 	// stand for nothing: a fresh broadcast's playlist starts at its first
 	// real segment (players would otherwise count seconds of "gap" before
 	// it). Only leading gaps go, so sequence numbers stay as they are.
-	lead := leadingGaps(g, hist, first, skipped, pl.Segments)
-	if lead > 0 {
+	if lead := leadingGaps(g, hist, first, skipped, pl.Segments); lead > 0 {
 		first += int64(lead)
 		if skipped > 0 {
-			pl.Skip.SkippedSegments -= lead
-			if skipped = pl.Skip.SkippedSegments; skipped == 0 {
+			fromSkip := min(lead, skipped)
+			pl.Skip.SkippedSegments -= fromSkip
+			if pl.Skip.SkippedSegments == 0 {
 				pl.Skip = nil
 			}
-		} else {
-			pl.Segments, org = pl.Segments[lead:], org[lead:]
+			skipped, lead = skipped-fromSkip, lead-fromSkip
 		}
+		pl.Segments, org = pl.Segments[lead:], org[lead:]
 	}
 	// A gap that no history replaces belongs with what follows it.
 	for i := len(org) - 2; i >= 0; i-- {
