@@ -208,7 +208,8 @@ func fetchOK(ctx context.Context, c *http.Client, u string) (string, error) {
 	return string(b), nil
 }
 
-// scrapeMetrics reads the unlabelled samples of GET /metrics.
+// scrapeMetrics reads the samples of GET /metrics, keyed by name and
+// labels as written (`moqgate_sessions{protocol="whep"}`).
 func scrapeMetrics(t *testing.T, ctx context.Context, web string) map[string]float64 {
 	t.Helper()
 	body, err := fetchOK(ctx, http.DefaultClient, web+"/metrics")
@@ -218,10 +219,12 @@ func scrapeMetrics(t *testing.T, ctx context.Context, web string) map[string]flo
 	m := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(body))
 	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
+		name, val := line[:i], line[i+1:]
 		if v, err := strconv.ParseFloat(val, 64); err == nil {
 			m[name] = v
 		}

@@ -225,6 +225,7 @@ func TestWHIPFromPion(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitExit(t, subDone, 30*time.Second)
+	checkWebRTCMetrics(t, ctx, g)
 	st := v.Stats()
 	if err := v.Close(); err != nil {
 		t.Error(err)
@@ -244,6 +245,31 @@ func TestWHIPFromPion(t *testing.T) {
 		t.Errorf("recorded streams %v, want h264 and opus", codecs)
 	}
 	decodes(t, file)
+}
+
+// checkWebRTCMetrics: with one WHIP publisher and one WHEP viewer
+// connected, /metrics counts each as a session of its protocol and the
+// media each moves, like the other protocols'.
+func checkWebRTCMetrics(t *testing.T, ctx context.Context, g *gate) {
+	t.Helper()
+	m := scrapeMetrics(t, ctx, g.Web)
+	for _, want := range []struct {
+		name string
+		min  float64
+	}{
+		{`moqgate_sessions{protocol="whip"}`, 1},
+		{`moqgate_sessions{protocol="whep"}`, 1},
+		{`moqgate_bytes_received_total{protocol="whip"}`, 10000},
+		{`moqgate_bytes_sent_total{protocol="whep"}`, 10000},
+		{`moqgate_subscriptions{protocol="whep"}`, 1},
+	} {
+		if v, ok := m[want.name]; !ok || v < want.min {
+			t.Errorf("/metrics: %s = %v (present %v), want at least %v", want.name, v, ok, want.min)
+		}
+	}
+	if v := m[`moqgate_sessions{protocol="whep"}`]; v > 1 {
+		t.Errorf("/metrics: %v WHEP sessions for one viewer", v)
+	}
 }
 
 // pionMedia encodes H.264 (Annex B access units) and Opus packets with

@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/moqgate/moqgate/moq"
 )
 
 // metrics reads the relay's and the listeners' counters at scrape time, so
@@ -33,7 +35,8 @@ func newMetrics(s *Server) *metrics {
 		subscribeLat: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "moqgate_subscribe_seconds",
 			Help:    "Time from SUBSCRIBE to the subscription being ready at the relay (incl. upstream).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
-		sessions:   d("sessions", "Live sessions by protocol (quic, webtransport, and in-process adapters).", "protocol"),
+		sessions: d("sessions", "Live sessions by protocol (quic, webtransport; rtmp publishers, hls muxers; "+
+			"whip and whep peer connections).", "protocol"),
 		objectsOut: d("objects_sent_total", "MoQ objects sent, by protocol.", "protocol"),
 		bytesOut:   d("bytes_sent_total", "Object payload bytes sent, by protocol.", "protocol"),
 		objectsIn:  d("objects_received_total", "MoQ objects received, by protocol.", "protocol"),
@@ -57,6 +60,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for p, t := range m.s.relay.LocalStats() {
 		stats[p] = t
 	}
+	m.webrtcSessions(stats)
 	for p, t := range stats {
 		ch <- prometheus.MustNewConstMetric(m.sessions, prometheus.GaugeValue, float64(t.Sessions), p)
 		ch <- prometheus.MustNewConstMetric(m.objectsOut, prometheus.CounterValue, float64(t.ObjectsOut), p)
@@ -78,6 +82,22 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for p, n := range subs {
 		ch <- prometheus.MustNewConstMetric(m.trackSubs, prometheus.GaugeValue, float64(n), p)
+	}
+}
+
+// webrtcSessions counts WHIP and WHEP sessions as their peer connections
+// (a viewer is a session, as a MoQ subscriber is), not as the in-process
+// relay sessions behind them: WHEP viewers of a broadcast share one. Both
+// labels are present whenever WebRTC is on.
+func (m *metrics) webrtcSessions(stats map[string]moq.TransportStats) {
+	w := m.s.webrtc
+	if w == nil || w.engine == nil {
+		return
+	}
+	for p, n := range map[string]int{"whip": w.whip.Sessions(), "whep": w.whep.Sessions()} {
+		t := stats[p]
+		t.Sessions = n
+		stats[p] = t
 	}
 }
 
