@@ -112,7 +112,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("listen RTMP %s: %w", cfg.RTMP.Addr, err)
 		}
 		s.RTMPAddr = s.rtmpLn.Addr()
-		s.rtmpSrv, err = rtmp.NewServer(rtmp.Config{Logger: log.With("component", "rtmp"), OnPublish: s.onRTMPPublish,
+		s.rtmpSrv, err = rtmp.NewServer(rtmp.Config{Logger: log, OnPublish: s.onRTMPPublish,
 			HandshakeTimeout: cfg.Limits.HandshakeTimeout})
 		if err != nil {
 			return nil, err
