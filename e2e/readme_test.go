@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/moqgate/moqgate/internal/browsertest"
+	"github.com/moqgate/moqgate/internal/rtctest"
 )
 
 // TestREADMEExamples runs the README's shell examples as written, so the
@@ -38,6 +39,8 @@ import (
 //	                     ports appended as flags) until the next serve block
 //	mode=background      a long-running command (an encoder), killed at the end
 //	wait=BROADCAST       with background: wait until the broadcast is live
+//	check=whep           then play it over WHEP (a pion viewer): what the
+//	                     README publishes must play everywhere
 //	expect="REGEXP"      the block's combined output must match
 //
 // Every other block runs in a shared working directory, must exit 0
@@ -75,6 +78,7 @@ type readmeBlock struct {
 	line   int // of the fence, 1-based
 	mode   string
 	wait   string
+	whep   bool
 	expect *regexp.Regexp
 	script string
 }
@@ -123,6 +127,11 @@ func (b *readmeBlock) parseAttrs(s string) error {
 			b.mode = v
 		case "wait":
 			b.wait = v
+		case "check":
+			if v != "whep" {
+				return fmt.Errorf("unknown check %q", v)
+			}
+			b.whep = true
 		case "expect":
 			re, err := regexp.Compile(v)
 			if err != nil {
@@ -334,6 +343,31 @@ func (r *readmeRun) startBackground(b readmeBlock, script string) {
 			t.Fatalf("README.md:%d: %s not live after %s:\n%s\nserver:\n%s", b.line, b.wait, waitTimeout, out, r.serverOut)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+	if b.whep {
+		r.checkWHEP(b)
+	}
+}
+
+// checkWHEP plays the broadcast over WHEP for a few seconds and wants
+// video (WHEP refuses video with B-frames, so this is what catches an
+// encoder example that leaves them on).
+func (r *readmeRun) checkWHEP(b readmeBlock) {
+	t := r.t
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := rtctest.View(ctx, rtctest.ViewOptions{Endpoint: "http://" + r.web + "/whep/" + b.wait, NoAudio: true})
+	if err != nil {
+		t.Fatalf("README.md:%d: WHEP viewer of %s: %v", b.line, b.wait, err)
+	}
+	time.Sleep(3 * time.Second)
+	st := v.Stats()["video"]
+	if err := v.Close(); err != nil {
+		t.Error(err)
+	}
+	t.Logf("WHEP viewer of %s: %s, %d frames (%d key) in 3 s", b.wait, st.Codec, st.Frames, st.Keyframes)
+	if st.Frames < 30 || st.Keyframes < 1 {
+		t.Fatalf("README.md:%d: a WHEP viewer of %s got %d frames (%d key) in 3 s", b.line, b.wait, st.Frames, st.Keyframes)
 	}
 }
 
