@@ -51,15 +51,8 @@ func TestREADMEExamples(t *testing.T) {
 	for _, p := range []string{"bash", "go", "curl", browsertest.PeerFFmpeg, browsertest.PeerFFprobe} {
 		browsertest.RequirePeer(t, p)
 	}
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks, err := readmeBlocks(string(readme))
+	root, readme := readREADME(t)
+	blocks, err := readmeBlocks(readme)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +64,20 @@ func TestREADMEExamples(t *testing.T) {
 		}
 		r.run(b)
 	}
+}
+
+// readREADME returns the repository root and its README.md.
+func readREADME(t *testing.T) (string, string) {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, string(b)
 }
 
 // readmeBlock is one marked ```sh block.
@@ -453,15 +460,8 @@ func (w *tailBuf) String() string {
 // A message may begin with a word the code prepends (ep.Kind + " offer
 // refused").
 func TestREADMETroubleshootingLogLines(t *testing.T) {
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(readme), "\n## Troubleshooting\n")
+	root, readme := readREADME(t)
+	_, section, ok := strings.Cut(readme, "\n## Troubleshooting\n")
 	if !ok {
 		t.Fatal("README.md has no Troubleshooting section")
 	}
