@@ -36,21 +36,22 @@ test-race:
 
 deps: system-deps web
 
-# ffmpeg and Chromium for the interop tests: installed with apt when missing
-# and running as root; otherwise the tests that need them skip (or fail when
-# CI=true).
+# ffmpeg and Chromium for the interop tests, curl for the README's examples:
+# installed with apt when missing and running as root; otherwise the tests
+# that need them skip (or fail when CI=true).
 system-deps:
 	@missing=""; \
 	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffprobe"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing ffmpeg chromium (missing:$$missing)"; \
+		echo "installing ffmpeg chromium curl (missing:$$missing)"; \
 		apt-get -o DPkg::Lock::Timeout=600 update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q ffmpeg chromium; \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q ffmpeg chromium curl; \
 	else \
-		echo "warning: missing$$missing; run as root: apt-get install -y ffmpeg chromium" >&2; \
+		echo "warning: missing$$missing; run as root: apt-get install -y ffmpeg chromium curl" >&2; \
 	fi
 
 # web/: npm ci when the lock file is newer than the install, then the bundles.
