@@ -41,6 +41,9 @@ import (
 //	wait=BROADCAST       with background: wait until the broadcast is live
 //	check=whep           then play it over WHEP (a pion viewer): what the
 //	                     README publishes must play everywhere
+//	check=pages          then GET every URL of the "Watch in a browser"
+//	                     table: each must be one of moqgate's pages
+//	                     (check=whep,pages does both)
 //	expect="REGEXP"      the block's combined output must match
 //
 // Every other block runs in a shared working directory, must exit 0
@@ -86,6 +89,7 @@ type readmeBlock struct {
 	mode   string
 	wait   string
 	whep   bool
+	pages  bool
 	expect *regexp.Regexp
 	script string
 }
@@ -135,10 +139,16 @@ func (b *readmeBlock) parseAttrs(s string) error {
 		case "wait":
 			b.wait = v
 		case "check":
-			if v != "whep" {
-				return fmt.Errorf("unknown check %q", v)
+			for _, c := range strings.Split(v, ",") {
+				switch c {
+				case "whep":
+					b.whep = true
+				case "pages":
+					b.pages = true
+				default:
+					return fmt.Errorf("unknown check %q", c)
+				}
 			}
-			b.whep = true
 		case "expect":
 			re, err := regexp.Compile(v)
 			if err != nil {
@@ -160,15 +170,19 @@ func (b *readmeBlock) parseAttrs(s string) error {
 func checkCoverage(t *testing.T, blocks []readmeBlock) {
 	t.Helper()
 	var all strings.Builder
-	serves := 0
+	serves, whep, pages := 0, false, false
 	for _, b := range blocks {
 		all.WriteString(b.script + "\n")
 		if b.mode == "serve" {
 			serves++
 		}
+		whep, pages = whep || b.whep, pages || b.pages
+	}
+	if !whep || !pages {
+		t.Errorf("no README block checks WHEP playback (%v) or the web pages (%v)", whep, pages)
 	}
 	for _, want := range []string{"go install", "moqgate version", "rtmp://", "moqgate sub", "moqgate pub",
-		"moqgate token", "--jwt-secret-file", "--token", "ffprobe"} {
+		"moqgate token", "--jwt-secret-file", "--token", "ffprobe", "/hls/live/test/index.m3u8"} {
 		if !strings.Contains(all.String(), want) {
 			t.Errorf("no README block marked <!-- test --> runs %q", want)
 		}
@@ -353,6 +367,56 @@ func (r *readmeRun) startBackground(b readmeBlock, script string) {
 	}
 	if b.whep {
 		r.checkWHEP(b)
+	}
+	if b.pages {
+		r.checkPages(b)
+	}
+}
+
+// readmePageRE finds the URLs in the first column of the "Watch in a
+// browser" table.
+var readmePageRE = regexp.MustCompile("(?m)^\\| `(http://127\\.0\\.0\\.1:4443/[^`]*)` \\|")
+
+// checkPages GETs every page the README's "Watch in a browser" table names,
+// on the test's server: a renamed route or a page that no longer answers
+// for a live broadcast fails here. That the pages play is the ui e2e
+// tests' job (Chromium); this keeps the README's URLs true.
+func (r *readmeRun) checkPages(b readmeBlock) {
+	t := r.t
+	_, readme := readREADME(t)
+	_, section, ok := strings.Cut(readme, "\n## Watch in a browser\n")
+	if !ok {
+		t.Fatal("README.md has no \"Watch in a browser\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	urls := readmePageRE.FindAllStringSubmatch(section, -1)
+	if len(urls) < 3 {
+		t.Fatalf("README.md:%d: the \"Watch in a browser\" table names %d pages, want the list, watch and publish", b.line, len(urls))
+	}
+	for _, m := range urls {
+		u := strings.Replace(m[1], "127.0.0.1:4443", r.web, 1)
+		resp, err := httpClient.Get(u)
+		if err != nil {
+			t.Fatalf("README.md: %s: %v", m[1], err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct := resp.Header.Get("Content-Type")
+		t.Logf("GET %s: %s, %s, %d bytes", m[1], resp.Status, ct, len(body))
+		// Each page carries its config as JSON ({"page":"watch",
+		// "broadcast":"live/test",...}).
+		want := `"page":"`
+		for _, page := range []string{"/watch/", "/publish/"} {
+			if _, path, ok := strings.Cut(m[1], page); ok {
+				want = `"broadcast":"` + path + `"`
+			}
+		}
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/html") || !bytes.Contains(body, []byte(want)) {
+			t.Errorf("README.md: %s is not a moqgate page: %s, %s:\n%.300s", m[1], resp.Status, ct, body)
+		}
 	}
 }
 
