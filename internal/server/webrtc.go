@@ -28,7 +28,7 @@ type webRTC struct {
 
 // setupWebRTC binds the WebRTC sockets (unless webrtc.udp is empty).
 func (s *Server) setupWebRTC() error {
-	s.webrtc = &webRTC{transcode: transcode.NewRegistry(s.cfg.WebRTC.FFmpeg, s.log.With("component", "transcode"))}
+	s.webrtc = &webRTC{transcode: transcode.NewRegistry(s.cfg.WebRTC.FFmpeg, s.log)}
 	if s.cfg.WebRTC.UDP == "" {
 		return nil
 	}

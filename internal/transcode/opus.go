@@ -66,6 +66,7 @@ func NewRegistry(ffmpeg string, log *slog.Logger) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = log.With("component", "transcode") // once: its writers' loggers derive from it
 	return &Registry{ffmpeg: ffmpeg, log: log, writers: map[string]*Writer{}, wanted: map[string]time.Time{}}
 }
 
@@ -104,7 +105,7 @@ func (r *Registry) Available() error {
 // Wrap registers a broadcast's writer: the writer it returns passes
 // everything on to w and adds the Opus rendition once Enable asks for it.
 func (r *Registry) Wrap(path string, w media.BroadcastWriter) *Writer {
-	tw := &Writer{inner: w, reg: r, path: path, log: r.log.With("broadcast", path, "component", "transcode")}
+	tw := &Writer{inner: w, reg: r, path: path, log: r.log.With("broadcast", path)}
 	r.mu.Lock()
 	r.writers[path] = tw
 	if t, ok := r.wanted[path]; ok && time.Since(t) < wantedFor {
