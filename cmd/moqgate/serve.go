@@ -27,6 +27,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	webrtcUDP := fs.String("webrtc-udp", "", "WebRTC UDP address (default from config, :8189)")
 	var upstreams stringList
 	fs.Var(&upstreams, "upstream", "upstream relay URL to pull from (repeatable)")
+	var forwards stringList
+	fs.Var(&forwards, "forward", "MoQ relay URL to push local broadcasts to (repeatable; query: draft=, insecure=1, fingerprint=, jwt=)")
 	jwtSecret := fs.String("jwt-secret-file", "", "turn on JWT (HS256) auth with the secret in this file")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +54,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		if len(upstreams) > 0 {
 			cfg.Upstreams = upstreams
+		}
+		for _, u := range forwards {
+			cfg.Forward = append(cfg.Forward, config.Forward{URL: u})
 		}
 		if *jwtSecret != "" {
 			cfg.Auth.Mode, cfg.Auth.JWTSecretFile = config.AuthJWT, *jwtSecret
