@@ -169,7 +169,7 @@ func (t *target) run(ctx context.Context) {
 		t.mu.Lock()
 		t.reconnects++
 		t.mu.Unlock()
-		backoff = min(backoff*2, 10*time.Second)
+		backoff = min(backoff*2, 2*time.Second) // a retry is one handshake: cheap
 	}
 }
 
@@ -215,7 +215,7 @@ func (t *target) once(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opts.IdleTimeout = 1500 * time.Millisecond // notice a dead target quickly (failover)
+	opts.IdleTimeout = 1200 * time.Millisecond // notice a dead target quickly (failover)
 	opts.Session.Logger = t.log
 	opts.Session.Handler = t.m.local.Forwarder(func(ns moq.Namespace) (string, bool) { return t.cfg.local(ns.Path()) })
 	// Marked as a relay session: the target treats what we forward as
