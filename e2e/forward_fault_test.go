@@ -203,4 +203,3 @@ func TestForwardAuth(t *testing.T) {
 	}
 	t.Logf("without a token: %v", st[0]["last_error"])
 }
-

@@ -21,7 +21,7 @@ type groupLog struct {
 	mu     sync.Mutex
 	groups map[uint64][32]byte
 	counts map[uint64]int // objects per group
-	first  time.Time // when the first complete group arrived
+	first  time.Time      // when the first complete group arrived
 }
 
 // watchTrack subscribes to a track over MoQ and logs its complete groups
