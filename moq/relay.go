@@ -257,12 +257,21 @@ func (r *Relay) HandlePublish(ctx context.Context, s *Session, req *PublishReque
 			ready: make(chan struct{}), subs: map[string]int{}}
 		close(rt.ready)
 		b.tracks[req.TrackName] = rt
-	} else {
+	} else if rt.sub == nil || rt.sub.s != s {
+		// A new publisher may restart its group IDs; the same session
+		// now pushing what it served to our SUBSCRIBE keeps its numbering.
 		rt.track.Reconnect()
 	}
 	rt.pushed = true
 	rt.refs++
+	// A subscription made to the publisher before it pushed the track
+	// would write the same objects into the track a second time.
+	old := rt.sub
+	rt.sub = nil
 	r.mu.Unlock()
+	if old != nil {
+		go old.Unsubscribe()
+	}
 	return rt.track, func() { r.release(b, rt, "") }, nil
 }
 

@@ -21,7 +21,7 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 // serveFlags are serve's flags; help prints them too.
 type serveFlags struct {
 	cfgFile, listen, rtmpAddr, webrtcUDP, jwtSecret, logLevel string
-	upstreams                                                 stringList
+	upstreams, forwards                                       stringList
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -30,6 +30,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.rtmpAddr, "rtmp", "", "RTMP ingest address (default from config, :1935)")
 	fs.StringVar(&f.webrtcUDP, "webrtc-udp", "", "WebRTC UDP address (default from config, :8189)")
 	fs.Var(&f.upstreams, "upstream", "upstream relay URL to pull from (repeatable)")
+	fs.Var(&f.forwards, "forward", "MoQ relay URL to push local broadcasts to (repeatable; query: draft=, insecure=1, fingerprint=, jwt=)")
 	fs.StringVar(&f.jwtSecret, "jwt-secret-file", "", "turn on JWT (HS256) auth with the secret in this file")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default from config, info)")
 }
@@ -51,6 +52,9 @@ func (f *serveFlags) load() (*config.Config, error) {
 	}
 	if len(f.upstreams) > 0 {
 		cfg.Upstreams = f.upstreams
+	}
+	for _, u := range f.forwards {
+		cfg.Forward = append(cfg.Forward, config.Forward{URL: u})
 	}
 	if f.jwtSecret != "" {
 		cfg.Auth.Mode, cfg.Auth.JWTSecretFile = config.AuthJWT, f.jwtSecret

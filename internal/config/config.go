@@ -27,18 +27,19 @@ import (
 
 // Config is moqgate's whole configuration.
 type Config struct {
-	Listen    Listen   `yaml:"listen"`
-	RTMP      RTMP     `yaml:"rtmp"`
-	WebRTC    WebRTC   `yaml:"webrtc"`
-	TLS       TLS      `yaml:"tls"`
-	Relay     Relay    `yaml:"relay"`
-	Upstreams []string `yaml:"upstreams"`
-	Peers     []string `yaml:"peers"`
-	Auth      Auth     `yaml:"auth"`
-	HLS       HLS      `yaml:"hls"`
-	Limits    Limits   `yaml:"limits"`
-	Log       Log      `yaml:"log"`
-	Debug     Debug    `yaml:"debug"`
+	Listen    Listen    `yaml:"listen"`
+	RTMP      RTMP      `yaml:"rtmp"`
+	WebRTC    WebRTC    `yaml:"webrtc"`
+	TLS       TLS       `yaml:"tls"`
+	Relay     Relay     `yaml:"relay"`
+	Upstreams []string  `yaml:"upstreams"`
+	Peers     []string  `yaml:"peers"`
+	Forward   []Forward `yaml:"forward"`
+	Auth      Auth      `yaml:"auth"`
+	HLS       HLS       `yaml:"hls"`
+	Limits    Limits    `yaml:"limits"`
+	Log       Log       `yaml:"log"`
+	Debug     Debug     `yaml:"debug"`
 }
 
 // Debug switches diagnostics on.
@@ -116,6 +117,35 @@ type Relay struct {
 	// UpstreamPrefixes are the broadcast path prefixes learnt from
 	// upstreams and peers with SUBSCRIBE_NAMESPACE.
 	UpstreamPrefixes []string `yaml:"upstream_prefixes"`
+}
+
+// Forward is a MoQ relay that local broadcasts are pushed to.
+type Forward struct {
+	// URL is moqt://host:port[/path] or https://host:port/path.
+	URL string `yaml:"url"`
+	// Draft is 14 or 16 (default: the URL's draft=, else 14).
+	Draft int `yaml:"draft"`
+	// Token is sent as the session's AUTHORIZATION TOKEN; with
+	// TokenInURL also as ?jwt=.
+	Token      string `yaml:"token"`
+	TokenInURL bool   `yaml:"token_in_url"`
+	// Fingerprint pins the target's certificate; Insecure skips checks.
+	Fingerprint string `yaml:"fingerprint"`
+	Insecure    bool   `yaml:"insecure"`
+	// Prefixes are the local broadcast path prefixes sent (none: all).
+	Prefixes []string `yaml:"prefixes"`
+	// Rename rewrites a leading path prefix (live/ → customer42/live/).
+	Rename struct {
+		From string `yaml:"from"`
+		To   string `yaml:"to"`
+	} `yaml:"rename"`
+	// Mode is announce, publish or auto (default).
+	Mode string `yaml:"mode"`
+	// Failover: a standby for the target before it, used only while that
+	// one is down.
+	Failover bool `yaml:"failover"`
+	// Relayed forwards broadcasts learnt from upstreams and peers too.
+	Relayed bool `yaml:"relayed"`
 }
 
 // Auth modes.
@@ -414,6 +444,22 @@ func (c *Config) Validate() error {
 	for i, u := range c.Peers {
 		if err := validateUpstream(u); err != nil {
 			bad(fmt.Sprintf("peers[%d]", i), "%v", err)
+		}
+	}
+	for i, f := range c.Forward {
+		if err := validateUpstream(f.URL); err != nil {
+			bad(fmt.Sprintf("forward[%d].url", i), "%v", err)
+		}
+		switch f.Mode {
+		case "", "announce", "publish", "auto":
+		default:
+			bad(fmt.Sprintf("forward[%d].mode", i), "must be announce, publish or auto, got %q", f.Mode)
+		}
+		if f.Draft != 0 && f.Draft != 14 && f.Draft != 16 {
+			bad(fmt.Sprintf("forward[%d].draft", i), "must be 14 or 16, got %d", f.Draft)
+		}
+		if f.Failover && i == 0 {
+			bad("forward[0].failover", "a failover target needs a target before it")
 		}
 	}
 	for i, p := range c.Relay.UpstreamPrefixes {

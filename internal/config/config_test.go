@@ -341,3 +341,32 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestForwardConfig(t *testing.T) {
+	c, err := Parse([]byte(`forward:
+  - url: https://relay.example.com/moq
+    draft: 14
+    token: T
+    prefixes: [live]
+    rename: {from: live, to: customer42/live}
+    mode: announce
+  - url: moqt://relay-b.example.com:4443/moq
+    failover: true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Forward) != 2 || c.Forward[0].Rename.To != "customer42/live" || !c.Forward[1].Failover || c.Forward[0].Token != "T" {
+		t.Fatalf("forward = %+v", c.Forward)
+	}
+	for _, bad := range []string{
+		"forward:\n  - url: rtmp://x\n",
+		"forward:\n  - url: moqt://x\n    mode: push\n",
+		"forward:\n  - url: moqt://x\n    draft: 15\n",
+		"forward:\n  - url: moqt://x\n    failover: true\n",
+	} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}

@@ -20,6 +20,7 @@ type metrics struct {
 
 	sessions, objectsOut, bytesOut, objectsIn, bytesIn, dropped *prometheus.Desc
 	broadcasts, cacheBytes, trackSubs                           *prometheus.Desc
+	forward                                                     forwardMetrics
 }
 
 func newMetrics(s *Server) *metrics {
@@ -45,6 +46,7 @@ func newMetrics(s *Server) *metrics {
 		broadcasts: d("broadcasts", "Broadcasts known to the relay."),
 		cacheBytes: d("cache_bytes", "Object payload bytes held in the relay's track caches."),
 		trackSubs:  d("subscriptions", "Subscriptions on relay tracks, by protocol.", "protocol"),
+		forward:    newForwardMetrics(),
 	}
 }
 
@@ -53,9 +55,11 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 		m.dropped, m.broadcasts, m.cacheBytes, m.trackSubs} {
 		ch <- d
 	}
+	m.forward.describe(ch)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	m.forward.collect(m.s.forward, ch)
 	stats := m.s.moq.Stats()
 	for p, t := range m.s.relay.LocalStats() {
 		stats[p] = t

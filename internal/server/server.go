@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moqgate/moqgate/egress/forward"
 	"github.com/moqgate/moqgate/egress/hls"
 	"github.com/moqgate/moqgate/ingest"
 	"github.com/moqgate/moqgate/ingest/rtmp"
@@ -34,9 +35,11 @@ type Server struct {
 	log   *slog.Logger
 	certs *certs.Manager
 	relay *moq.Relay
-	moq   *moq.Server
-	http  *http.Server
-	mux   *http.ServeMux
+	// forward pushes local broadcasts to other relays (nil: no targets).
+	forward *forward.Manager
+	moq     *moq.Server
+	http    *http.Server
+	mux     *http.ServeMux
 
 	// Bound addresses (useful when the config asked for port 0).
 	WebAddr  net.Addr // TCP
@@ -150,6 +153,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		}
 		return nil, err
 	}
+	if s.forward, err = s.newForwarder(); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
@@ -168,6 +174,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/broadcasts", s.apiBroadcastsHandler)
 	s.mux.HandleFunc("GET /api/broadcasts/{path...}", s.apiBroadcastHandler)
 	s.mux.Handle("GET /metrics", s.metrics.handler())
+	s.mux.HandleFunc("GET /api/forward", s.apiForwardHandler)
 	if s.cfg.Debug.Pprof {
 		s.pprofRoutes()
 	}
@@ -283,6 +290,9 @@ func (s *Server) Run(ctx context.Context) error {
 				s.relay.RunUpstream(runCtx, uc)
 			}()
 		}
+	}
+	if s.forward != nil {
+		wg.Go(func() { s.forward.Run(runCtx) })
 	}
 	scheme := "http"
 	if !s.certs.SelfSigned() {
