@@ -162,6 +162,15 @@ type Limits struct {
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	// IdleTimeout closes a session with no traffic for this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// WebRTCMaxMediaSections bounds a WHIP/WHEP offer's m-lines.
+	WebRTCMaxMediaSections int `yaml:"webrtc_max_media_sections"`
+	// WebRTCPendingTotal and WebRTCPendingPerIP bound the WHIP/WHEP
+	// sessions awaiting ICE (answered, not yet connected).
+	WebRTCPendingTotal int `yaml:"webrtc_pending_total"`
+	WebRTCPendingPerIP int `yaml:"webrtc_pending_per_ip"`
+	// WebRTCConnectTimeout reaps a WHIP/WHEP session whose peer has not
+	// connected (ICE and DTLS) this long after the answer.
+	WebRTCConnectTimeout time.Duration `yaml:"webrtc_connect_timeout"`
 }
 
 // Log configures logging.
@@ -463,6 +472,12 @@ func (c *Config) Validate() error {
 	}
 	positive("limits.handshake_timeout", c.Limits.HandshakeTimeout)
 	positive("limits.idle_timeout", c.Limits.IdleTimeout)
+	if c.Limits.WebRTCMaxMediaSections < 1 {
+		bad("limits.webrtc_max_media_sections", "must be at least 1, got %d", c.Limits.WebRTCMaxMediaSections)
+	}
+	nonNegative("limits.webrtc_pending_total", c.Limits.WebRTCPendingTotal)
+	nonNegative("limits.webrtc_pending_per_ip", c.Limits.WebRTCPendingPerIP)
+	positive("limits.webrtc_connect_timeout", c.Limits.WebRTCConnectTimeout)
 
 	if _, err := ParseLogLevel(c.Log.Level); err != nil {
 		bad("log.level", "%v", err)

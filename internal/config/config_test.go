@@ -42,6 +42,10 @@ func TestDefault(t *testing.T) {
 			HTTPBodyMax:             MiB,
 			HandshakeTimeout:        10 * time.Second,
 			IdleTimeout:             30 * time.Second,
+			WebRTCMaxMediaSections:  16,
+			WebRTCPendingTotal:      64,
+			WebRTCPendingPerIP:      16,
+			WebRTCConnectTimeout:    10 * time.Second,
 		},
 		Log: Log{Level: "info"},
 	}

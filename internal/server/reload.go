@@ -18,9 +18,13 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	s.auth.Store(a)
-	s.sessions.setLimits(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
+	s.sessions.SetLimits(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
+	if p := s.webrtc.pending; p != nil {
+		p.SetLimits(cfg.Limits.WebRTCPendingTotal, cfg.Limits.WebRTCPendingPerIP)
+	}
 	s.log.Info("configuration reloaded", "auth", cfg.Auth.Mode,
-		"sessions_total", cfg.Limits.SessionsTotal, "sessions_per_ip", cfg.Limits.SessionsPerIP)
+		"sessions_total", cfg.Limits.SessionsTotal, "sessions_per_ip", cfg.Limits.SessionsPerIP,
+		"webrtc_pending_total", cfg.Limits.WebRTCPendingTotal, "webrtc_pending_per_ip", cfg.Limits.WebRTCPendingPerIP)
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/moqgate/moqgate/internal/auth"
 	"github.com/moqgate/moqgate/internal/certs"
 	"github.com/moqgate/moqgate/internal/config"
+	"github.com/moqgate/moqgate/internal/limit"
 	"github.com/moqgate/moqgate/internal/ui"
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
@@ -52,7 +53,7 @@ type Server struct {
 	auth       atomic.Pointer[auth.Authorizer] // swapped on reload
 	hls        *hls.Server
 	metrics    *metrics
-	sessions   *admission
+	sessions   *limit.Gate // MoQ sessions
 	catalogs   *catalogWatcher
 	webrtc     *webRTC
 	pages      *ui.Handler
@@ -76,7 +77,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s)
-	s.sessions = newAdmission(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
+	s.sessions = limit.New("session", cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
 	s.relay = moq.NewRelay(moq.RelayConfig{
 		Authorize:        s.authorizeMoQ,
 		ObserveSubscribe: func(d time.Duration) { s.metrics.subscribeLat.Observe(d.Seconds()) },
@@ -121,7 +122,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.moq = &moq.Server{
 		Handler: s.relay,
 		Admit: func(remote net.Addr, proto string) (func(), error) {
-			release, err := s.sessions.admit(remote)
+			release, err := s.sessions.Admit(remote.String())
 			if err != nil {
 				s.metrics.limitRefusals.WithLabelValues("sessions").Inc()
 			}

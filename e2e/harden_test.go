@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/moqgate/moqgate/internal/rtctest"
+)
+
+// Hardening tests: one attacking client on loopback, a healthy viewer
+// watching; the server's peak RSS (VmHWM) stays under a stated bound, the
+// viewer keeps receiving, and the refused client gets the protocol's
+// proper answer.
+
+// peakRSS is the moqgate process's peak resident set size in bytes.
+func (g *gate) peakRSS(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
+	if err != nil {
+		t.Fatalf("read the server's memory use: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/PID/status")
+	return 0
+}
+
+// healthyBroadcast publishes live/ok over RTMP (H.264, 1 s GOP) for d and
+// starts a MoQ viewer of it for view; the returned func checks that the
+// viewer received at least 60 frames.
+func healthyBroadcast(t *testing.T, ctx context.Context, g *gate, d, view time.Duration) func() {
+	t.Helper()
+	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", fmt.Sprint(d.Seconds()),
+		"-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "30", "-f", "flv", g.RTMP+"/live/ok")
+	g.waitBroadcast(t, ctx, "live/ok")
+	file, done := sub(t, ctx, g.MoQ, "live/ok", "--duration", view.String())
+	return func() {
+		t.Helper()
+		waitExit(t, done, view+30*time.Second)
+		if p := ffprobe(t, file); len(p.Streams) != 1 || atoi(p.Streams[0].NbFrames) < 60 {
+			t.Fatalf("the healthy viewer during the attack: %+v", p.Streams)
+		}
+	}
+}
+
+// whepOffer is a real recvonly offer (pion) with n video m-lines, each
+// with its own mid, all in one BUNDLE group.
+func whepOffer(t *testing.T, n int) string {
+	t.Helper()
+	api, err := rtctest.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, media, ok := strings.Cut(o.SDP, "m=video")
+	if !ok {
+		t.Fatalf("no video section in %q", o.SDP)
+	}
+	media = oneCodec(t, "m=video"+media)
+	var b strings.Builder
+	mids := make([]string, n)
+	for i := range mids {
+		mids[i] = strconv.Itoa(i)
+		b.WriteString(strings.Replace(media, "a=mid:0", "a=mid:"+mids[i], 1))
+	}
+	head = strings.Replace(head, "a=group:BUNDLE 0", "a=group:BUNDLE "+strings.Join(mids, " "), 1)
+	return head + b.String()
+}
+
+// oneCodec keeps only the first H.264 payload type of a media section
+// (pion offers every codec it has: 4 KB a section).
+func oneCodec(t *testing.T, media string) string {
+	t.Helper()
+	pt := ""
+	for _, l := range strings.Split(media, "\r\n") {
+		if v, ok := strings.CutPrefix(l, "a=rtpmap:"); ok && strings.Contains(v, " H264/90000") {
+			pt, _, _ = strings.Cut(v, " ")
+			break
+		}
+	}
+	if pt == "" {
+		t.Fatalf("no H.264 in %q", media)
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimSuffix(media, "\r\n"), "\r\n") {
+		switch {
+		case strings.HasPrefix(l, "m=video"):
+			f := strings.Fields(l)
+			l = strings.Join(append(f[:3], pt), " ")
+		case strings.HasPrefix(l, "a=rtpmap:"), strings.HasPrefix(l, "a=fmtp:"), strings.HasPrefix(l, "a=rtcp-fb:"):
+			if !strings.HasPrefix(l[strings.Index(l, ":")+1:], pt+" ") {
+				continue
+			}
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\r\n") + "\r\n"
+}
+
+// result counts the answers an attack got, by status.
+type result struct {
+	mu       sync.Mutex
+	byStatus map[int]int
+	bad      []string // answers that are not the protocol's proper one
+}
+
+func (r *result) add(status int, ok bool, what string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byStatus == nil {
+		r.byStatus = map[int]int{}
+	}
+	r.byStatus[status]++
+	if !ok && len(r.bad) < 5 {
+		r.bad = append(r.bad, what)
+	}
+}
+
+// flood runs n requests, conc at a time.
+func flood(n, conc int, do func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, conc)
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			do(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// TestHardenWHEPOfferFlood: 150 offers of 1,000 m-lines are answered 400
+// with the reason, and of 1,000 small offers that never connect no more
+// than webrtc_pending_per_ip wait for ICE at once, the rest answered 503
+// with Retry-After; the server stays small and a MoQ viewer keeps
+// receiving.
+func TestHardenWHEPOfferFlood(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	g := startGate(t, "", "--log-level", "info")
+	check := healthyBroadcast(t, ctx, g, 60*time.Second, 15*time.Second)
+	base := g.peakRSS(t)
+	url := g.Web + "/whep/live/ok"
+
+	big := whepOffer(t, 1000)
+	var bigRes result
+	flood(150, 8, func(int) {
+		st, _, body, err := rtctest.Do(ctx, "POST", url, "", "application/sdp", big, nil)
+		bigRes.add(st, err == nil && st == 400 && strings.Contains(body, "media sections"), fmt.Sprint(st, body, err))
+	})
+	small := whepOffer(t, 1)
+	var smallRes result
+	flood(1000, 16, func(int) {
+		st, h, body, err := rtctest.Do(ctx, "POST", url, "", "application/sdp", small, nil)
+		ok := err == nil && (st == 201 || st == 503 && h.Get("Retry-After") != "")
+		smallRes.add(st, ok, fmt.Sprint(st, h, body, err))
+	})
+	peak := g.peakRSS(t)
+	t.Logf("offers of 1,000 m-lines (%d KB each): %v; small offers: %v; peak RSS %d -> %d MiB",
+		len(big)>>10, bigRes.byStatus, smallRes.byStatus, base>>20, peak>>20)
+	if len(bigRes.bad) > 0 || len(smallRes.bad) > 0 {
+		t.Fatalf("improper answers: %q %q", bigRes.bad, smallRes.bad)
+	}
+	// 16 per IP may await ICE at once; a few more if some were reaped
+	// (10 s) while the flood ran.
+	if n := smallRes.byStatus[201]; n < 1 || n > 48 {
+		t.Fatalf("%d small offers answered 201, want 1..48 (16 awaiting ICE at a time)", n)
+	}
+	if peak > 150<<20 {
+		t.Fatalf("peak RSS %d MiB during the WHEP offer flood, want <= 150 MiB", peak>>20)
+	}
+	check()
+}
