@@ -113,6 +113,11 @@ type Relay struct {
 	// MaxSubscriberLagGroups is how many groups a subscriber may fall behind
 	// the newest before it skips ahead to the newest group.
 	MaxSubscriberLagGroups int `yaml:"max_subscriber_lag_groups"`
+	// InFlightPerSession bounds the bytes of objects a MoQ session is
+	// receiving (read, not yet complete); InFlightTotal bounds them over
+	// every session. An object that does not fit has its stream reset.
+	InFlightPerSession ByteSize `yaml:"in_flight_per_session"`
+	InFlightTotal      ByteSize `yaml:"in_flight_total"`
 	// UpstreamPrefixes are the broadcast path prefixes learnt from
 	// upstreams and peers with SUBSCRIBE_NAMESPACE.
 	UpstreamPrefixes []string `yaml:"upstream_prefixes"`
@@ -404,6 +409,12 @@ func (c *Config) Validate() error {
 
 	if c.Relay.CacheMaxGroups < 1 {
 		bad("relay.cache_max_groups", "must be at least 1, got %d", c.Relay.CacheMaxGroups)
+	}
+	if c.Relay.InFlightPerSession < 16*MiB {
+		bad("relay.in_flight_per_session", "must be at least 16MiB (the largest object), got %s", c.Relay.InFlightPerSession)
+	}
+	if c.Relay.InFlightTotal < c.Relay.InFlightPerSession {
+		bad("relay.in_flight_total", "must be at least relay.in_flight_per_session, got %s", c.Relay.InFlightTotal)
 	}
 	if c.Relay.CacheMaxBytes < 64*KiB {
 		bad("relay.cache_max_bytes", "must be at least 64KiB, got %s", c.Relay.CacheMaxBytes)

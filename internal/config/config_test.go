@@ -22,7 +22,7 @@ func TestDefault(t *testing.T) {
 		RTMP:      RTMP{Addr: ":1935", GracePeriod: 5 * time.Second},
 		WebRTC:    WebRTC{UDP: ":8189", NAT1To1IPs: []string{}, STUNServers: []string{}, KeyframeInterval: 2 * time.Second, FFmpeg: "ffmpeg"},
 		TLS:       TLS{Hostnames: []string{}},
-		Relay:     Relay{CacheMaxGroups: 4, CacheMaxBytes: 32 * MiB, MaxSubscriberLagGroups: 2, UpstreamPrefixes: []string{"live"}},
+		Relay:     Relay{CacheMaxGroups: 4, CacheMaxBytes: 32 * MiB, MaxSubscriberLagGroups: 2, InFlightPerSession: 32 * MiB, InFlightTotal: 256 * MiB, UpstreamPrefixes: []string{"live"}},
 		Upstreams: []string{},
 		Peers:     []string{},
 		Auth:      Auth{Mode: AuthNone},

@@ -18,7 +18,7 @@ type metrics struct {
 
 	sessions, objectsOut, bytesOut, objectsIn, bytesIn, dropped *prometheus.Desc
 	broadcasts, cacheBytes, trackSubs                           *prometheus.Desc
-	webrtcPending                                               *prometheus.Desc
+	webrtcPending, inFlight                                     *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -43,13 +43,14 @@ func newMetrics(s *Server) *metrics {
 		broadcasts:    d("broadcasts", "Broadcasts known to the relay."),
 		cacheBytes:    d("cache_bytes", "Object payload bytes held in the relay's track caches."),
 		trackSubs:     d("subscriptions", "Subscriptions on relay tracks, by protocol.", "protocol"),
+		inFlight:      d("bytes_in_flight", "Bytes of MoQ objects being received (read, not yet complete)."),
 		webrtcPending: d("webrtc_pending_sessions", "WHIP/WHEP sessions answered and awaiting ICE."),
 	}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.sessions, m.objectsOut, m.bytesOut, m.objectsIn, m.bytesIn,
-		m.dropped, m.broadcasts, m.cacheBytes, m.trackSubs, m.webrtcPending} {
+		m.dropped, m.broadcasts, m.cacheBytes, m.trackSubs, m.webrtcPending, m.inFlight} {
 		ch <- d
 	}
 }
@@ -70,6 +71,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	bs := m.s.relay.Broadcasts()
 	ch <- prometheus.MustNewConstMetric(m.broadcasts, prometheus.GaugeValue, float64(len(bs)))
 	ch <- prometheus.MustNewConstMetric(m.cacheBytes, prometheus.GaugeValue, float64(m.s.relay.CacheBytes()))
+	ch <- prometheus.MustNewConstMetric(m.inFlight, prometheus.GaugeValue, float64(m.s.inFlight.InUse()))
 	if p := m.s.webrtc.pending; p != nil {
 		ch <- prometheus.MustNewConstMetric(m.webrtcPending, prometheus.GaugeValue, float64(p.Count()))
 	}

@@ -53,7 +53,8 @@ type Server struct {
 	auth       atomic.Pointer[auth.Authorizer] // swapped on reload
 	hls        *hls.Server
 	metrics    *metrics
-	sessions   *limit.Gate // MoQ sessions
+	sessions   *limit.Gate     // MoQ sessions
+	inFlight   *moq.ByteBudget // objects being received, over every MoQ session
 	catalogs   *catalogWatcher
 	webrtc     *webRTC
 	pages      *ui.Handler
@@ -77,6 +78,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s)
+	s.inFlight = moq.NewByteBudget(int64(cfg.Relay.InFlightTotal))
 	s.sessions = limit.New("session", cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
 	s.relay = moq.NewRelay(moq.RelayConfig{
 		Authorize:        s.authorizeMoQ,
@@ -129,11 +131,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			return release, err
 		},
 		Session: moq.Config{
-			MaxRequests:    uint64(cfg.Limits.SubscriptionsPerSession),
-			MaxControlRate: cfg.Limits.MaxControlMessageRate,
-			SetupTimeout:   cfg.Limits.HandshakeTimeout,
-			MaxLagGroups:   cfg.Relay.MaxSubscriberLagGroups,
-			TrackLimits:    moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
+			MaxRequests:         uint64(cfg.Limits.SubscriptionsPerSession),
+			MaxControlRate:      cfg.Limits.MaxControlMessageRate,
+			SetupTimeout:        cfg.Limits.HandshakeTimeout,
+			MaxLagGroups:        cfg.Relay.MaxSubscriberLagGroups,
+			TrackLimits:         moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
+			MaxBytesInFlight:    int64(cfg.Relay.InFlightPerSession),
+			SharedBytesInFlight: s.inFlight,
 		},
 		TLSConfig:   &tls.Config{GetCertificate: cm.GetCertificate},
 		HTTPHandler: s.mux,
@@ -276,7 +280,10 @@ func (s *Server) Run(ctx context.Context) error {
 				return err
 			}
 			uc := moq.UpstreamConfig{URL: u, Peer: i == 1, Prefixes: prefixes, Dial: opts,
+				// An upstream carries many broadcasts: only the server's
+				// budget bounds its objects in flight.
 				Session: moq.Config{Logger: s.log.With("component", "upstream"),
+					MaxBytesInFlight: -1, SharedBytesInFlight: s.inFlight,
 					TrackLimits: moq.TrackLimits{MaxGroups: s.cfg.Relay.CacheMaxGroups, MaxBytes: int(s.cfg.Relay.CacheMaxBytes)}}}
 			wg.Add(1)
 			go func() {
