@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -198,6 +201,107 @@ func TestHardenWHEPOfferFlood(t *testing.T) {
 	}
 	if peak > 150<<20 {
 		t.Fatalf("peak RSS %d MiB during the WHEP offer flood, want <= 150 MiB", peak>>20)
+	}
+	check()
+}
+
+// rtmpPartialAttack is one connection from 127.0.0.2 that completes the
+// RTMP handshake, sets a 64 KiB chunk size and then sends, on 60 chunk
+// streams, the first chunks of 8 MiB video messages (never completing
+// one): up to 16 MiB of partial messages, without connect or publish. It
+// returns when the server closes the connection, or after hold.
+func rtmpPartialAttack(addr string, hold time.Duration) (closedBy bool, sent int, err error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return false, 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(hold))
+	c1 := make([]byte, 1537)
+	c1[0] = 3
+	if _, err := c.Write(c1); err != nil {
+		return isClosed(err), 0, nil
+	}
+	s := make([]byte, 3073)
+	if _, err := io.ReadFull(c, s); err != nil {
+		return isClosed(err), 0, nil
+	}
+	if _, err := c.Write(s[1:1537]); err != nil { // C2 echoes S1
+		return isClosed(err), 0, nil
+	}
+	const chunk = 64 << 10
+	// SetChunkSize on chunk stream 2.
+	msg := []byte{0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 1, 0, 0}
+	body := make([]byte, chunk)
+	for csid := byte(3); csid < 63 && sent < 16<<20; csid++ {
+		// Type 0 header: 8 MiB video message (type 9) on stream 1, then
+		// 4 chunks of its body.
+		msg = append(msg, csid, 0, 0, 0, 0x80, 0, 0, 9, 1, 0, 0, 0)
+		msg = append(msg, body...)
+		for range 3 {
+			msg = append(msg, 0xc0|csid)
+			msg = append(msg, body...)
+		}
+		if _, err := c.Write(msg); err != nil {
+			return isClosed(err), sent, nil
+		}
+		sent += len(msg)
+		msg = msg[:0]
+	}
+	// Wait for the server to close the connection (or hold to pass).
+	_, err = io.Copy(io.Discard, c)
+	return err == nil || isClosed(err), sent, nil
+}
+
+// isClosed: the peer closed or reset the connection (not our timeout).
+func isClosed(err error) bool {
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// TestHardenRTMPBeforePublish: 30 connections from one IP that handshake
+// and send 16 MiB of partial messages each, never publishing: at most 16
+// are admitted at a time (the others closed at once), none may buffer more
+// than 256 KiB before its publish is accepted (closed when it tries), the
+// server stays small and a viewer of a live RTMP broadcast (another IP)
+// keeps receiving.
+func TestHardenRTMPBeforePublish(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	g := startGate(t, "", "--log-level", "info")
+	check := healthyBroadcast(t, ctx, g, 60*time.Second, 12*time.Second)
+	base := g.peakRSS(t)
+	addr := strings.TrimPrefix(g.RTMP, "rtmp://")
+	const conns, hold = 30, 8 * time.Second
+	var res result
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := 0
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			closed, sent, err := rtmpPartialAttack(addr, hold)
+			mu.Lock()
+			total += sent
+			mu.Unlock()
+			st := 0
+			if closed {
+				st = 1
+			}
+			res.add(st, err == nil && closed, fmt.Sprint("closed=", closed, " sent=", sent, " err=", err))
+		}()
+	}
+	wg.Wait()
+	peak := g.peakRSS(t)
+	t.Logf("%d connections sent %d MiB of partial messages; closed by the server: %d of %d; peak RSS %d -> %d MiB",
+		conns, total>>20, res.byStatus[1], conns, base>>20, peak>>20)
+	if len(res.bad) > 0 {
+		t.Fatalf("connections not closed by the server within %s: %q", hold, res.bad)
+	}
+	if peak > base+64<<20 {
+		t.Fatalf("peak RSS %d -> %d MiB, want at most 64 MiB more", base>>20, peak>>20)
 	}
 	check()
 }

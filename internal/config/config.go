@@ -176,6 +176,10 @@ type Limits struct {
 	// WebRTCConnectTimeout reaps a WHIP/WHEP session whose peer has not
 	// connected (ICE and DTLS) this long after the answer.
 	WebRTCConnectTimeout time.Duration `yaml:"webrtc_connect_timeout"`
+	// RTMPHandshakesTotal and RTMPHandshakesPerIP bound the RTMP
+	// connections not yet publishing (accepted, publish not yet accepted).
+	RTMPHandshakesTotal int `yaml:"rtmp_handshakes_total"`
+	RTMPHandshakesPerIP int `yaml:"rtmp_handshakes_per_ip"`
 }
 
 // Log configures logging.
@@ -489,6 +493,8 @@ func (c *Config) Validate() error {
 	nonNegative("limits.webrtc_pending_total", c.Limits.WebRTCPendingTotal)
 	nonNegative("limits.webrtc_pending_per_ip", c.Limits.WebRTCPendingPerIP)
 	positive("limits.webrtc_connect_timeout", c.Limits.WebRTCConnectTimeout)
+	nonNegative("limits.rtmp_handshakes_total", c.Limits.RTMPHandshakesTotal)
+	nonNegative("limits.rtmp_handshakes_per_ip", c.Limits.RTMPHandshakesPerIP)
 
 	if _, err := ParseLogLevel(c.Log.Level); err != nil {
 		bad("log.level", "%v", err)

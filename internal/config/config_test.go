@@ -46,6 +46,8 @@ func TestDefault(t *testing.T) {
 			WebRTCPendingTotal:      64,
 			WebRTCPendingPerIP:      16,
 			WebRTCConnectTimeout:    10 * time.Second,
+			RTMPHandshakesTotal:     128,
+			RTMPHandshakesPerIP:     16,
 		},
 		Log: Log{Level: "info"},
 	}

@@ -19,12 +19,16 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	s.auth.Store(a)
 	s.sessions.SetLimits(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
+	if h := s.rtmpHandshakes; h != nil {
+		h.SetLimits(cfg.Limits.RTMPHandshakesTotal, cfg.Limits.RTMPHandshakesPerIP)
+	}
 	if p := s.webrtc.pending; p != nil {
 		p.SetLimits(cfg.Limits.WebRTCPendingTotal, cfg.Limits.WebRTCPendingPerIP)
 	}
 	s.log.Info("configuration reloaded", "auth", cfg.Auth.Mode,
 		"sessions_total", cfg.Limits.SessionsTotal, "sessions_per_ip", cfg.Limits.SessionsPerIP,
-		"webrtc_pending_total", cfg.Limits.WebRTCPendingTotal, "webrtc_pending_per_ip", cfg.Limits.WebRTCPendingPerIP)
+		"webrtc_pending_total", cfg.Limits.WebRTCPendingTotal, "webrtc_pending_per_ip", cfg.Limits.WebRTCPendingPerIP,
+		"rtmp_handshakes_total", cfg.Limits.RTMPHandshakesTotal, "rtmp_handshakes_per_ip", cfg.Limits.RTMPHandshakesPerIP)
 	return nil
 }
 

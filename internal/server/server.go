@@ -49,15 +49,16 @@ type Server struct {
 	rtmpLn  net.Listener
 	rtmpSrv *rtmp.Server
 	// continuity lets a reconnecting publisher continue the timeline.
-	continuity *ingest.Continuity
-	auth       atomic.Pointer[auth.Authorizer] // swapped on reload
-	hls        *hls.Server
-	metrics    *metrics
-	sessions   *limit.Gate     // MoQ sessions
-	inFlight   *moq.ByteBudget // objects being received, over every MoQ session
-	catalogs   *catalogWatcher
-	webrtc     *webRTC
-	pages      *ui.Handler
+	continuity     *ingest.Continuity
+	auth           atomic.Pointer[auth.Authorizer] // swapped on reload
+	hls            *hls.Server
+	metrics        *metrics
+	sessions       *limit.Gate     // MoQ sessions
+	rtmpHandshakes *limit.Gate     // RTMP connections not yet publishing (nil: RTMP off)
+	inFlight       *moq.ByteBudget // objects being received, over every MoQ session
+	catalogs       *catalogWatcher
+	webrtc         *webRTC
+	pages          *ui.Handler
 }
 
 // New binds the listeners; Run serves them.
@@ -115,8 +116,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("listen RTMP %s: %w", cfg.RTMP.Addr, err)
 		}
 		s.RTMPAddr = s.rtmpLn.Addr()
+		s.rtmpHandshakes = limit.New("RTMP connections not yet publishing", cfg.Limits.RTMPHandshakesTotal, cfg.Limits.RTMPHandshakesPerIP)
 		s.rtmpSrv, err = rtmp.NewServer(rtmp.Config{Logger: log.With("component", "rtmp"), OnPublish: s.onRTMPPublish,
-			HandshakeTimeout: cfg.Limits.HandshakeTimeout})
+			HandshakeTimeout: cfg.Limits.HandshakeTimeout, Handshakes: s.rtmpHandshakes,
+			OnRefuse: func(remote net.Addr, err error) {
+				s.metrics.limitRefusals.WithLabelValues("rtmp_handshakes").Inc()
+				log.Debug("RTMP connection refused", "component", "rtmp", "remote", remote.String(), "reason", err)
+			}})
 		if err != nil {
 			return nil, err
 		}
