@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,6 +301,73 @@ func TestHardenRTMPBeforePublish(t *testing.T) {
 		conns, total>>20, res.byStatus[1], conns, base>>20, peak>>20)
 	if len(res.bad) > 0 {
 		t.Fatalf("connections not closed by the server within %s: %q", hold, res.bad)
+	}
+	if peak > base+64<<20 {
+		t.Fatalf("peak RSS %d -> %d MiB, want at most 64 MiB more", base>>20, peak>>20)
+	}
+	check()
+}
+
+// TestHardenHLSUnknownBroadcasts: 5,000 requests for distinct broadcasts
+// that do not exist, 200 at a time, are answered 404 from the relay's
+// directory without taking a muxer slot (hls.max_muxers: 4), while a real
+// LL-HLS viewer's requests for a live broadcast are answered 200.
+func TestHardenHLSUnknownBroadcasts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	g := startGate(t, "hls:\n  max_muxers: 4\n", "--log-level", "info")
+	check := healthyBroadcast(t, ctx, g, 60*time.Second, 10*time.Second)
+	base := g.peakRSS(t)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
+	get := func(path string) (int, error) {
+		resp, err := client.Get(g.Web + path)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil
+	}
+	stop := make(chan struct{})
+	viewer := make(chan []int, 1)
+	var requested atomic.Int64
+	go func() {
+		var got []int
+		defer func() { viewer <- got }()
+		// The viewer's first request comes in the middle of the flood.
+		for requested.Load() < 1000 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		for {
+			st, err := get("/hls/live/ok/index.m3u8")
+			if err != nil {
+				st = -1
+			}
+			got = append(got, st)
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	var res result
+	flood(5000, 200, func(i int) {
+		requested.Add(1)
+		st, err := get(fmt.Sprintf("/hls/live/missing%d/index.m3u8", i))
+		res.add(st, err == nil && st == http.StatusNotFound, fmt.Sprint(st, err))
+	})
+	close(stop)
+	got := <-viewer
+	peak := g.peakRSS(t)
+	t.Logf("unknown broadcasts: %v; live broadcast during the flood: %v; peak RSS %d -> %d MiB", res.byStatus, got, base>>20, peak>>20)
+	if len(res.bad) > 0 {
+		t.Fatalf("unknown broadcasts answered otherwise than 404: %q", res.bad)
+	}
+	for _, st := range got {
+		if st != http.StatusOK {
+			t.Fatalf("the live broadcast's playlist during the flood: %v, want all 200", got)
+		}
 	}
 	if peak > base+64<<20 {
 		t.Fatalf("peak RSS %d -> %d MiB, want at most 64 MiB more", base>>20, peak>>20)
