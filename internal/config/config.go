@@ -133,8 +133,17 @@ const (
 type Auth struct {
 	// Mode is AuthNone or AuthJWT.
 	Mode string `yaml:"mode"`
-	// JWTSecretFile holds the HS256 secret; required when Mode is AuthJWT.
+	// JWTSecretFile holds the HS256 secret. With AuthJWT at least one of
+	// it, JWKSFile and JWKSURL is required.
 	JWTSecretFile string `yaml:"jwt_secret_file"`
+	// JWKSFile is a JWK Set of public keys (ES256, RS256 >= 2048 bits,
+	// EdDSA), read again when it changes or a token names an unknown kid.
+	JWKSFile string `yaml:"jwks_file"`
+	// JWKSURL is a JWK Set served over HTTP(S) (an identity provider's
+	// jwks_uri), fetched every JWKSRefresh and for an unknown kid (at most
+	// every 10 s). Not with JWKSFile.
+	JWKSURL     string        `yaml:"jwks_url"`
+	JWKSRefresh time.Duration `yaml:"jwks_refresh"`
 }
 
 // HLS configures LL-HLS egress.
@@ -448,17 +457,24 @@ func (c *Config) Validate() error {
 
 	switch c.Auth.Mode {
 	case AuthNone:
-		if c.Auth.JWTSecretFile != "" {
-			bad("auth.jwt_secret_file", "is set but auth.mode is %q; set auth.mode to %q", AuthNone, AuthJWT)
+		for key, v := range map[string]string{"auth.jwt_secret_file": c.Auth.JWTSecretFile,
+			"auth.jwks_file": c.Auth.JWKSFile, "auth.jwks_url": c.Auth.JWKSURL} {
+			if v != "" {
+				bad(key, "is set but auth.mode is %q; set auth.mode to %q", AuthNone, AuthJWT)
+			}
 		}
 	case AuthJWT:
-		if c.Auth.JWTSecretFile == "" {
-			bad("auth.jwt_secret_file", "must be set when auth.mode is %q", AuthJWT)
+		if c.Auth.JWTSecretFile == "" && c.Auth.JWKSFile == "" && c.Auth.JWKSURL == "" {
+			bad("auth.jwt_secret_file", "must be set when auth.mode is %q (or auth.jwks_file or auth.jwks_url)", AuthJWT)
+		}
+		if c.Auth.JWKSFile != "" && c.Auth.JWKSURL != "" {
+			bad("auth.jwks_url", "must not be set with auth.jwks_file")
 		}
 	default:
 		bad("auth.mode", "must be %q or %q, got %q", AuthNone, AuthJWT, c.Auth.Mode)
 	}
 
+	positive("auth.jwks_refresh", c.Auth.JWKSRefresh)
 	positive("hls.part_duration", c.HLS.PartDuration)
 	positive("hls.segment_min_duration", c.HLS.SegmentMinDuration)
 	if c.HLS.PartDuration > 0 && c.HLS.SegmentMinDuration > 0 && c.HLS.SegmentMinDuration < c.HLS.PartDuration {

@@ -25,7 +25,7 @@ func TestDefault(t *testing.T) {
 		Relay:     Relay{CacheMaxGroups: 4, CacheMaxBytes: 32 * MiB, MaxSubscriberLagGroups: 2, InFlightPerSession: 32 * MiB, InFlightTotal: 256 * MiB, UpstreamPrefixes: []string{"live"}},
 		Upstreams: []string{},
 		Peers:     []string{},
-		Auth:      Auth{Mode: AuthNone},
+		Auth:      Auth{Mode: AuthNone, JWKSRefresh: 5 * time.Minute},
 		HLS: HLS{
 			PartDuration:       200 * time.Millisecond,
 			SegmentMinDuration: time.Second,

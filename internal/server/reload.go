@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 
-	"github.com/moqgate/moqgate/internal/auth"
 	"github.com/moqgate/moqgate/internal/config"
 )
 
@@ -13,11 +12,11 @@ import (
 // mode and secret, and the session limits. Listeners, caches and
 // adapters keep their settings until the next start.
 func (s *Server) Reload(cfg *config.Config) error {
-	a, err := auth.New(cfg.Auth.Mode, cfg.Auth.JWTSecretFile)
+	a, err := newAuthorizer(cfg, s.log)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
-	s.auth.Store(a)
+	s.auth.Swap(a).Close()
 	s.sessions.SetLimits(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
 	if h := s.rtmpHandshakes; h != nil {
 		h.SetLimits(cfg.Limits.RTMPHandshakesTotal, cfg.Limits.RTMPHandshakesPerIP)

@@ -70,7 +70,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.certs = cm
-	a, err := auth.New(cfg.Auth.Mode, cfg.Auth.JWTSecretFile)
+	a, err := newAuthorizer(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -316,10 +316,18 @@ func (s *Server) Run(ctx context.Context) error {
 	s.hls.Close() // releases blocking playlist requests, which the HTTP shutdown would wait for
 	s.http.Shutdown(sctx)
 	s.closeWebRTC()
+	s.authorizer().Close()
 	cancel()
 	wg.Wait()
 	s.udp.Close()
 	return err
+}
+
+// newAuthorizer makes the authorizer of cfg.Auth.
+func newAuthorizer(cfg *config.Config, log *slog.Logger) (*auth.Authorizer, error) {
+	return auth.NewWith(auth.Options{Mode: cfg.Auth.Mode, SecretFile: cfg.Auth.JWTSecretFile,
+		JWKSFile: cfg.Auth.JWKSFile, JWKSURL: cfg.Auth.JWKSURL, JWKSRefresh: cfg.Auth.JWKSRefresh,
+		Logger: log.With("component", "auth")})
 }
 
 // authorizeHLS checks an LL-HLS request's token (?jwt=, which the
