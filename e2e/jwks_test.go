@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+
+	"github.com/moqgate/moqgate/internal/rtctest"
 )
 
 // writeES256Key writes a P-256 private key (PKCS#8 PEM) and returns the
@@ -114,4 +117,42 @@ func TestAuthJWKSFile(t *testing.T) {
 			t.Fatalf("a token's signature appears in the log")
 		}
 	}
+}
+
+// TestNoTokensInLogs: tokens on every surface — ?jwt= on the WebTransport
+// and raw-QUIC URLs, in an RTMP stream key (refused and accepted), in a
+// WHEP Authorization header, on LL-HLS URLs — and the server, at debug
+// level, writes none of them (the harness fails a test whose server log
+// holds a JWT).
+func TestNoTokensInLogs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	secret := writeSecret(t, "0123456789abcdef0123456789abcdef")
+	g := startGate(t, "", "--jwt-secret-file", secret)
+	// A refused RTMP publish (subscribe-only token), then an accepted one.
+	refused := ffmpeg(t, ctx, "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30", "-t", "5",
+		"-c:v", "libx264", "-f", "flv", g.RTMP+"/live/logs?jwt="+mint(t, secret, "--sub", ""))
+	refused.Wait()
+	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30", "-t", "30",
+		"-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "30", "-f", "flv",
+		g.RTMP+"/live/logs?jwt="+mint(t, secret, "--pub", "live/"))
+	g.waitBroadcast(t, ctx, "live/logs")
+	tok := mint(t, secret, "--sub", "live/")
+	for _, url := range []string{g.WT + "?jwt=" + tok, g.MoQ + "/?jwt=" + tok} {
+		_, done := sub(t, ctx, url, "live/logs", "--duration", "1s")
+		waitExit(t, done, 30*time.Second)
+	}
+	bad := mint(t, secret, "--sub", "other/")
+	st, _, _, err := rtctest.Do(ctx, "POST", g.Web+"/whep/live/logs", bad, "application/sdp", whepOffer(t, 1), nil)
+	if err != nil || st != http.StatusForbidden {
+		t.Fatalf("WHEP with a token for another prefix: %d %v, want 403", st, err)
+	}
+	for _, tk := range []string{tok, bad} {
+		resp, err := http.Get(g.Web + "/hls/live/logs/index.m3u8?jwt=" + tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	g.stop(t) // the log is complete; the harness checks it
 }

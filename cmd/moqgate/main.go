@@ -12,6 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/moqgate/moqgate/internal/logx"
 )
 
 const usage = `moqgate — a Media over QUIC gateway
@@ -60,6 +63,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 }
 
+// newLogger: tokens are redacted at every level, and a warning repeated
+// more than 10 times in 10 s is counted instead of written.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	h := slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
+	return slog.New(logx.Redact(logx.RateLimit(h, 10*time.Second, 10)))
 }
