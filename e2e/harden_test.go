@@ -374,3 +374,93 @@ func TestHardenHLSUnknownBroadcasts(t *testing.T) {
 	}
 	check()
 }
+
+// TestHardenHTTPConnections: 200 connections from one IP to the web port
+// with http_connections_per_ip 50: 50 are admitted and the other 150
+// answered 503 with Retry-After and closed, while another IP's requests
+// are served; a POST dribbling its body a byte at a time is cut off after
+// http_read_timeout.
+func TestHardenHTTPConnections(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	g := startGate(t, "limits:\n  http_connections_per_ip: 50\n  http_read_timeout: 2s\n", "--log-level", "info")
+	base := g.peakRSS(t)
+	addr := strings.TrimPrefix(g.Web, "http://")
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	var conns []net.Conn
+	for i := 0; i < 200; i++ {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// Another IP is served meanwhile.
+	resp, err := http.Get(g.Web + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /healthz during the flood: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// Each connection is read at once (a deadline past makes Go's Read
+	// fail without looking at what has arrived).
+	var res result
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			b, err := io.ReadAll(c)
+			var ne net.Error
+			switch {
+			case strings.HasPrefix(string(b), "HTTP/1.1 503") && strings.Contains(string(b), "Retry-After: 5"):
+				res.add(503, true, "")
+			case errors.As(err, &ne) && ne.Timeout() && len(b) == 0:
+				res.add(0, true, "") // admitted, waiting for a request
+			default:
+				res.add(-1, false, fmt.Sprintf("%q %v", b, err))
+			}
+		}()
+	}
+	wg.Wait()
+	refused, silent := res.byStatus[503], res.byStatus[0]
+	if len(res.bad) > 0 {
+		t.Fatalf("connections: %q", res.bad)
+	}
+	if silent != 50 || refused != 150 {
+		t.Fatalf("%d admitted, %d refused; want 50 and 150", silent, refused)
+	}
+	// A POST whose body dribbles in.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /whip/live/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 5000\r\n\r\n")
+	start := time.Now()
+	cut := make(chan time.Duration, 1)
+	go func() {
+		io.Copy(io.Discard, c)
+		cut <- time.Since(start)
+	}()
+	for i := 0; ; i++ {
+		if _, err := c.Write([]byte("v")); err != nil {
+			break
+		}
+		select {
+		case el := <-cut:
+			t.Logf("dribbling POST cut off after %s", el.Round(100*time.Millisecond))
+			if el > 8*time.Second {
+				t.Fatalf("dribbling POST cut off after %s, want about http_read_timeout (2s)", el)
+			}
+			peak := g.peakRSS(t)
+			t.Logf("peak RSS %d -> %d MiB", base>>20, peak>>20)
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		if i > 40 {
+			t.Fatal("the dribbling POST is still open after 12 s")
+		}
+	}
+}

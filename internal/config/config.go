@@ -189,6 +189,14 @@ type Limits struct {
 	// connections not yet publishing (accepted, publish not yet accepted).
 	RTMPHandshakesTotal int `yaml:"rtmp_handshakes_total"`
 	RTMPHandshakesPerIP int `yaml:"rtmp_handshakes_per_ip"`
+	// HTTPConnectionsTotal and HTTPConnectionsPerIP bound the open
+	// connections of the web port (TCP).
+	HTTPConnectionsTotal int `yaml:"http_connections_total"`
+	HTTPConnectionsPerIP int `yaml:"http_connections_per_ip"`
+	// HTTPReadTimeout bounds reading a whole request, body included;
+	// HTTPIdleTimeout closes a keep-alive connection idle this long.
+	HTTPReadTimeout time.Duration `yaml:"http_read_timeout"`
+	HTTPIdleTimeout time.Duration `yaml:"http_idle_timeout"`
 }
 
 // Log configures logging.
@@ -511,6 +519,10 @@ func (c *Config) Validate() error {
 	positive("limits.webrtc_connect_timeout", c.Limits.WebRTCConnectTimeout)
 	nonNegative("limits.rtmp_handshakes_total", c.Limits.RTMPHandshakesTotal)
 	nonNegative("limits.rtmp_handshakes_per_ip", c.Limits.RTMPHandshakesPerIP)
+	nonNegative("limits.http_connections_total", c.Limits.HTTPConnectionsTotal)
+	nonNegative("limits.http_connections_per_ip", c.Limits.HTTPConnectionsPerIP)
+	positive("limits.http_read_timeout", c.Limits.HTTPReadTimeout)
+	positive("limits.http_idle_timeout", c.Limits.HTTPIdleTimeout)
 
 	if _, err := ParseLogLevel(c.Log.Level); err != nil {
 		bad("log.level", "%v", err)

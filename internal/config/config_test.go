@@ -48,6 +48,10 @@ func TestDefault(t *testing.T) {
 			WebRTCConnectTimeout:    10 * time.Second,
 			RTMPHandshakesTotal:     128,
 			RTMPHandshakesPerIP:     16,
+			HTTPConnectionsTotal:    2048,
+			HTTPConnectionsPerIP:    256,
+			HTTPReadTimeout:         15 * time.Second,
+			HTTPIdleTimeout:         30 * time.Second,
 		},
 		Log: Log{Level: "info"},
 	}

@@ -18,6 +18,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	s.auth.Swap(a).Close()
 	s.sessions.SetLimits(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
+	s.httpConns.SetLimits(cfg.Limits.HTTPConnectionsTotal, cfg.Limits.HTTPConnectionsPerIP)
 	if h := s.rtmpHandshakes; h != nil {
 		h.SetLimits(cfg.Limits.RTMPHandshakesTotal, cfg.Limits.RTMPHandshakesPerIP)
 	}
@@ -27,7 +28,8 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.log.Info("configuration reloaded", "auth", cfg.Auth.Mode,
 		"sessions_total", cfg.Limits.SessionsTotal, "sessions_per_ip", cfg.Limits.SessionsPerIP,
 		"webrtc_pending_total", cfg.Limits.WebRTCPendingTotal, "webrtc_pending_per_ip", cfg.Limits.WebRTCPendingPerIP,
-		"rtmp_handshakes_total", cfg.Limits.RTMPHandshakesTotal, "rtmp_handshakes_per_ip", cfg.Limits.RTMPHandshakesPerIP)
+		"rtmp_handshakes_total", cfg.Limits.RTMPHandshakesTotal, "rtmp_handshakes_per_ip", cfg.Limits.RTMPHandshakesPerIP,
+		"http_connections_total", cfg.Limits.HTTPConnectionsTotal, "http_connections_per_ip", cfg.Limits.HTTPConnectionsPerIP)
 	return nil
 }
 

@@ -55,6 +55,7 @@ type Server struct {
 	metrics        *metrics
 	sessions       *limit.Gate     // MoQ sessions
 	rtmpHandshakes *limit.Gate     // RTMP connections not yet publishing (nil: RTMP off)
+	httpConns      *limit.Gate     // open connections of the web port
 	inFlight       *moq.ByteBudget // objects being received, over every MoQ session
 	catalogs       *catalogWatcher
 	webrtc         *webRTC
@@ -80,6 +81,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	s.inFlight = moq.NewByteBudget(int64(cfg.Relay.InFlightTotal))
+	s.httpConns = limit.New("HTTP connections", cfg.Limits.HTTPConnectionsTotal, cfg.Limits.HTTPConnectionsPerIP)
 	s.sessions = limit.New("session", cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
 	s.relay = moq.NewRelay(moq.RelayConfig{
 		Authorize:        s.authorizeMoQ,
@@ -246,16 +248,25 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("moq listener: %w", err)
 		}
 	}()
-	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: s.cfg.Limits.HandshakeTimeout, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: s.cfg.Limits.HandshakeTimeout,
+		ReadTimeout: s.cfg.Limits.HTTPReadTimeout, IdleTimeout: s.cfg.Limits.HTTPIdleTimeout,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	web := &limitListener{Listener: s.tcp, gate: s.httpConns, refuse: refuseHTTP(!s.certs.SelfSigned()),
+		onRefuse: func() { s.metrics.limitRefusals.WithLabelValues("http_connections").Inc() }}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watchFDs(runCtx.Done(), s.log)
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		var err error
 		if s.certs.SelfSigned() {
-			err = s.http.Serve(s.tcp)
+			err = s.http.Serve(web)
 		} else {
 			s.http.TLSConfig = &tls.Config{GetCertificate: s.certs.GetCertificate}
-			err = s.http.ServeTLS(s.tcp, "", "")
+			err = s.http.ServeTLS(web, "", "")
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("web listener: %w", err)
