@@ -215,12 +215,19 @@ func (ep *Endpoint) readBody(w http.ResponseWriter, r *http.Request) (string, er
 
 func (ep *Endpoint) create(w http.ResponseWriter, r *http.Request, path string) {
 	log := ep.log().With("path", path, "remote", r.RemoteAddr)
+	bodyRead := false
 	fail := func(err error) {
 		var e *Error
 		if errors.As(err, &e) && e.Status < 500 {
 			log.Info(ep.Kind+" offer refused", "status", e.Status, "reason", e.Msg)
 		} else {
 			log.Warn(ep.Kind+" session failed", "err", err)
+		}
+		if !bodyRead {
+			// Refused before the body was read: net/http would read
+			// (up to 256 KiB of) it before answering, as slowly as the
+			// client sends it; closing after the answer skips that.
+			w.Header().Set("Connection", "close")
 		}
 		writeError(w, err)
 	}
@@ -242,6 +249,7 @@ func (ep *Endpoint) create(w http.ResponseWriter, r *http.Request, path string) 
 		}
 	}
 	offer, err := ep.readBody(w, r)
+	bodyRead = true
 	if err != nil {
 		fail(err)
 		return
