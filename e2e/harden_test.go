@@ -45,6 +45,14 @@ func (g *gate) peakRSS(t *testing.T) int64 {
 	return 0
 }
 
+// peakBound fails the test if the peak RSS grew by more than bound.
+func peakBound(t *testing.T, base, peak, bound int64) {
+	t.Helper()
+	if peak > base+bound {
+		t.Fatalf("peak RSS %d -> %d MiB, want at most %d MiB more", base>>20, peak>>20, bound>>20)
+	}
+}
+
 // healthyBroadcast publishes live/ok over RTMP (H.264, 1 s GOP) for d and
 // starts a MoQ viewer of it for view; the returned func checks that the
 // viewer received at least 60 frames.
@@ -201,9 +209,7 @@ func TestHardenWHEPOfferFlood(t *testing.T) {
 	if n := smallRes.byStatus[201]; n < 1 || n > 48 {
 		t.Fatalf("%d small offers answered 201, want 1..48 (16 awaiting ICE at a time)", n)
 	}
-	if peak > 150<<20 {
-		t.Fatalf("peak RSS %d MiB during the WHEP offer flood, want <= 150 MiB", peak>>20)
-	}
+	peakBound(t, base, peak, 128<<20)
 	check()
 }
 
@@ -302,9 +308,7 @@ func TestHardenRTMPBeforePublish(t *testing.T) {
 	if len(res.bad) > 0 {
 		t.Fatalf("connections not closed by the server within %s: %q", hold, res.bad)
 	}
-	if peak > base+64<<20 {
-		t.Fatalf("peak RSS %d -> %d MiB, want at most 64 MiB more", base>>20, peak>>20)
-	}
+	peakBound(t, base, peak, 64<<20)
 	check()
 }
 
@@ -369,9 +373,7 @@ func TestHardenHLSUnknownBroadcasts(t *testing.T) {
 			t.Fatalf("the live broadcast's playlist during the flood: %v, want all 200", got)
 		}
 	}
-	if peak > base+64<<20 {
-		t.Fatalf("peak RSS %d -> %d MiB, want at most 64 MiB more", base>>20, peak>>20)
-	}
+	peakBound(t, base, peak, 64<<20)
 	check()
 }
 

@@ -3,7 +3,6 @@ package moq
 import (
 	"context"
 	"errors"
-	"io"
 	"runtime"
 	"sync"
 	"testing"
@@ -56,33 +55,7 @@ func TestObjectsInFlightBudget(t *testing.T) {
 	ts := startServerWith(t, RelayConfig{}, Config{MaxBytesInFlight: budget, SharedBytesInFlight: NewByteBudget(4 * budget)})
 	url := "moqt://" + ts.addr
 
-	good := NewPublisher(Namespace{"live", "good"}, TrackLimits{})
-	gp := dialTest(t, ctx, url, Config{Handler: good})
-	if err := gp.PublishNamespace(ctx, good.Namespace()); err != nil {
-		t.Fatal(err)
-	}
-	writeGroup(t, good.Track("video"), 0, 2)
-	viewer := dialTest(t, ctx, url, Config{})
-	vsub, err := viewer.Subscribe(ctx, Namespace{"live", "good"}, "video", SubscribeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vr := vsub.Track.NewReader(false)
-	expectGroup := func() {
-		t.Helper()
-		g, err := vr.NextGroup(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := g.Next(ctx); err == io.EOF {
-				return
-			} else if err != nil {
-				t.Fatalf("healthy group %d: %v", g.ID(), err)
-			}
-		}
-	}
-	expectGroup()
+	good, expectGroup, gp, viewer := healthyPair(t, ctx, url)
 
 	// The attacker publishes live/bad; a viewer makes the relay subscribe.
 	bad := NewPublisher(Namespace{"live", "bad"}, TrackLimits{})
