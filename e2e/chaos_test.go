@@ -14,7 +14,10 @@ import (
 func TestHalfOpenConnections(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	g := startGate(t, "limits:\n  handshake_timeout: 2s\n")
+	// The per-IP cap on RTMP connections not yet publishing (16) would
+	// refuse the publisher from the same IP: TestHardenRTMPBeforePublish
+	// tests it; here the handshake timeout is under test.
+	g := startGate(t, "limits:\n  handshake_timeout: 2s\n  rtmp_handshakes_per_ip: 64\n")
 	var conns []net.Conn
 	for i := 0; i < 20; i++ {
 		for _, addr := range []string{strings.TrimPrefix(g.RTMP, "rtmp://"), strings.TrimPrefix(g.Web, "http://")} {

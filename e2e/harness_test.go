@@ -56,13 +56,21 @@ type gate struct {
 }
 
 type logBuf struct {
-	mu    sync.Mutex
-	lines []string
+	mu      sync.Mutex
+	lines   []string
+	secrets []string // lines with a token in them
 }
+
+// tokenRE matches a JWT (header.payload.signature): the server must never
+// log one, at any level.
+var tokenRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}`)
 
 func (l *logBuf) add(s string) {
 	l.mu.Lock()
 	l.lines = append(l.lines, s)
+	if tokenRE.MatchString(s) {
+		l.secrets = append(l.secrets, s)
+	}
 	l.mu.Unlock()
 }
 
@@ -139,11 +147,18 @@ func startGate(t *testing.T, yaml string, args ...string) *gate {
 	return g
 }
 
-// stop sends SIGINT and expects a clean exit.
+// stop sends SIGINT and expects a clean exit (and no token in the log).
 func (g *gate) stop(t *testing.T) {
 	if g.cmd.ProcessState != nil {
 		return
 	}
+	defer func() {
+		g.logs.mu.Lock()
+		defer g.logs.mu.Unlock()
+		for _, l := range g.logs.secrets {
+			t.Errorf("moqgate logged a token: %s", l)
+		}
+	}()
 	g.cmd.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)
 	go func() { done <- g.cmd.Wait() }()

@@ -12,29 +12,23 @@ import (
 	"github.com/moqgate/moqgate/moq/wire"
 )
 
-// TestChaos: a publisher killed mid-group and a client flooding SUBSCRIBEs
-// disturb nobody else: another broadcast's subscriber keeps receiving
-// every group, and the flooder is closed with TOO_MANY_REQUESTS.
-func TestChaos(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	ts := startServer(t, RelayConfig{GracePeriod: 300 * time.Millisecond})
-	url := "moqt://" + ts.addr
-
-	// The healthy pair.
-	good := NewPublisher(Namespace{"live", "good"}, TrackLimits{})
-	gp := dialTest(t, ctx, url, Config{Handler: good})
-	if err := gp.PublishNamespace(ctx, good.Namespace()); err != nil {
+// healthyPair publishes live/good and subscribes to its video; expectGroup
+// reads the next group and checks it has its 2 objects (group 0 is read).
+func healthyPair(t *testing.T, ctx context.Context, url string) (good *Publisher, expectGroup func(), pub, viewer *Session) {
+	t.Helper()
+	good = NewPublisher(Namespace{"live", "good"}, TrackLimits{})
+	pub = dialTest(t, ctx, url, Config{Handler: good})
+	if err := pub.PublishNamespace(ctx, good.Namespace()); err != nil {
 		t.Fatal(err)
 	}
 	writeGroup(t, good.Track("video"), 0, 2)
-	viewer := dialTest(t, ctx, url, Config{})
+	viewer = dialTest(t, ctx, url, Config{})
 	vsub, err := viewer.Subscribe(ctx, Namespace{"live", "good"}, "video", SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	vr := vsub.Track.NewReader(false)
-	expectGroup := func() {
+	expectGroup = func() {
 		t.Helper()
 		g, err := vr.NextGroup(ctx)
 		if err != nil {
@@ -54,6 +48,19 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	expectGroup()
+	return good, expectGroup, pub, viewer
+}
+
+// TestChaos: a publisher killed mid-group and a client flooding SUBSCRIBEs
+// disturb nobody else: another broadcast's subscriber keeps receiving
+// every group, and the flooder is closed with TOO_MANY_REQUESTS.
+func TestChaos(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ts := startServer(t, RelayConfig{GracePeriod: 300 * time.Millisecond})
+	url := "moqt://" + ts.addr
+
+	good, expectGroup, gp, viewer := healthyPair(t, ctx, url)
 
 	// A publisher killed in the middle of a group.
 	bad := NewPublisher(Namespace{"live", "bad"}, TrackLimits{})

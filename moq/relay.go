@@ -686,6 +686,15 @@ func (r *Relay) HasBroadcast(path string) bool {
 	return r.broadcasts[path] != nil
 }
 
+// MayHaveBroadcast reports whether a subscription to path could succeed
+// now: the broadcast is known here, or an upstream could have it. Egress
+// adapters answer "no such broadcast" from it before spending anything.
+func (r *Relay) MayHaveBroadcast(path string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.broadcasts[path] != nil || r.upstreamForLocked() != nil
+}
+
 // LocalStats returns live counts and cumulative counters of the
 // in-process sessions, by adapter protocol.
 func (r *Relay) LocalStats() map[string]TransportStats {

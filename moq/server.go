@@ -79,6 +79,11 @@ func (srv *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	// TLS picks the first of ours the client offers: the newest draft.
 	tlsConf.NextProtos = []string{ALPN16, ALPN14, http3.NextProtoH3}
 	qconf := QUICConfig()
+	// The uni-stream credit is sized from the session's budget for
+	// objects in flight.
+	sc := srv.Session
+	sc.defaults()
+	qconf.MaxIncomingUniStreams = uniStreamCredit(sc.MaxBytesInFlight)
 	h3 := &http3.Server{TLSConfig: tlsConf, QUICConfig: qconf}
 	wt := &webtransport.Server{
 		H3: h3,

@@ -45,6 +45,14 @@ type Config struct {
 	MaxLagGroups int
 	// MaxObjectSize bounds incoming object payloads. Default 16 MiB.
 	MaxObjectSize uint64
+	// MaxBytesInFlight bounds the bytes of the objects this session is
+	// receiving (read, not yet complete); an object that does not fit has
+	// its stream reset. Default DefaultMaxBytesInFlight (at least
+	// MaxObjectSize); negative: unlimited.
+	MaxBytesInFlight int64
+	// SharedBytesInFlight, if set, bounds the objects in flight of every
+	// session holding it (the server's budget).
+	SharedBytesInFlight *ByteBudget
 	// MaxControlRate bounds the peer's control messages per second
 	// (bursts of up to one second's worth); 0 = unlimited. A peer over it
 	// is closed with TOO_MANY_REQUESTS.
@@ -69,6 +77,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxObjectSize == 0 {
 		c.MaxObjectSize = 16 << 20
+	}
+	if c.MaxBytesInFlight == 0 {
+		c.MaxBytesInFlight = max(DefaultMaxBytesInFlight, int64(c.MaxObjectSize))
 	}
 	if c.Implementation == "" {
 		c.Implementation = "moqgate"
@@ -118,6 +129,8 @@ type Session struct {
 	// PeerPath is the PATH the client asked for (raw QUIC), or the URL
 	// path and query of the WebTransport request.
 	PeerPath string
+	// inflight is the budget of the objects being received.
+	inflight *ByteBudget
 	// PeerParams are the peer's setup parameters.
 	PeerParams wire.Params
 
@@ -404,6 +417,7 @@ func newSession(conn Conn, cfg Config, client bool) *Session {
 		announcedInReq:    make(map[uint64]string),
 		nsStreamsIn:       make(map[string]*nsStreamIn),
 	}
+	s.inflight = NewByteBudget(cfg.MaxBytesInFlight)
 	// The negotiated ALPN or WebTransport protocol names the version
 	// (none, or moq-00: draft-14, negotiated in setup). Server and
 	// client only offer protocols of versions we speak.

@@ -337,29 +337,48 @@ func (s *Session) handleUniStream(st ReceiveStream) {
 }
 
 // readPayload reads n bytes, growing the buffer as bytes arrive so that a
-// declared length alone cannot make us allocate.
-func readPayload(r io.Reader, n uint64) ([]byte, error) {
+// declared length alone cannot make us allocate; every allocation is
+// charged to the session's budgets first (ErrBudget if over), and given
+// back when the object is complete or abandoned: the caller's done.
+func (s *Session) readPayload(r io.Reader, n uint64) (_ []byte, done func(), err error) {
 	const chunk = 64 << 10
+	f := &inflight{session: s.inflight, shared: s.cfg.SharedBytesInFlight}
+	defer func() {
+		if err != nil {
+			f.done()
+		}
+	}()
 	if n <= chunk {
+		if err := f.take(int(n)); err != nil {
+			return nil, nil, err
+		}
 		b := make([]byte, n)
 		_, err := io.ReadFull(r, b)
-		return b, err
+		return b, f.done, err
+	}
+	if err := f.take(chunk); err != nil {
+		return nil, nil, err
 	}
 	b := make([]byte, 0, chunk)
 	for uint64(len(b)) < n {
 		k := min(n-uint64(len(b)), chunk)
 		if uint64(cap(b)-len(b)) < k {
-			nb := make([]byte, len(b), min(n, uint64(2*cap(b))))
+			c := min(n, uint64(2*cap(b)))
+			if err := f.take(int(c)); err != nil {
+				return nil, nil, err
+			}
+			nb := make([]byte, len(b), c)
 			copy(nb, b)
+			f.give(cap(b)) // the old buffer is garbage now
 			b = nb
 		}
 		m, err := io.ReadFull(r, b[len(b):len(b)+int(k)])
 		b = b[:len(b)+m]
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return b, nil
+	return b, f.done, nil
 }
 
 func (s *Session) readSubgroup(r wire.DataReader, typ uint64, st ReceiveStream) {
@@ -405,11 +424,14 @@ func (s *Session) readSubgroup(r wire.DataReader, typ uint64, st ReceiveStream) 
 		prev, first = oh.ObjectID, false
 		var payload []byte
 		if oh.PayloadLen > 0 {
-			if payload, err = readPayload(r, oh.PayloadLen); err != nil {
+			var done func()
+			if payload, done, err = s.readPayload(r, oh.PayloadLen); err != nil {
 				g.Drop()
 				s.dataStreamError(st, err)
 				return
 			}
+			// Complete: the cache's limits take over.
+			done()
 		}
 		o := Object{SubgroupID: hdr.SubgroupID, ID: oh.ObjectID, Priority: hdr.PublisherPriority,
 			Extensions: oh.Extensions, Payload: payload}
@@ -665,7 +687,10 @@ func (s *Session) readFetch(r wire.DataReader, st ReceiveStream) {
 		}
 		var payload []byte
 		if oh.PayloadLen > 0 {
-			if payload, err = readPayload(r, oh.PayloadLen); err != nil {
+			var done func()
+			if payload, done, err = s.readPayload(r, oh.PayloadLen); err == nil {
+				done() // complete: handed to the fetch's reader
+			} else {
 				f.finish(fmt.Errorf("moq: fetch stream: %w", err))
 				close(f.objs)
 				st.CancelRead(wire.ResetCancelled)

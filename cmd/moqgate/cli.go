@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
+
+	"github.com/moqgate/moqgate/internal/logx"
 )
 
 // command is one subcommand: its synopsis for the top-level help and the
@@ -81,6 +84,9 @@ func usage(w io.Writer) {
 	}
 }
 
+// newLogger: tokens are redacted at every level, and a warning repeated
+// more than 10 times in 10 s is counted instead of written.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	h := slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
+	return slog.New(logx.Redact(logx.RateLimit(h, 10*time.Second, 10)))
 }

@@ -246,6 +246,15 @@ func (s *Server) stream(path string, alwaysOn bool) (*stream, error) {
 	return st, nil
 }
 
+// running reports whether a muxer for path is running (it answers for a
+// broadcast that just ended too).
+func (s *Server) running(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[path]
+	return st != nil && st.ctx.Err() == nil
+}
+
 // Muxers returns the broadcasts being muxed.
 func (s *Server) Muxers() []string {
 	s.mu.Lock()
@@ -289,6 +298,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
+	}
+	// An unknown broadcast is answered from the relay's directory: no
+	// request slot, no muxer.
+	if !s.running(path) && !s.cfg.Relay.MayHaveBroadcast(path) {
+		http.Error(w, "no such broadcast", http.StatusNotFound)
+		return
 	}
 	select {
 	case s.slots <- struct{}{}:

@@ -49,6 +49,8 @@ type Config struct {
 	Authorize rtc.AuthorizeFunc
 	Logger    *slog.Logger
 	MaxBody   int64
+	// Limits bound offers and sessions awaiting ICE.
+	Limits rtc.Limits
 	// CatalogTimeout bounds the wait for a broadcast's catalog (default 5 s).
 	CatalogTimeout time.Duration
 	// HubLinger keeps a broadcast's subscriptions this long after its
@@ -86,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 	// reports come from the viewer's clock (the broadcast's timeline, which
 	// keeps audio and video in sync in browsers), and there is no
 	// congestion control (every viewer gets the one encoding).
-	s.ep = &rtc.Endpoint{Kind: "WHEP", Prefix: "/whep/", Engine: cfg.Engine, MaxBody: cfg.MaxBody,
+	s.ep = &rtc.Endpoint{Kind: "WHEP", Prefix: "/whep/", Engine: cfg.Engine, MaxBody: cfg.MaxBody, Limits: cfg.Limits,
 		Authorize: cfg.Authorize, Create: s.create, Logger: cfg.Logger}
 	return s, nil
 }

@@ -52,6 +52,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/message"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
+	"github.com/moqgate/moqgate/internal/limit"
 	"github.com/moqgate/moqgate/media"
 )
 
@@ -62,6 +63,9 @@ const (
 	DefaultReadTimeout      = 30 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultMaxMessageSize   = 8 << 20
+	// DefaultMaxPrePublishBuffer bounds what a connection may have
+	// buffered before its publish is accepted: commands only.
+	DefaultMaxPrePublishBuffer = 256 << 10
 	// MaxMessageSizeLimit is the largest MaxMessageSize accepted: the fixed
 	// per-message bound of gortmplib's chunk reader.
 	MaxMessageSizeLimit = libMaxBodySize
@@ -102,6 +106,16 @@ type Config struct {
 	// frames are held; what is buffered grows only with the bytes the peer
 	// actually sent.
 	MaxMessageSize int
+	// MaxPrePublishBuffer bounds the bytes of partially received messages
+	// before the publish is accepted (and so before auth): default
+	// DefaultMaxPrePublishBuffer; then 2×MaxMessageSize applies.
+	MaxPrePublishBuffer int
+	// Handshakes, if set, counts the connections not yet publishing (TCP
+	// accepted, publish not yet accepted), in total and per IP; a
+	// newcomer over its limits is closed at once.
+	Handshakes *limit.Gate
+	// OnRefuse, if set, is told of each connection Handshakes refused.
+	OnRefuse func(remote net.Addr, err error)
 }
 
 // PublishRequest describes a publish.
@@ -141,6 +155,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxPrePublishBuffer <= 0 {
+		cfg.MaxPrePublishBuffer = DefaultMaxPrePublishBuffer
 	}
 	switch {
 	case cfg.MaxMessageSize == 0:
@@ -201,10 +218,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		release, ok := s.admit(nc)
+		if !ok {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.serveConn(ctx, nc)
+			defer release()
+			s.serveConn(ctx, nc, release)
 		}()
 	}
 }
@@ -215,7 +237,25 @@ var (
 	errPublishRefused = errors.New("publish refused")
 )
 
-func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+// admit counts a new connection against Handshakes, or closes it.
+func (s *Server) admit(nc net.Conn) (release func(), ok bool) {
+	if s.cfg.Handshakes == nil {
+		return func() {}, true
+	}
+	release, err := s.cfg.Handshakes.Admit(nc.RemoteAddr().String())
+	if err != nil {
+		nc.Close()
+		if s.cfg.OnRefuse != nil {
+			s.cfg.OnRefuse(nc.RemoteAddr(), err)
+		}
+		return nil, false
+	}
+	return release, true
+}
+
+// serveConn serves one connection; published is called when its publish
+// is accepted (it no longer counts as in handshake).
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, published func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
@@ -226,6 +266,8 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		srv: s,
 		nc:  &deadlineConn{Conn: nc},
 		log: s.log.With("remote", nc.RemoteAddr().String()),
+
+		published: published,
 	}
 	err := sess.run(ctx)
 	sess.end(err, ctx.Err() != nil)
@@ -274,6 +316,9 @@ type session struct {
 	bw   media.BroadcastWriter
 	dem  *demuxer
 	done bool // the publisher ended the stream (deleteStream)
+
+	guard     *chunkGuard
+	published func()
 }
 
 func (s *session) run(ctx context.Context) error {
@@ -285,9 +330,10 @@ func (s *session) run(ctx context.Context) error {
 	if err := s.handshake(bc); err != nil {
 		return err
 	}
-	guard := newChunkGuard(bc.Reader, uint32(cfg.MaxMessageSize))
+	s.guard = newChunkGuard(bc.Reader, uint32(cfg.MaxMessageSize))
+	s.guard.maxPartial = min(s.guard.maxPartial, int64(cfg.MaxPrePublishBuffer))
 	s.w = message.NewWriter(bc.Writer, bc.Writer, false)
-	s.r = rawmessage.NewReader(guard, bc.Reader, func(count uint32) error {
+	s.r = rawmessage.NewReader(s.guard, bc.Reader, func(count uint32) error {
 		return s.w.Write(&message.Acknowledge{Value: count})
 	})
 
@@ -571,6 +617,14 @@ func (s *session) publish(ctx context.Context, streamName string) error {
 	}
 	s.path, s.bw, s.log = path, bw, log
 	s.dem = newDemuxer(log, bw, 2*s.srv.cfg.MaxMessageSize)
+	// Accepted (and authorized): media may be buffered now, and the
+	// connection no longer counts as in handshake.
+	if s.guard != nil {
+		s.guard.maxPartial = 2 * int64(s.srv.cfg.MaxMessageSize)
+	}
+	if s.published != nil {
+		s.published()
+	}
 
 	// From now on: per-operation timeouts instead of the handshake deadline.
 	if err := s.nc.SetDeadline(time.Time{}); err != nil {

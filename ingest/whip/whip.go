@@ -50,6 +50,8 @@ type Config struct {
 	Logger    *slog.Logger
 	// MaxBody bounds the SDP offer (default 1 MiB).
 	MaxBody int64
+	// Limits bound offers and sessions awaiting ICE.
+	Limits rtc.Limits
 	// IdleTimeout ends a session that sends no RTP for this long once
 	// connected (default 10 s).
 	IdleTimeout time.Duration
@@ -95,7 +97,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("whip: %w", err)
 	}
 	s.me, s.ir = me, ir
-	s.ep = &rtc.Endpoint{Kind: "WHIP", Prefix: "/whip/", Engine: cfg.Engine, MaxBody: cfg.MaxBody,
+	s.ep = &rtc.Endpoint{Kind: "WHIP", Prefix: "/whip/", Engine: cfg.Engine, MaxBody: cfg.MaxBody, Limits: cfg.Limits,
 		Authorize: cfg.Authorize, Create: s.create, Logger: cfg.Logger}
 	return s, nil
 }

@@ -6,6 +6,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -64,27 +65,106 @@ func pathHasPrefix(path, prefix string) bool {
 type Authorizer struct {
 	mode   string
 	mu     sync.RWMutex
-	secret []byte
+	secret []byte // HS256; nil: HS256 tokens are refused
 	file   string
+	keys   keySource // ES256, RS256, EdDSA; nil: refused
+	algs   []string  // the algorithms accepted
 	now    func() time.Time
+}
+
+// Options configure an Authorizer.
+type Options struct {
+	// Mode is "none" (everything allowed) or "jwt".
+	Mode string
+	// SecretFile holds the HS256 secret (optional with a JWK Set).
+	SecretFile string
+	// JWKSFile is a JWK Set (JSON) file of public keys (ES256, RS256 of at
+	// least 2048 bits, EdDSA), read again when it changes and when a
+	// token names an unknown kid.
+	JWKSFile string
+	// JWKSURL is a JWK Set served over HTTP(S), fetched every JWKSRefresh
+	// (default 5 min) and, at most every 10 s, for an unknown kid.
+	JWKSURL     string
+	JWKSRefresh time.Duration
+	Logger      *slog.Logger
 }
 
 // New makes an authorizer: mode "none" or "jwt" (HS256 secret read from
 // secretFile).
 func New(mode, secretFile string) (*Authorizer, error) {
-	a := &Authorizer{mode: mode, file: secretFile, now: time.Now}
-	switch mode {
+	return NewWith(Options{Mode: mode, SecretFile: secretFile})
+}
+
+// NewWith makes an authorizer from o. Close releases a JWKS URL's refresh.
+func NewWith(o Options) (*Authorizer, error) {
+	a := &Authorizer{mode: o.Mode, file: o.SecretFile, now: time.Now}
+	switch o.Mode {
 	case "", "none":
 		a.mode = "none"
 		return a, nil
 	case "jwt":
+	default:
+		return nil, fmt.Errorf("auth: unknown mode %q", o.Mode)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.SecretFile != "" {
 		if err := a.Reload(); err != nil {
 			return nil, err
 		}
-		return a, nil
-	default:
-		return nil, fmt.Errorf("auth: unknown mode %q", mode)
+		a.algs = append(a.algs, "HS256")
 	}
+	var err error
+	switch {
+	case o.JWKSFile != "" && o.JWKSURL != "":
+		return nil, errors.New("auth: a JWKS file or a JWKS URL, not both")
+	case o.JWKSFile != "":
+		a.keys, err = newFileKeys(o.JWKSFile, o.Logger)
+	case o.JWKSURL != "":
+		if o.JWKSRefresh <= 0 {
+			o.JWKSRefresh = 5 * time.Minute
+		}
+		a.keys, err = newURLKeys(o.JWKSURL, o.JWKSRefresh, o.Logger)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if a.keys != nil {
+		a.algs = append(a.algs, asymmetricAlgs...)
+	}
+	if len(a.algs) == 0 {
+		return nil, errors.New("auth: jwt mode needs a secret file, a JWKS file or a JWKS URL")
+	}
+	return a, nil
+}
+
+// Close stops what the authorizer runs (a JWKS URL's refresh).
+func (a *Authorizer) Close() {
+	if a != nil && a.keys != nil {
+		a.keys.close()
+	}
+}
+
+// keyFor is the jwt.Keyfunc: the HS256 secret for HS256 only, a JWK Set
+// key (of the token's alg, strong enough) for the others, so that no key
+// is ever used with another algorithm than its own.
+func (a *Authorizer) keyFor(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if alg == "HS256" {
+		a.mu.RLock()
+		secret := a.secret
+		a.mu.RUnlock()
+		if secret == nil {
+			return nil, errors.New("HS256 tokens are not accepted here")
+		}
+		return secret, nil
+	}
+	if a.keys == nil {
+		return nil, fmt.Errorf("%s tokens are not accepted here", alg)
+	}
+	k, err := a.keys.keyfunc(t)
+	return checked(alg, k, err)
 }
 
 // Enabled reports whether tokens are checked.
@@ -92,7 +172,7 @@ func (a *Authorizer) Enabled() bool { return a != nil && a.mode == "jwt" }
 
 // Reload re-reads the secret (SIGHUP).
 func (a *Authorizer) Reload() error {
-	if !a.Enabled() {
+	if !a.Enabled() || a.file == "" {
 		return nil
 	}
 	b, err := os.ReadFile(a.file)
@@ -117,12 +197,9 @@ func (a *Authorizer) Parse(token string) (*Grant, error) {
 	if token == "" {
 		return nil, ErrUnauthenticated
 	}
-	a.mu.RLock()
-	secret := a.secret
-	a.mu.RUnlock()
 	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) { return secret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(a.now), jwt.WithLeeway(5*time.Second))
+	_, err := jwt.ParseWithClaims(token, claims, a.keyFor,
+		jwt.WithValidMethods(a.algs), jwt.WithTimeFunc(a.now), jwt.WithLeeway(5*time.Second))
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			return nil, fmt.Errorf("%w: %w", ErrExpired, err)

@@ -114,6 +114,11 @@ type Relay struct {
 	// MaxSubscriberLagGroups is how many groups a subscriber may fall behind
 	// the newest before it skips ahead to the newest group.
 	MaxSubscriberLagGroups int `yaml:"max_subscriber_lag_groups"`
+	// InFlightPerSession bounds the bytes of objects a MoQ session is
+	// receiving (read, not yet complete); InFlightTotal bounds them over
+	// every session. An object that does not fit has its stream reset.
+	InFlightPerSession ByteSize `yaml:"in_flight_per_session"`
+	InFlightTotal      ByteSize `yaml:"in_flight_total"`
 	// UpstreamPrefixes are the broadcast path prefixes learnt from
 	// upstreams and peers with SUBSCRIBE_NAMESPACE.
 	UpstreamPrefixes []string `yaml:"upstream_prefixes"`
@@ -158,8 +163,17 @@ const (
 type Auth struct {
 	// Mode is AuthNone or AuthJWT.
 	Mode string `yaml:"mode"`
-	// JWTSecretFile holds the HS256 secret; required when Mode is AuthJWT.
+	// JWTSecretFile holds the HS256 secret. With AuthJWT at least one of
+	// it, JWKSFile and JWKSURL is required.
 	JWTSecretFile string `yaml:"jwt_secret_file"`
+	// JWKSFile is a JWK Set of public keys (ES256, RS256 >= 2048 bits,
+	// EdDSA), read again when it changes or a token names an unknown kid.
+	JWKSFile string `yaml:"jwks_file"`
+	// JWKSURL is a JWK Set served over HTTP(S) (an identity provider's
+	// jwks_uri), fetched every JWKSRefresh and for an unknown kid (at most
+	// every 10 s). Not with JWKSFile.
+	JWKSURL     string        `yaml:"jwks_url"`
+	JWKSRefresh time.Duration `yaml:"jwks_refresh"`
 }
 
 // HLS configures LL-HLS egress.
@@ -192,6 +206,27 @@ type Limits struct {
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	// IdleTimeout closes a session with no traffic for this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// WebRTCMaxMediaSections bounds a WHIP/WHEP offer's m-lines.
+	WebRTCMaxMediaSections int `yaml:"webrtc_max_media_sections"`
+	// WebRTCPendingTotal and WebRTCPendingPerIP bound the WHIP/WHEP
+	// sessions awaiting ICE (answered, not yet connected).
+	WebRTCPendingTotal int `yaml:"webrtc_pending_total"`
+	WebRTCPendingPerIP int `yaml:"webrtc_pending_per_ip"`
+	// WebRTCConnectTimeout reaps a WHIP/WHEP session whose peer has not
+	// connected (ICE and DTLS) this long after the answer.
+	WebRTCConnectTimeout time.Duration `yaml:"webrtc_connect_timeout"`
+	// RTMPHandshakesTotal and RTMPHandshakesPerIP bound the RTMP
+	// connections not yet publishing (accepted, publish not yet accepted).
+	RTMPHandshakesTotal int `yaml:"rtmp_handshakes_total"`
+	RTMPHandshakesPerIP int `yaml:"rtmp_handshakes_per_ip"`
+	// HTTPConnectionsTotal and HTTPConnectionsPerIP bound the open
+	// connections of the web port (TCP).
+	HTTPConnectionsTotal int `yaml:"http_connections_total"`
+	HTTPConnectionsPerIP int `yaml:"http_connections_per_ip"`
+	// HTTPReadTimeout bounds reading a whole request, body included;
+	// HTTPIdleTimeout closes a keep-alive connection idle this long.
+	HTTPReadTimeout time.Duration `yaml:"http_read_timeout"`
+	HTTPIdleTimeout time.Duration `yaml:"http_idle_timeout"`
 }
 
 // Log configures logging.
@@ -426,6 +461,12 @@ func (c *Config) Validate() error {
 	if c.Relay.CacheMaxGroups < 1 {
 		bad("relay.cache_max_groups", "must be at least 1, got %d", c.Relay.CacheMaxGroups)
 	}
+	if c.Relay.InFlightPerSession < 16*MiB {
+		bad("relay.in_flight_per_session", "must be at least 16MiB (the largest object), got %s", c.Relay.InFlightPerSession)
+	}
+	if c.Relay.InFlightTotal < c.Relay.InFlightPerSession {
+		bad("relay.in_flight_total", "must be at least relay.in_flight_per_session, got %s", c.Relay.InFlightTotal)
+	}
 	if c.Relay.CacheMaxBytes < 64*KiB {
 		bad("relay.cache_max_bytes", "must be at least 64KiB, got %s", c.Relay.CacheMaxBytes)
 	}
@@ -470,17 +511,24 @@ func (c *Config) Validate() error {
 
 	switch c.Auth.Mode {
 	case AuthNone:
-		if c.Auth.JWTSecretFile != "" {
-			bad("auth.jwt_secret_file", "is set but auth.mode is %q; set auth.mode to %q", AuthNone, AuthJWT)
+		for key, v := range map[string]string{"auth.jwt_secret_file": c.Auth.JWTSecretFile,
+			"auth.jwks_file": c.Auth.JWKSFile, "auth.jwks_url": c.Auth.JWKSURL} {
+			if v != "" {
+				bad(key, "is set but auth.mode is %q; set auth.mode to %q", AuthNone, AuthJWT)
+			}
 		}
 	case AuthJWT:
-		if c.Auth.JWTSecretFile == "" {
-			bad("auth.jwt_secret_file", "must be set when auth.mode is %q", AuthJWT)
+		if c.Auth.JWTSecretFile == "" && c.Auth.JWKSFile == "" && c.Auth.JWKSURL == "" {
+			bad("auth.jwt_secret_file", "must be set when auth.mode is %q (or auth.jwks_file or auth.jwks_url)", AuthJWT)
+		}
+		if c.Auth.JWKSFile != "" && c.Auth.JWKSURL != "" {
+			bad("auth.jwks_url", "must not be set with auth.jwks_file")
 		}
 	default:
 		bad("auth.mode", "must be %q or %q, got %q", AuthNone, AuthJWT, c.Auth.Mode)
 	}
 
+	positive("auth.jwks_refresh", c.Auth.JWKSRefresh)
 	positive("hls.part_duration", c.HLS.PartDuration)
 	positive("hls.segment_min_duration", c.HLS.SegmentMinDuration)
 	if c.HLS.PartDuration > 0 && c.HLS.SegmentMinDuration > 0 && c.HLS.SegmentMinDuration < c.HLS.PartDuration {
@@ -509,6 +557,18 @@ func (c *Config) Validate() error {
 	}
 	positive("limits.handshake_timeout", c.Limits.HandshakeTimeout)
 	positive("limits.idle_timeout", c.Limits.IdleTimeout)
+	if c.Limits.WebRTCMaxMediaSections < 1 {
+		bad("limits.webrtc_max_media_sections", "must be at least 1, got %d", c.Limits.WebRTCMaxMediaSections)
+	}
+	nonNegative("limits.webrtc_pending_total", c.Limits.WebRTCPendingTotal)
+	nonNegative("limits.webrtc_pending_per_ip", c.Limits.WebRTCPendingPerIP)
+	positive("limits.webrtc_connect_timeout", c.Limits.WebRTCConnectTimeout)
+	nonNegative("limits.rtmp_handshakes_total", c.Limits.RTMPHandshakesTotal)
+	nonNegative("limits.rtmp_handshakes_per_ip", c.Limits.RTMPHandshakesPerIP)
+	nonNegative("limits.http_connections_total", c.Limits.HTTPConnectionsTotal)
+	nonNegative("limits.http_connections_per_ip", c.Limits.HTTPConnectionsPerIP)
+	positive("limits.http_read_timeout", c.Limits.HTTPReadTimeout)
+	positive("limits.http_idle_timeout", c.Limits.HTTPIdleTimeout)
 
 	if _, err := ParseLogLevel(c.Log.Level); err != nil {
 		bad("log.level", "%v", err)

@@ -28,6 +28,8 @@ const (
 type Error struct {
 	Status int
 	Msg    string
+	// RetryAfter, if set, is sent as Retry-After (with a 503).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -66,6 +68,8 @@ type Endpoint struct {
 	// ConnectTimeout reaps a session whose peer never connects (default:
 	// the Engine's).
 	ConnectTimeout time.Duration
+	// Limits bound what one client can make the endpoint hold.
+	Limits Limits
 	// Authorize, if set, is asked before a session is created; the
 	// session is closed when the authorization it returns ends.
 	Authorize AuthorizeFunc
@@ -162,6 +166,9 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &e) {
 		e = &Error{Status: http.StatusInternalServerError, Msg: err.Error()}
 	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
 	http.Error(w, e.Msg, e.Status)
 }
 
@@ -208,12 +215,19 @@ func (ep *Endpoint) readBody(w http.ResponseWriter, r *http.Request) (string, er
 
 func (ep *Endpoint) create(w http.ResponseWriter, r *http.Request, path string) {
 	log := ep.log().With("path", path, "remote", r.RemoteAddr)
+	bodyRead := false
 	fail := func(err error) {
 		var e *Error
 		if errors.As(err, &e) && e.Status < 500 {
 			log.Info(ep.Kind+" offer refused", "status", e.Status, "reason", e.Msg)
 		} else {
 			log.Warn(ep.Kind+" session failed", "err", err)
+		}
+		if !bodyRead {
+			// Refused before the body was read: net/http would read
+			// (up to 256 KiB of) it before answering, as slowly as the
+			// client sends it; closing after the answer skips that.
+			w.Header().Set("Connection", "close")
 		}
 		writeError(w, err)
 	}
@@ -235,11 +249,12 @@ func (ep *Endpoint) create(w http.ResponseWriter, r *http.Request, path string) 
 		}
 	}
 	offer, err := ep.readBody(w, r)
+	bodyRead = true
 	if err != nil {
 		fail(err)
 		return
 	}
-	if err := CheckOffer(offer); err != nil {
+	if err := checkOffer(offer, ep.Limits.maxMediaSections()); err != nil {
 		fail(err)
 		return
 	}
@@ -250,8 +265,23 @@ func (ep *Endpoint) create(w http.ResponseWriter, r *http.Request, path string) 
 		fail(Errorf(http.StatusServiceUnavailable, "shutting down"))
 		return
 	}
+	// Admitted before any pion object is made: a session awaiting ICE
+	// holds a slot until it connects or is reaped.
+	pending, err := ep.Limits.admitPending(r.RemoteAddr)
+	if err != nil {
+		fail(err)
+		return
+	}
 	s := newSession(ep, path, token, log)
 	s.Remote = r.RemoteAddr
+	s.OnClose(pending)
+	go func() {
+		select {
+		case <-s.connected:
+			pending()
+		case <-s.ctx.Done():
+		}
+	}()
 	answer, err := ep.Create(r.Context(), s, offer)
 	if err != nil {
 		s.Close()
@@ -309,7 +339,14 @@ func (ep *Endpoint) create(w http.ResponseWriter, r *http.Request, path string) 
 }
 
 // CheckOffer rejects what is not an SDP offer with media (400).
-func CheckOffer(offer string) error {
+func CheckOffer(offer string) error { return checkOffer(offer, 0) }
+
+// checkOffer is CheckOffer with at most max media sections (0: any); the
+// m-lines are counted before the offer is parsed.
+func checkOffer(offer string, max int) error {
+	if n := countMediaSections(offer); max > 0 && n > max {
+		return Errorf(http.StatusBadRequest, "the SDP offer has %d media sections; at most %d are accepted", n, max)
+	}
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(offer); err != nil {
 		return Errorf(http.StatusBadRequest, "malformed SDP offer: %v", err)
@@ -318,6 +355,15 @@ func CheckOffer(offer string) error {
 		return Errorf(http.StatusBadRequest, "the SDP offer has no media section")
 	}
 	return nil
+}
+
+// countMediaSections counts the lines that start with "m=".
+func countMediaSections(offer string) int {
+	n := 0
+	if strings.HasPrefix(offer, "m=") {
+		n++
+	}
+	return n + strings.Count(offer, "\nm=")
 }
 
 func (ep *Endpoint) patch(w http.ResponseWriter, r *http.Request, s *Session) {

@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -79,5 +80,17 @@ func TestRestartOfferAndAnswerFrag(t *testing.T) {
 	}
 	if _, err := ParseSDPFrag(frag); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestCheckOfferMediaSections(t *testing.T) {
+	offer := "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n" + strings.Repeat("m=audio 9 RTP/AVP 0\r\n", 3)
+	if err := checkOffer(offer, 3); err != nil {
+		t.Fatalf("3 media sections, at most 3: %v", err)
+	}
+	err := checkOffer(offer, 2)
+	var e *Error
+	if !errors.As(err, &e) || e.Status != 400 || !strings.Contains(e.Msg, "3 media sections; at most 2") {
+		t.Fatalf("3 media sections, at most 2: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ type metrics struct {
 
 	sessions, objectsOut, bytesOut, objectsIn, bytesIn, dropped *prometheus.Desc
 	broadcasts, cacheBytes, trackSubs                           *prometheus.Desc
+	webrtcPending, inFlight                                     *prometheus.Desc
 	forward                                                     forwardMetrics
 }
 
@@ -38,21 +39,23 @@ func newMetrics(s *Server) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		sessions: d("sessions", "Live sessions by protocol (quic, webtransport; rtmp publishers, hls muxers; "+
 			"whip and whep peer connections).", "protocol"),
-		objectsOut: d("objects_sent_total", "MoQ objects sent, by protocol.", "protocol"),
-		bytesOut:   d("bytes_sent_total", "Object payload bytes sent, by protocol.", "protocol"),
-		objectsIn:  d("objects_received_total", "MoQ objects received, by protocol.", "protocol"),
-		bytesIn:    d("bytes_received_total", "Object payload bytes received, by protocol.", "protocol"),
-		dropped:    d("groups_dropped_total", "Groups dropped for subscribers that could not keep up, by protocol.", "protocol"),
-		broadcasts: d("broadcasts", "Broadcasts known to the relay."),
-		cacheBytes: d("cache_bytes", "Object payload bytes held in the relay's track caches."),
-		trackSubs:  d("subscriptions", "Subscriptions on relay tracks, by protocol.", "protocol"),
-		forward:    newForwardMetrics(),
+		objectsOut:    d("objects_sent_total", "MoQ objects sent, by protocol.", "protocol"),
+		bytesOut:      d("bytes_sent_total", "Object payload bytes sent, by protocol.", "protocol"),
+		objectsIn:     d("objects_received_total", "MoQ objects received, by protocol.", "protocol"),
+		bytesIn:       d("bytes_received_total", "Object payload bytes received, by protocol.", "protocol"),
+		dropped:       d("groups_dropped_total", "Groups dropped for subscribers that could not keep up, by protocol.", "protocol"),
+		broadcasts:    d("broadcasts", "Broadcasts known to the relay."),
+		cacheBytes:    d("cache_bytes", "Object payload bytes held in the relay's track caches."),
+		trackSubs:     d("subscriptions", "Subscriptions on relay tracks, by protocol.", "protocol"),
+		inFlight:      d("bytes_in_flight", "Bytes of MoQ objects being received (read, not yet complete)."),
+		webrtcPending: d("webrtc_pending_sessions", "WHIP/WHEP sessions answered and awaiting ICE."),
+		forward:       newForwardMetrics(),
 	}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.sessions, m.objectsOut, m.bytesOut, m.objectsIn, m.bytesIn,
-		m.dropped, m.broadcasts, m.cacheBytes, m.trackSubs} {
+		m.dropped, m.broadcasts, m.cacheBytes, m.trackSubs, m.webrtcPending, m.inFlight} {
 		ch <- d
 	}
 	m.forward.describe(ch)
@@ -76,6 +79,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	bs := m.s.relay.Broadcasts()
 	ch <- prometheus.MustNewConstMetric(m.broadcasts, prometheus.GaugeValue, float64(len(bs)))
 	ch <- prometheus.MustNewConstMetric(m.cacheBytes, prometheus.GaugeValue, float64(m.s.relay.CacheBytes()))
+	ch <- prometheus.MustNewConstMetric(m.inFlight, prometheus.GaugeValue, float64(m.s.inFlight.InUse()))
+	if p := m.s.webrtc.pending; p != nil {
+		ch <- prometheus.MustNewConstMetric(m.webrtcPending, prometheus.GaugeValue, float64(p.Count()))
+	}
 	subs := map[string]int{}
 	for _, b := range bs {
 		for _, t := range b.Tracks {

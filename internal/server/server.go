@@ -24,6 +24,7 @@ import (
 	"github.com/moqgate/moqgate/internal/auth"
 	"github.com/moqgate/moqgate/internal/certs"
 	"github.com/moqgate/moqgate/internal/config"
+	"github.com/moqgate/moqgate/internal/limit"
 	"github.com/moqgate/moqgate/internal/ui"
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
@@ -51,14 +52,17 @@ type Server struct {
 	rtmpLn  net.Listener
 	rtmpSrv *rtmp.Server
 	// continuity lets a reconnecting publisher continue the timeline.
-	continuity *ingest.Continuity
-	auth       atomic.Pointer[auth.Authorizer] // swapped on reload
-	hls        *hls.Server
-	metrics    *metrics
-	sessions   *admission
-	catalogs   *catalogWatcher
-	webrtc     *webRTC
-	pages      *ui.Handler
+	continuity     *ingest.Continuity
+	auth           atomic.Pointer[auth.Authorizer] // swapped on reload
+	hls            *hls.Server
+	metrics        *metrics
+	sessions       *limit.Gate     // MoQ sessions
+	rtmpHandshakes *limit.Gate     // RTMP connections not yet publishing (nil: RTMP off)
+	httpConns      *limit.Gate     // open connections of the web port
+	inFlight       *moq.ByteBudget // objects being received, over every MoQ session
+	catalogs       *catalogWatcher
+	webrtc         *webRTC
+	pages          *ui.Handler
 }
 
 // New binds the listeners; Run serves them.
@@ -70,7 +74,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.certs = cm
-	a, err := auth.New(cfg.Auth.Mode, cfg.Auth.JWTSecretFile)
+	a, err := newAuthorizer(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +83,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s)
-	s.sessions = newAdmission(cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
+	s.inFlight = moq.NewByteBudget(int64(cfg.Relay.InFlightTotal))
+	s.httpConns = limit.New("HTTP connections", cfg.Limits.HTTPConnectionsTotal, cfg.Limits.HTTPConnectionsPerIP)
+	s.sessions = limit.New("session", cfg.Limits.SessionsTotal, cfg.Limits.SessionsPerIP)
 	s.relay = moq.NewRelay(moq.RelayConfig{
 		Authorize:        s.authorizeMoQ,
 		ObserveSubscribe: func(d time.Duration) { s.metrics.subscribeLat.Observe(d.Seconds()) },
@@ -115,8 +121,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("listen RTMP %s: %w", cfg.RTMP.Addr, err)
 		}
 		s.RTMPAddr = s.rtmpLn.Addr()
+		s.rtmpHandshakes = limit.New("RTMP connections not yet publishing", cfg.Limits.RTMPHandshakesTotal, cfg.Limits.RTMPHandshakesPerIP)
 		s.rtmpSrv, err = rtmp.NewServer(rtmp.Config{Logger: log, OnPublish: s.onRTMPPublish,
-			HandshakeTimeout: cfg.Limits.HandshakeTimeout})
+			HandshakeTimeout: cfg.Limits.HandshakeTimeout, Handshakes: s.rtmpHandshakes,
+			OnRefuse: func(remote net.Addr, err error) {
+				s.metrics.limitRefusals.WithLabelValues("rtmp_handshakes").Inc()
+				log.Debug("RTMP connection refused", "component", "rtmp", "remote", remote.String(), "reason", err)
+			}})
 		if err != nil {
 			return nil, err
 		}
@@ -124,18 +135,20 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.moq = &moq.Server{
 		Handler: s.relay,
 		Admit: func(remote net.Addr, proto string) (func(), error) {
-			release, err := s.sessions.admit(remote)
+			release, err := s.sessions.Admit(remote.String())
 			if err != nil {
 				s.metrics.limitRefusals.WithLabelValues("sessions").Inc()
 			}
 			return release, err
 		},
 		Session: moq.Config{
-			MaxRequests:    uint64(cfg.Limits.SubscriptionsPerSession),
-			MaxControlRate: cfg.Limits.MaxControlMessageRate,
-			SetupTimeout:   cfg.Limits.HandshakeTimeout,
-			MaxLagGroups:   cfg.Relay.MaxSubscriberLagGroups,
-			TrackLimits:    moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
+			MaxRequests:         uint64(cfg.Limits.SubscriptionsPerSession),
+			MaxControlRate:      cfg.Limits.MaxControlMessageRate,
+			SetupTimeout:        cfg.Limits.HandshakeTimeout,
+			MaxLagGroups:        cfg.Relay.MaxSubscriberLagGroups,
+			TrackLimits:         moq.TrackLimits{MaxGroups: cfg.Relay.CacheMaxGroups, MaxBytes: int(cfg.Relay.CacheMaxBytes)},
+			MaxBytesInFlight:    int64(cfg.Relay.InFlightPerSession),
+			SharedBytesInFlight: s.inFlight,
 		},
 		TLSConfig:   &tls.Config{GetCertificate: cm.GetCertificate},
 		HTTPHandler: s.mux,
@@ -242,16 +255,25 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("moq listener: %w", err)
 		}
 	}()
-	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: s.cfg.Limits.HandshakeTimeout, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: s.cfg.Limits.HandshakeTimeout,
+		ReadTimeout: s.cfg.Limits.HTTPReadTimeout, IdleTimeout: s.cfg.Limits.HTTPIdleTimeout,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	web := &limitListener{Listener: s.tcp, gate: s.httpConns, refuse: refuseHTTP(!s.certs.SelfSigned()),
+		onRefuse: func() { s.metrics.limitRefusals.WithLabelValues("http_connections").Inc() }}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watchFDs(runCtx.Done(), s.log)
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		var err error
 		if s.certs.SelfSigned() {
-			err = s.http.Serve(s.tcp)
+			err = s.http.Serve(web)
 		} else {
 			s.http.TLSConfig = &tls.Config{GetCertificate: s.certs.GetCertificate}
-			err = s.http.ServeTLS(s.tcp, "", "")
+			err = s.http.ServeTLS(web, "", "")
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("web listener: %w", err)
@@ -282,7 +304,10 @@ func (s *Server) Run(ctx context.Context) error {
 				return err
 			}
 			uc := moq.UpstreamConfig{URL: u, Peer: i == 1, Prefixes: prefixes, Dial: opts,
+				// An upstream carries many broadcasts: only the server's
+				// budget bounds its objects in flight.
 				Session: moq.Config{Logger: s.log.With("component", "upstream"),
+					MaxBytesInFlight: -1, SharedBytesInFlight: s.inFlight,
 					TrackLimits: moq.TrackLimits{MaxGroups: s.cfg.Relay.CacheMaxGroups, MaxBytes: int(s.cfg.Relay.CacheMaxBytes)}}}
 			wg.Add(1)
 			go func() {
@@ -312,10 +337,18 @@ func (s *Server) Run(ctx context.Context) error {
 	s.hls.Close() // releases blocking playlist requests, which the HTTP shutdown would wait for
 	s.http.Shutdown(sctx)
 	s.closeWebRTC()
+	s.authorizer().Close()
 	cancel()
 	wg.Wait()
 	s.udp.Close()
 	return err
+}
+
+// newAuthorizer makes the authorizer of cfg.Auth.
+func newAuthorizer(cfg *config.Config, log *slog.Logger) (*auth.Authorizer, error) {
+	return auth.NewWith(auth.Options{Mode: cfg.Auth.Mode, SecretFile: cfg.Auth.JWTSecretFile,
+		JWKSFile: cfg.Auth.JWKSFile, JWKSURL: cfg.Auth.JWKSURL, JWKSRefresh: cfg.Auth.JWKSRefresh,
+		Logger: log.With("component", "auth")})
 }
 
 // authorizeHLS checks an LL-HLS request's token (?jwt=, which the

@@ -11,6 +11,7 @@ import (
 	"github.com/moqgate/moqgate/ingest"
 	"github.com/moqgate/moqgate/ingest/whip"
 	"github.com/moqgate/moqgate/internal/auth"
+	"github.com/moqgate/moqgate/internal/limit"
 	"github.com/moqgate/moqgate/internal/rtc"
 	"github.com/moqgate/moqgate/internal/transcode"
 	"github.com/moqgate/moqgate/media"
@@ -24,6 +25,7 @@ type webRTC struct {
 	whip      *whip.Server
 	whep      *whep.Server
 	transcode *transcode.Registry
+	pending   *limit.Gate // sessions awaiting ICE; limits reloaded on SIGHUP
 }
 
 // setupWebRTC binds the WebRTC sockets (unless webrtc.udp is empty).
@@ -34,20 +36,26 @@ func (s *Server) setupWebRTC() error {
 	}
 	log := s.log.With("component", "webrtc")
 	e, err := rtc.NewEngine(rtc.Config{UDP: s.cfg.WebRTC.UDP, TCP: s.cfg.WebRTC.TCP,
-		NAT1To1IPs: s.cfg.WebRTC.NAT1To1IPs, STUNServers: s.cfg.WebRTC.STUNServers, Logger: log})
+		NAT1To1IPs: s.cfg.WebRTC.NAT1To1IPs, STUNServers: s.cfg.WebRTC.STUNServers, Logger: log,
+		ConnectTimeout: s.cfg.Limits.WebRTCConnectTimeout})
 	if err != nil {
 		return err
 	}
 	s.webrtc.engine = e
+	// One gate for WHIP and WHEP: a session awaiting ICE costs the same.
+	lim := rtc.Limits{MaxMediaSections: s.cfg.Limits.WebRTCMaxMediaSections,
+		Pending:  limit.New("WebRTC sessions awaiting ICE", s.cfg.Limits.WebRTCPendingTotal, s.cfg.Limits.WebRTCPendingPerIP),
+		OnRefuse: func(reason string) { s.metrics.limitRefusals.WithLabelValues(reason).Inc() }}
+	s.webrtc.pending = lim.Pending
 	s.webrtc.whip, err = whip.New(whip.Config{Engine: e, Publish: s.onWHIPPublish, Authorize: s.authorizeWHIP,
-		Logger:  s.log.With("component", "whip"),
+		Logger: s.log.With("component", "whip"), Limits: lim,
 		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), KeyframeInterval: s.cfg.WebRTC.KeyframeInterval})
 	if err != nil {
 		e.Close()
 		return err
 	}
 	s.webrtc.whep, err = whep.New(whep.Config{Engine: e, Relay: s.relay, Logger: s.log.With("component", "whep"),
-		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), Authorize: s.authorizeWHEP})
+		MaxBody: int64(s.cfg.Limits.HTTPBodyMax), Authorize: s.authorizeWHEP, Limits: lim})
 	if err != nil {
 		e.Close()
 		return err
