@@ -10,7 +10,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 func TestByteBudget(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // healthyPair publishes live/good and subscribes to its video; expectGroup

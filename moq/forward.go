@@ -4,7 +4,7 @@ import (
 	"context"
 	"sort"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // Forwarding pushes local broadcasts into another relay over a session

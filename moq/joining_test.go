@@ -12,7 +12,7 @@ import (
 
 	"github.com/Eyevinn/moqtransport"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // Joining: players that never FETCH get the newest group from its first

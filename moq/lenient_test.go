@@ -17,7 +17,7 @@ import (
 	"github.com/Eyevinn/moqtransport"
 	"github.com/quic-go/quic-go"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // eyCode is the error code of a refused Eyevinn request.

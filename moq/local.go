@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // LocalClient is an in-process adapter's handle on the relay: it publishes

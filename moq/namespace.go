@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // HasPrefix reports whether prefix is a tuple prefix of the path segments

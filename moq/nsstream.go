@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // What later drafts changed in how requests travel, on top of the codec:

@@ -8,7 +8,7 @@ import (
 	"net"
 	"sync"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // Pipe returns two connected in-process Conns: tests run a normal Session

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // Publisher serves the tracks of one broadcast from their caches: it is

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 func testLogger(t testing.TB) *slog.Logger {

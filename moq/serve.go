@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // serveSub delivers one subscription (a peer's SUBSCRIBE, or our own

@@ -20,7 +20,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // The raw-QUIC ALPNs and WebTransport protocols served: draft-14 (moq-00,

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -97,9 +97,17 @@ func (e *RequestError) Error() string {
 	return fmt.Sprintf("request refused (code %#x): %s", e.Code, e.Reason)
 }
 
-// Is makes errors.Is(err, ErrNotFound) hold for a does-not-exist refusal.
+// Is makes errors.Is(err, ErrNotFound) hold for a does-not-exist refusal,
+// and errors.Is(err, ErrNotSupported) for a not-supported one (the same
+// code in every request's error registry).
 func (e *RequestError) Is(target error) bool {
-	return target == ErrNotFound && e.Code == wire.SubscribeErrorTrackDoesNotExist
+	switch target {
+	case ErrNotFound:
+		return e.Code == wire.SubscribeErrorTrackDoesNotExist
+	case ErrNotSupported:
+		return e.Code == wire.SubscribeErrorNotSupported
+	}
+	return false
 }
 
 // SessionError is how a session ended: the termination code and reason,
@@ -1032,6 +1040,9 @@ func refusal(err error, notFound uint64) (uint64, string) {
 // errors.Is also matches it to a does-not-exist RequestError, whether this
 // relay or a remote peer refused.
 var ErrNotFound = errors.New("moq: not found")
+
+// ErrNotSupported matches a peer's NOT_SUPPORTED refusal of a request.
+var ErrNotSupported = errors.New("moq: not supported")
 
 // EncodeAuthToken encodes a token value as an AUTHORIZATION TOKEN
 // parameter value (Alias Type USE_VALUE, Token Type 0).

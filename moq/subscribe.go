@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // SubscribeOptions tune an outgoing SUBSCRIBE.

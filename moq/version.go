@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/moqgate/moqgate/moq/wire"
+	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
 // Params are a message's or a setup's key-value parameters, as the wire

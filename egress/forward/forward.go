@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/moqgate/moqgate/moq"
-	"github.com/moqgate/moqgate/moq/wire"
 )
 
 // Status is a target's state, for the API and metrics. It never holds the
@@ -319,7 +318,6 @@ func (f *session) forward(ctx context.Context, path string, p *push) {
 	mode := f.t.cfg.Mode
 	if mode != ModePublish {
 		err := f.s.PublishNamespace(ctx, p.remote)
-		var re *moq.RequestError
 		switch {
 		case err == nil:
 			log.Info("broadcast announced to target")
@@ -330,7 +328,7 @@ func (f *session) forward(ctx context.Context, path string, p *push) {
 				f.s.PublishNamespaceDone(p.remote)
 			}
 			return
-		case mode == ModeAuto && errors.As(err, &re) && re.Code == wire.PublishNamespaceErrorNotSupported:
+		case mode == ModeAuto && errors.Is(err, moq.ErrNotSupported):
 			log.Info("target does not take announcements; pushing with PUBLISH")
 		default:
 			log.Warn("target refused the broadcast", "err", err)
