@@ -62,7 +62,7 @@ func TestTokenSecretFlagAlias(t *testing.T) {
 			t.Fatalf("token %s: %v %q", flag, err, out)
 		}
 	}
-	if _, _, err := runCLI(t, "token", "--sub", "live/"); err == nil || !strings.Contains(err.Error(), "--jwt-secret-file is required") {
+	if _, _, err := runCLI(t, "token", "--sub", "live/"); err == nil || !strings.Contains(err.Error(), "one of --jwt-secret-file and --key-file is required") {
 		t.Fatalf("token without a secret: %v", err)
 	}
 }
