@@ -240,13 +240,22 @@ func (b *Broadcast) OpenGroup(track string) error {
 
 // WriteObject implements media.ObjectSink.
 func (b *Broadcast) WriteObject(track string, payload []byte) error {
+	return b.WriteDecodedObject(track, payload, nil)
+}
+
+// WriteDecodedObject implements media.DecodedObjectSink: readers in this
+// process get the frames without parsing the object.
+func (b *Broadcast) WriteDecodedObject(track string, payload []byte, frames []media.Frame) error {
 	b.mu.Lock()
 	g := b.groups[track]
 	b.mu.Unlock()
 	if g == nil {
 		return fmt.Errorf("ingest: no open group on track %s", track)
 	}
-	return g.Write(payload)
+	if frames == nil {
+		return g.Write(payload)
+	}
+	return g.WriteDecoded(payload, frames)
 }
 
 // CloseGroup implements media.ObjectSink.

@@ -61,6 +61,13 @@ func (r *ChunkReader) Frames(payload []byte, out []Frame) ([]Frame, error) {
 	return out, nil
 }
 
+// follow continues the timeline after frames read without parsing, so a
+// later object without tfdt still gets the right DTS.
+func (r *ChunkReader) follow(frames []Frame) {
+	last := frames[len(frames)-1]
+	r.nextDTS = last.DTS + last.Duration
+}
+
 func (r *ChunkReader) frames(payload []byte, out []Frame) ([]Frame, error) {
 	audio := r.info.Codec.Kind() == Audio
 	_, err := fmp4ObjectPairs(payload, func(moof *mp4.MoofBox, moofPos int, data []byte, dataPos int) error {

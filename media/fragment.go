@@ -49,21 +49,29 @@ func NewFragmentWriter(t TrackInfo) *FragmentWriter {
 // f.DTS, the trun (version 1) carries the duration, size, sync flags and
 // the signed composition offset f.CTO, and mfhd numbers increase by one.
 func (w *FragmentWriter) Fragment(f Frame) ([]byte, error) {
+	b, _, err := w.fragment(f)
+	return b, err
+}
+
+// fragment is Fragment that also returns the frame as a reader of the
+// chunk would see it: Data pointing into the chunk's mdat, the duration
+// written, Keyframe as the sample flags say.
+func (w *FragmentWriter) fragment(f Frame) ([]byte, Frame, error) {
 	if w.timescale == 0 {
-		return nil, errors.New("media: fragment: track timescale is 0")
+		return nil, Frame{}, errors.New("media: fragment: track timescale is 0")
 	}
 	if f.DTS < 0 {
-		return nil, fmt.Errorf("media: fragment: negative DTS %d cannot go in tfdt", f.DTS)
+		return nil, Frame{}, fmt.Errorf("media: fragment: negative DTS %d cannot go in tfdt", f.DTS)
 	}
 	if len(f.Data) == 0 || len(f.Data) > maxFrameSize {
-		return nil, fmt.Errorf("media: fragment: frame size %d out of range", len(f.Data))
+		return nil, Frame{}, fmt.Errorf("media: fragment: frame size %d out of range", len(f.Data))
 	}
 	if f.CTO < math.MinInt32 || f.CTO > math.MaxInt32 {
-		return nil, fmt.Errorf("media: fragment: composition offset %d out of range", f.CTO)
+		return nil, Frame{}, fmt.Errorf("media: fragment: composition offset %d out of range", f.CTO)
 	}
 	dur := w.duration(f)
 	if dur > math.MaxUint32 {
-		return nil, fmt.Errorf("media: fragment: duration %d out of range", dur)
+		return nil, Frame{}, fmt.Errorf("media: fragment: duration %d out of range", dur)
 	}
 	flags := uint32(syncSampleFlags)
 	if w.kind == Video && !f.Keyframe {
@@ -73,7 +81,7 @@ func (w *FragmentWriter) Fragment(f Frame) ([]byte, error) {
 	w.seq++
 	frag, err := mp4.CreateFragment(w.seq, cmafTrackID)
 	if err != nil {
-		return nil, fmt.Errorf("media: fragment: %w", err)
+		return nil, Frame{}, fmt.Errorf("media: fragment: %w", err)
 	}
 	frag.AddSample(mp4.NewSample(flags, uint32(dur), uint32(len(f.Data)), int32(f.CTO)), uint64(f.DTS))
 	// The mdat refers to the frame instead of copying it: the one copy is
@@ -81,10 +89,14 @@ func (w *FragmentWriter) Fragment(f Frame) ([]byte, error) {
 	frag.Mdat.SetData(f.Data)
 	sw := bits.NewFixedSliceWriter(int(frag.Size()))
 	if err := frag.EncodeSW(sw); err != nil {
-		return nil, fmt.Errorf("media: fragment: %w", err)
+		return nil, Frame{}, fmt.Errorf("media: fragment: %w", err)
 	}
 	w.lastDTS, w.haveLastDTS, w.lastDur = f.DTS, true, dur
-	return sw.Bytes(), nil
+	b := sw.Bytes()
+	f.Data = b[len(b)-len(f.Data):] // the mdat is last and holds only f
+	f.Duration = dur
+	f.Keyframe = flags == syncSampleFlags
+	return b, f, nil
 }
 
 func (w *FragmentWriter) duration(f Frame) int64 {

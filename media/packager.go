@@ -265,10 +265,7 @@ func (p *Packager) WriteFrame(track string, f Frame) error {
 			}
 		}
 	}
-	payload, err := st.fw.Fragment(f)
-	if err == nil {
-		err = p.sink.WriteObject(track, payload)
-	}
+	payload, err := p.writeFragment(track, st, f)
 	if err != nil {
 		// The group may now miss an object: start over at the next
 		// key frame (video) or frame (audio).
@@ -280,6 +277,19 @@ func (p *Packager) WriteFrame(track string, f Frame) error {
 	p.stats.ObjectsOut++
 	p.stats.BytesOut += uint64(len(payload))
 	return nil
+}
+
+// writeFragment encodes f as one chunk and hands it to the sink, with the
+// frame as a reader would decode it when the sink takes that.
+func (p *Packager) writeFragment(track string, st *packTrack, f Frame) ([]byte, error) {
+	payload, df, err := st.fw.fragment(f)
+	if err != nil {
+		return nil, err
+	}
+	if ds, ok := p.sink.(DecodedObjectSink); ok {
+		return payload, ds.WriteDecodedObject(track, payload, []Frame{df})
+	}
+	return payload, p.sink.WriteObject(track, payload)
 }
 
 // timestampOK checks f's DTS against the track's last accepted one, logs

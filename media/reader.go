@@ -275,7 +275,7 @@ type FrameReader struct {
 	start     bool // the next chunk starts a group
 	disc      bool
 	changed   bool
-	frames    []Frame
+	buf       []Frame
 	drops     int
 }
 
@@ -340,7 +340,7 @@ func (r *FrameReader) Next(ctx context.Context) (Chunk, error) {
 		if len(o.Payload) == 0 {
 			continue
 		}
-		frames, err := r.cr.Frames(o.Payload, r.frames[:0])
+		frames, err := r.frames(o)
 		if err != nil {
 			r.drops++
 			if r.drops == 1 || r.drops%100 == 0 {
@@ -350,12 +350,22 @@ func (r *FrameReader) Next(ctx context.Context) (Chunk, error) {
 			r.group, r.disc = nil, true
 			continue
 		}
-		r.frames = frames
+		r.buf = frames
 		c := Chunk{Group: r.group.ID(), Object: o.ID, Payload: o.Payload, Frames: frames,
 			GroupStart: r.start, Discontinuity: r.disc, InitChanged: r.changed}
 		r.start, r.disc, r.changed = false, false, false
 		return c, nil
 	}
+}
+
+// frames are the samples of o: the ones its in-process producer attached
+// (the frame at hand, not parsed again), else parsed from its payload.
+func (r *FrameReader) frames(o moq.Object) ([]Frame, error) {
+	if fs, ok := o.Decoded.([]Frame); ok && len(fs) > 0 {
+		r.cr.follow(fs)
+		return append(r.buf[:0], fs...), nil // a copy: callers may change theirs
+	}
+	return r.cr.Frames(o.Payload, r.buf[:0])
 }
 
 // nextGroup moves to the next group, with the init segment of the catalog

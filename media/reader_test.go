@@ -18,6 +18,8 @@ type producerSink struct {
 	skip   map[string]bool
 	mu     sync.Mutex
 	groups map[string]*moq.GroupProducer
+	// decoded: attach the frames to the objects, as ingest does.
+	decoded bool
 }
 
 func (s *producerSink) OpenGroup(track string) error {
@@ -44,6 +46,15 @@ func (s *producerSink) WriteObject(track string, payload []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.groups[track].Write(payload)
+}
+
+func (s *producerSink) WriteDecodedObject(track string, payload []byte, frames []Frame) error {
+	if !s.decoded || s.skip[track] {
+		return s.WriteObject(track, payload)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.groups[track].WriteDecoded(payload, frames)
 }
 
 func (s *producerSink) CloseGroup(track string) error {
@@ -168,12 +179,15 @@ func TestBroadcastReaderFrames(t *testing.T) {
 	for _, tc := range []struct {
 		name, catalog string
 		skip          []string
+		decoded       bool
 	}{
-		{"hang and MSF", HangCatalogTrack, nil},
-		{"MSF only", MSFCatalogTrack, []string{HangCatalogTrack}},
+		{"hang and MSF", HangCatalogTrack, nil, false},
+		{"MSF only", MSFCatalogTrack, []string{HangCatalogTrack}, false},
+		{"frames attached", HangCatalogTrack, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newReaderEnv(t, moq.TrackLimits{MaxGroups: 4, MaxBytes: 1 << 20}, tc.skip...)
+			e.sink.decoded = tc.decoded
 			e.setTracks(pkgVideo(), pkgAudio())
 			br := e.open()
 			if br.CatalogTrack() != tc.catalog {
@@ -308,4 +322,24 @@ func (e *readerEnv) fragment(dts int64) []byte {
 	b, err := NewFragmentWriter(pkgVideo()).Fragment(vf(dts, false))
 	must(e.t, err)
 	return b
+}
+
+// TestBroadcastReaderAttachedFrames: an object written with its frames
+// attached is read from them, not parsed: a payload no parser accepts
+// still yields the frames (a remote subscriber would get the payload).
+func TestBroadcastReaderAttachedFrames(t *testing.T) {
+	e := newReaderEnv(t, moq.TrackLimits{MaxGroups: 4, MaxBytes: 1 << 20})
+	e.setTracks(pkgVideo())
+	br := e.open()
+	recv(t, follow(e.ctx, br))
+	video := e.track(br, "video")
+	g := e.prod.Track("video").NewGroup()
+	want := vf(3000, true)
+	want.Duration = 3000
+	must(t, g.WriteDecoded([]byte("not a chunk"), []Frame{want}))
+	c := e.next(video)
+	if len(c.Frames) != 1 || c.Frames[0].DTS != want.DTS || c.Frames[0].Duration != want.Duration ||
+		!c.Frames[0].Keyframe || string(c.Frames[0].Data) != string(want.Data) {
+		t.Fatalf("chunk %+v, want the attached frame %+v", c, want)
+	}
 }

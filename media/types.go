@@ -114,3 +114,12 @@ type ObjectSink interface {
 	// CloseGroup ends the open group of track, if any.
 	CloseGroup(track string) error
 }
+
+// DecodedObjectSink is an ObjectSink that also takes the frames an object
+// holds (their Data pointing into payload), so readers in the same process
+// can use them instead of parsing payload again. The packager uses it when
+// its sink has it.
+type DecodedObjectSink interface {
+	ObjectSink
+	WriteDecodedObject(track string, payload []byte, frames []Frame) error
+}

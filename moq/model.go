@@ -197,7 +197,14 @@ func (gp *GroupProducer) SetPriority(p uint8) { gp.g.SetPriority(p) }
 // Write appends the next object (IDs from 0, one by one). The payload is
 // shared with every consumer and the cache: the caller must not modify it.
 func (gp *GroupProducer) Write(payload []byte) error {
-	if err := gp.g.Append(Object{ID: gp.next, Payload: payload}); err != nil {
+	return gp.WriteDecoded(payload, nil)
+}
+
+// WriteDecoded is Write with the decoded form of payload attached for
+// readers in this process (see Object.Decoded); remote subscribers get
+// payload alone. Neither may be modified afterwards.
+func (gp *GroupProducer) WriteDecoded(payload []byte, decoded any) error {
+	if err := gp.g.Append(Object{ID: gp.next, Payload: payload, Decoded: decoded}); err != nil {
 		return err
 	}
 	gp.next++

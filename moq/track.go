@@ -56,6 +56,11 @@ type Object struct {
 	Status     uint64
 	Extensions []byte
 	Payload    []byte
+	// Decoded is what an in-process producer knew of Payload before it
+	// encoded it (media's frames), so a reader in the same process need not
+	// parse it again. It is never sent or received on the wire: readers
+	// must treat it as a hint and fall back to Payload when it is nil.
+	Decoded any
 }
 
 // Errors seen by track readers.
