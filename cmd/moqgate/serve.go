@@ -13,6 +13,16 @@ import (
 	"github.com/moqgate/moqgate/internal/server"
 )
 
+// optString is a string flag that knows whether it was given (even as
+// ""), so that an empty value can turn a listener off.
+type optString struct {
+	v   string
+	set bool
+}
+
+func (o *optString) String() string     { return o.v }
+func (o *optString) Set(v string) error { o.v, o.set = v, true; return nil }
+
 type stringList []string
 
 func (l *stringList) String() string     { return fmt.Sprint(*l) }
@@ -21,6 +31,7 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 // serveFlags are serve's flags; help prints them too.
 type serveFlags struct {
 	cfgFile, listen, rtmpAddr, webrtcUDP, jwtSecret, logLevel string
+	srtAddr                                                   optString
 	upstreams, forwards                                       stringList
 }
 
@@ -29,6 +40,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", "", "web and MoQ address, TCP and UDP (default from config, :4443)")
 	fs.StringVar(&f.rtmpAddr, "rtmp", "", "RTMP ingest address (default from config, :1935)")
 	fs.StringVar(&f.webrtcUDP, "webrtc-udp", "", "WebRTC UDP address (default from config, :8189)")
+	fs.Var(&f.srtAddr, "srt", `SRT UDP address (default from config, :8890; "" disables SRT)`)
 	fs.Var(&f.upstreams, "upstream", "upstream relay URL to pull from (repeatable)")
 	fs.Var(&f.forwards, "forward", "MoQ relay URL to push local broadcasts to (repeatable; query: draft=, insecure=1, fingerprint=, jwt=)")
 	fs.StringVar(&f.jwtSecret, "jwt-secret-file", "", "turn on JWT (HS256) auth with the secret in this file")
@@ -49,6 +61,9 @@ func (f *serveFlags) load() (*config.Config, error) {
 	}
 	if f.webrtcUDP != "" {
 		cfg.WebRTC.UDP = f.webrtcUDP
+	}
+	if f.srtAddr.set {
+		cfg.SRT.Addr = f.srtAddr.v
 	}
 	if len(f.upstreams) > 0 {
 		cfg.Upstreams = f.upstreams

@@ -30,6 +30,7 @@ type Config struct {
 	Listen    Listen    `yaml:"listen"`
 	RTMP      RTMP      `yaml:"rtmp"`
 	WebRTC    WebRTC    `yaml:"webrtc"`
+	SRT       SRT       `yaml:"srt"`
 	TLS       TLS       `yaml:"tls"`
 	Relay     Relay     `yaml:"relay"`
 	Upstreams []string  `yaml:"upstreams"`
@@ -89,6 +90,21 @@ type WebRTC struct {
 	// FFmpeg is the ffmpeg program that transcodes AAC to Opus for WHEP
 	// viewers (once per broadcast, on demand); empty disables transcoding.
 	FFmpeg string `yaml:"ffmpeg"`
+}
+
+// SRT configures SRT ingest and playback.
+type SRT struct {
+	// Addr is the UDP address; empty disables SRT.
+	Addr string `yaml:"addr"`
+	// Passphrase, if set, is required of every caller (AES encryption;
+	// SRT wants 10 to 79 characters).
+	Passphrase string `yaml:"passphrase"`
+	// Latency is the TSBPD latency offered to callers (the larger of both
+	// sides' is used).
+	Latency time.Duration `yaml:"latency"`
+	// MaxBW bounds the sending rate of one playback session, in bytes per
+	// second; 0 = no bound.
+	MaxBW ByteSize `yaml:"max_bw"`
 }
 
 // TLS names the certificate used for QUIC and HTTPS.
@@ -447,6 +463,17 @@ func (c *Config) Validate() error {
 	}
 	if c.WebRTC.KeyframeInterval < 0 {
 		bad("webrtc.keyframe_interval", "must not be negative (0 = only when needed), got %s", c.WebRTC.KeyframeInterval)
+	}
+
+	checkAddr("srt.addr", c.SRT.Addr, true)
+	if n := len(c.SRT.Passphrase); n != 0 && (n < 10 || n > 79) {
+		bad("srt.passphrase", "must be 10 to 79 characters (SRT's rule), got %d", n)
+	}
+	if c.SRT.Latency < 0 || c.SRT.Latency > 65*time.Second {
+		bad("srt.latency", "must be between 0 and 65s (SRT carries milliseconds in 16 bits), got %s", c.SRT.Latency)
+	}
+	if c.SRT.MaxBW < 0 {
+		bad("srt.max_bw", "must not be negative (0 = no bound), got %s", c.SRT.MaxBW)
 	}
 
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {

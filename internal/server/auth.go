@@ -58,6 +58,9 @@ func (w *expiringWriter) WriteFrame(track string, f media.Frame) error {
 	return w.BroadcastWriter.WriteFrame(track, f)
 }
 
+// errNotAllowed: a valid token that does not grant publishing on the path.
+var errNotAllowed = errors.New("not allowed to publish here")
+
 // authorizePublish checks a token presented by an ingest adapter.
 func (s *Server) authorizePublish(ctx context.Context, proto, token, path, remote string) (*auth.Grant, error) {
 	g, err := s.authorizer().Check(token, auth.Publish, path)
@@ -65,7 +68,7 @@ func (s *Server) authorizePublish(ctx context.Context, proto, token, path, remot
 		s.metrics.authRefusals.WithLabelValues(proto).Inc()
 		s.log.Info("publish refused", "protocol", proto, "path", path, "remote", remote, "reason", err)
 		if errors.Is(err, auth.ErrForbidden) {
-			return nil, errors.New("not allowed to publish here")
+			return nil, errNotAllowed
 		}
 		return nil, errors.New("unauthorized")
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/moqgate/moqgate/egress/hls"
 	"github.com/moqgate/moqgate/ingest"
 	"github.com/moqgate/moqgate/ingest/rtmp"
+	"github.com/moqgate/moqgate/ingest/srt"
 	"github.com/moqgate/moqgate/internal/auth"
 	"github.com/moqgate/moqgate/internal/certs"
 	"github.com/moqgate/moqgate/internal/config"
@@ -51,6 +52,7 @@ type Server struct {
 	tcp     net.Listener
 	rtmpLn  net.Listener
 	rtmpSrv *rtmp.Server
+	srtSrv  *srt.Server
 	// continuity lets a reconnecting publisher continue the timeline.
 	continuity     *ingest.Continuity
 	auth           atomic.Pointer[auth.Authorizer] // swapped on reload
@@ -164,6 +166,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		if s.rtmpLn != nil {
 			s.rtmpLn.Close()
 		}
+		return nil, err
+	}
+	if err := s.setupSRT(); err != nil {
+		s.udp.Close()
+		s.tcp.Close()
+		if s.rtmpLn != nil {
+			s.rtmpLn.Close()
+		}
+		s.closeWebRTC()
 		return nil, err
 	}
 	if s.forward, err = s.newForwarder(); err != nil {
@@ -293,6 +304,11 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.runSRT(runCtx, errc)
+	}()
 	var prefixes []moq.Namespace
 	for _, p := range s.cfg.Relay.UpstreamPrefixes {
 		prefixes = append(prefixes, moq.ParsePath(p))
@@ -324,7 +340,7 @@ func (s *Server) Run(ctx context.Context) error {
 		scheme = "https"
 	}
 	s.log.Info("moqgate serving", "web", scheme+"://"+s.WebAddr.String(), "moq", "moqt://"+s.MoQAddr.String(),
-		"rtmp", addrString(s.RTMPAddr), "webrtc", s.webrtcAddr(), "fingerprint", s.certs.Fingerprint())
+		"rtmp", addrString(s.RTMPAddr), "webrtc", s.webrtcAddr(), "srt", s.srtAddr(), "fingerprint", s.certs.Fingerprint())
 	var err error
 	select {
 	case <-ctx.Done():
