@@ -51,6 +51,7 @@ type gate struct {
 	MoQ  string // moqt://127.0.0.1:port
 	WT   string // https://127.0.0.1:port/
 	RTMP string // rtmp://127.0.0.1:port
+	SRT  string // 127.0.0.1:port (UDP)
 	cmd  *exec.Cmd
 	logs *logBuf
 }
@@ -98,7 +99,10 @@ func (l *logBuf) submatches(re *regexp.Regexp) [][]string {
 	return out
 }
 
-var servingRE = regexp.MustCompile(`web=(\S+) moq=moqt://(\S+) rtmp=(\S+)`)
+var (
+	servingRE = regexp.MustCompile(`web=(\S+) moq=moqt://(\S+) rtmp=(\S+)`)
+	srtRE     = regexp.MustCompile(`srt=srt://(\S+)`)
+)
 
 // startGate runs `moqgate serve` on free loopback ports with the given
 // extra YAML config (may be "").
@@ -110,7 +114,7 @@ func startGate(t *testing.T, yaml string, args ...string) *gate {
 		t.Fatal(err)
 	}
 	all := append([]string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--rtmp", "127.0.0.1:0",
-		"--webrtc-udp", "127.0.0.1:0", "--log-level", "debug"}, args...)
+		"--webrtc-udp", "127.0.0.1:0", "--srt", "127.0.0.1:0", "--log-level", "debug"}, args...)
 	cmd := exec.Command(binPath, all...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -131,6 +135,9 @@ func startGate(t *testing.T, yaml string, args ...string) *gate {
 				t.Log("moqgate:", line)
 			}
 			if m := servingRE.FindStringSubmatch(line); m != nil {
+				if srt := srtRE.FindStringSubmatch(line); srt != nil {
+					m = append(m, srt[1])
+				}
 				ready <- m
 			}
 		}
@@ -138,6 +145,9 @@ func startGate(t *testing.T, yaml string, args ...string) *gate {
 	select {
 	case m := <-ready:
 		g.Web, g.MoQ, g.RTMP = m[1], "moqt://"+m[2], m[3]
+		if len(m) > 4 {
+			g.SRT = m[4]
+		}
 		g.WT = "https://" + m[2] + "/"
 	case <-time.After(15 * time.Second):
 		cmd.Process.Kill()

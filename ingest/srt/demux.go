@@ -58,6 +58,11 @@ func Demux(r io.Reader, w media.BroadcastWriter, log *slog.Logger, onInit func()
 		return ErrNoTracks
 	}
 	rd.OnDecodeError(d.decodeError)
+	defer func() {
+		for _, t := range d.tracks {
+			log.Debug("SRT: track ended", "track", t.info.Name, "codec", t.info.Codec, "frames", t.frames)
+		}
+	}()
 	for {
 		if err := rd.Read(); err != nil {
 			return err
@@ -196,6 +201,7 @@ func (d *demuxer) write(t *tsTrack, f media.Frame) error {
 		return nil // not after the previous frame: cannot be packaged
 	}
 	t.lastDTS, t.haveDTS = f.DTS, true
+	t.frames++
 	return d.w.WriteFrame(t.info.Name, f)
 }
 

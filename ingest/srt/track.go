@@ -23,6 +23,7 @@ type tsTrack struct {
 	ready     bool // info is complete (video: parameter sets seen)
 	published bool // info is in the broadcast's catalogs
 	sawKey    bool // video: a key frame was written
+	frames    int  // written
 
 	lastDTS int64 // in info.Timescale
 	haveDTS bool

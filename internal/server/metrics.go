@@ -115,7 +115,7 @@ func (m *metrics) webrtcSessions(stats map[string]moq.TransportStats) {
 // handler serves /metrics from a registry of our own.
 func (m *metrics) handler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m, m.authRefusals, m.limitRefusals, m.subscribeLat,
+	reg.MustRegister(m, newSRTCollector(m.s), m.authRefusals, m.limitRefusals, m.subscribeLat,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

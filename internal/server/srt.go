@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/moqgate/moqgate/ingest"
 	"github.com/moqgate/moqgate/ingest/srt"
 	"github.com/moqgate/moqgate/internal/auth"
@@ -102,4 +104,48 @@ func (s *Server) onSRTPublish(ctx context.Context, id srt.StreamID, remote net.A
 		return nil, err
 	}
 	return s.withOpus(id.Path, ib), nil // AAC to Opus for WHEP viewers, on demand
+}
+
+// srtCollector exports the SRT listener's counters at scrape time.
+type srtCollector struct {
+	s                                           *Server
+	sessions, bytesIn, bytesOut, retrans, drops *prometheus.Desc
+	lost, rejected                              *prometheus.Desc
+}
+
+func newSRTCollector(s *Server) *srtCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("moqgate_srt_"+name, help, labels, nil)
+	}
+	return &srtCollector{s: s,
+		sessions: d("sessions", "Live SRT sessions, by mode (publish, read).", "mode"),
+		bytesIn:  d("bytes_received_total", "Bytes received on SRT sessions (SRT packets, headers included)."),
+		bytesOut: d("bytes_sent_total", "Bytes sent on SRT sessions (SRT packets, headers included)."),
+		retrans:  d("packets_retransmitted_total", "SRT data packets retransmitted (received again from publishers, sent again to readers)."),
+		drops:    d("packets_dropped_total", "SRT data packets dropped as too late to deliver."),
+		lost:     d("packets_lost_total", "SRT data packets detected missing at the receiver (before retransmission)."),
+		rejected: d("rejected_total", "SRT callers rejected (stream ID, passphrase, token, limits, conflicts)."),
+	}
+}
+
+func (c *srtCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.sessions, c.bytesIn, c.bytesOut, c.retrans, c.drops, c.lost, c.rejected} {
+		ch <- d
+	}
+}
+
+func (c *srtCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.s.srtSrv == nil {
+		return
+	}
+	st := c.s.srtSrv.Stats()
+	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(st.Publishers), "publish")
+	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(st.Readers), "read")
+	for _, m := range []struct {
+		d *prometheus.Desc
+		v uint64
+	}{{c.bytesIn, st.BytesIn}, {c.bytesOut, st.BytesOut}, {c.retrans, st.Retransmitted},
+		{c.drops, st.Dropped}, {c.lost, st.Lost}, {c.rejected, st.Refused}} {
+		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
+	}
 }
