@@ -4,7 +4,7 @@
 #   make build          static binary in bin/moqgate
 #   make test           install missing test peers, then vet, gofmt check, go test
 #   make test-race      the same with the race detector (GOTESTFLAGS=-race)
-#   make deps           only install what the tests need (ffmpeg, chromium, web/)
+#   make deps           only install what the tests need (ffmpeg, chromium, srt-tools, web/)
 #   make ui-bundle      rebuild the committed player bundles in internal/ui/assets/vendor
 #   make fuzz           fuzz every Fuzz target for FUZZTIME each (go test already runs the seeds)
 #   make docker         docker build -t moqgate .
@@ -36,7 +36,8 @@ test-race:
 
 deps: system-deps web
 
-# ffmpeg and Chromium for the interop tests, curl for the README's examples:
+# ffmpeg, Chromium and srt-tools (srt-live-transmit, the reference libsrt)
+# for the interop tests, curl for the README's examples:
 # installed with apt when missing and running as root; otherwise the tests
 # that need them skip (or fail when CI=true).
 system-deps:
@@ -44,14 +45,15 @@ system-deps:
 	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffprobe"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v srt-live-transmit >/dev/null 2>&1 || missing="$$missing srt-tools"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing ffmpeg chromium curl (missing:$$missing)"; \
+		echo "installing ffmpeg chromium curl srt-tools (missing:$$missing)"; \
 		apt-get -o DPkg::Lock::Timeout=600 update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q ffmpeg chromium curl; \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q ffmpeg chromium curl srt-tools; \
 	else \
-		echo "warning: missing$$missing; run as root: apt-get install -y ffmpeg chromium curl" >&2; \
+		echo "warning: missing$$missing; run as root: apt-get install -y ffmpeg chromium curl srt-tools" >&2; \
 	fi
 
 # web/: npm ci when the lock file is newer than the install, then the bundles.
