@@ -179,7 +179,11 @@ func (b *Broadcast) WriteFrame(track string, f media.Frame) error {
 		if dur <= 0 {
 			dur = ts / 30 // unknown: about one video frame
 		}
-		b.end[track] = time.Duration((f.DTS + dur) * int64(time.Second) / ts)
+		// The end is the latest presentation time, not the last DTS: with
+		// B-frames a publisher cut mid-GOP leaves frames shown after the
+		// last one decoded, and the next publisher must start after them.
+		end := time.Duration((f.DTS + max(f.CTO, 0) + dur) * int64(time.Second) / ts)
+		b.end[track] = max(b.end[track], end)
 	}
 	b.mu.Unlock()
 	return b.pkg.WriteFrame(track, f)

@@ -81,3 +81,39 @@ func TestTracksKeepTheirOffsets(t *testing.T) {
 		t.Errorf("the extra track starts at %d, want 240000 (5 s)", got)
 	}
 }
+
+// TestContinuityAfterBFrames: a publisher cut mid-GOP leaves its timeline
+// at the latest presentation time, not the last DTS, so that the next
+// publisher's frames are shown after all of its frames.
+func TestContinuityAfterBFrames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := moq.NewRelay(moq.RelayConfig{GracePeriod: time.Minute})
+	c := NewContinuity(time.Minute)
+	b, err := StartWith(ctx, LocalDialer(r, "test", nil), "live/cut", nil, Options{Continuity: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	video := media.TrackInfo{Name: "video", Codec: media.VP8, Timescale: 90000, Width: 320, Height: 180}
+	if err := b.SetTracks([]media.TrackInfo{video}); err != nil {
+		t.Fatal(err)
+	}
+	// Decode order I P B at 30 fps (3000 ticks): the P frame is shown
+	// third (at 9000), the B frame second; the cut comes after the B frame.
+	for _, f := range []media.Frame{
+		{DTS: 0, CTO: 3000, Keyframe: true},
+		{DTS: 3000, CTO: 6000},
+		{DTS: 6000, CTO: 0},
+	} {
+		f.Data = []byte{0x10, 2, 0}
+		if err := b.WriteFrame("video", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	// The P frame is shown at 9000 for 3000 ticks: the timeline ends at
+	// 12000 (133 ms), not at the B frame's 9000.
+	if got, want := c.Resume("live/cut"), 12000*time.Second/90000; got != want {
+		t.Fatalf("next publisher starts at %s, want %s", got, want)
+	}
+}
