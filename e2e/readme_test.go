@@ -48,8 +48,9 @@ import (
 //
 // Every other block runs in a shared working directory, must exit 0
 // within blockTimeout, and leaves its shell variables to the next ones
-// (PUB=$(moqgate token ...) then ... $PUB). 127.0.0.1:4443 and
-// 127.0.0.1:1935 in a block are rewritten to the test server's ports.
+// (PUB=$(moqgate token ...) then ... $PUB). 127.0.0.1:4443,
+// 127.0.0.1:1935 and 127.0.0.1:8890 (SRT) in a block are rewritten to the
+// test server's ports.
 func TestREADMEExamples(t *testing.T) {
 	for _, p := range []string{"bash", "go", "curl", browsertest.PeerFFmpeg, browsertest.PeerFFprobe} {
 		browsertest.RequirePeer(t, p)
@@ -209,7 +210,7 @@ type readmeRun struct {
 	server          *exec.Cmd
 	serverLog       *io.PipeWriter // feeds the goroutine that found its ports
 	serverOut       *tailBuf
-	web, rtmp       string // host:port of the running server
+	web, rtmp, srt  string // host:port of the running server
 	mu              sync.Mutex
 	background      []*exec.Cmd
 }
@@ -239,7 +240,7 @@ func (r *readmeRun) run(b readmeBlock) {
 	}
 }
 
-var readmePortRE = regexp.MustCompile(`:(4443|1935|8189)\b`)
+var readmePortRE = regexp.MustCompile(`:(4443|1935|8189|8890)\b`)
 
 // rewrite points the block at the test's server.
 func (r *readmeRun) rewrite(b readmeBlock) (string, error) {
@@ -254,6 +255,7 @@ func (r *readmeRun) rewrite(b readmeBlock) (string, error) {
 		}
 		s = strings.ReplaceAll(s, "127.0.0.1:4443", r.web)
 		s = strings.ReplaceAll(s, "127.0.0.1:1935", r.rtmp)
+		s = strings.ReplaceAll(s, "127.0.0.1:8890", r.srt)
 	}
 	if m := readmePortRE.FindString(s); m != "" {
 		return "", fmt.Errorf("the block names port %s, which the test cannot point at its own server", m)
@@ -309,7 +311,7 @@ func (r *readmeRun) startServer(b readmeBlock, script string) {
 	if i := strings.Index(line, " #"); i >= 0 {
 		line = line[:i]
 	}
-	line += " --listen 127.0.0.1:0 --rtmp 127.0.0.1:0 --webrtc-udp 127.0.0.1:0"
+	line += " --listen 127.0.0.1:0 --rtmp 127.0.0.1:0 --webrtc-udp 127.0.0.1:0 --srt 127.0.0.1:0"
 	cmd := r.shell(context.Background(), r.work, "exec "+line, false)
 	r.serverOut = newTailBuf()
 	pr, pw := io.Pipe()
@@ -324,7 +326,11 @@ func (r *readmeRun) startServer(b readmeBlock, script string) {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			if m := servingRE.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m
+				srt := srtRE.FindStringSubmatch(sc.Text())
+				if srt == nil {
+					srt = []string{"", "off"}
+				}
+				ready <- append(m, srt[1])
 				break
 			}
 		}
@@ -332,7 +338,7 @@ func (r *readmeRun) startServer(b readmeBlock, script string) {
 	}()
 	select {
 	case m := <-ready:
-		r.web, r.rtmp = strings.TrimPrefix(m[1], "http://"), strings.TrimPrefix(m[3], "rtmp://")
+		r.web, r.rtmp, r.srt = strings.TrimPrefix(m[1], "http://"), strings.TrimPrefix(m[3], "rtmp://"), m[4]
 	case <-time.After(15 * time.Second):
 		t.Fatalf("README.md:%d: moqgate did not start:\n%s", b.line, r.serverOut)
 	}
@@ -477,7 +483,7 @@ func (r *readmeRun) stopAll() {
 		return
 	}
 	srv := r.server
-	r.server, r.web, r.rtmp = nil, "", ""
+	r.server, r.web, r.rtmp, r.srt = nil, "", "", ""
 	syscall.Kill(-srv.Process.Pid, syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { done <- srv.Wait() }()
