@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"math/rand"
 	"net"
@@ -190,6 +191,14 @@ func TestSRTToMoQ(t *testing.T) {
 					t.Errorf("API publisher %v, want srt", b["publisher"])
 				}
 			}
+			// Played back over SRT as MPEG-TS, meanwhile.
+			ts, read := filepath.Join(t.TempDir(), "read.ts"), make(chan error, 1)
+			go func() {
+				if out, err := srtRead(ctx, srtURL(g.SRT, "read:live/test"), 1, ts); err != nil {
+					read <- fmt.Errorf("%w: %s", err, out)
+				}
+				close(read)
+			}()
 			time.Sleep(2 * time.Second) // a few LL-HLS parts
 			hp := probeHLS(t, ctx, g.Web+"/hls/live/test/index.m3u8")
 			var names []string
@@ -201,6 +210,12 @@ func TestSRTToMoQ(t *testing.T) {
 			slices.Sort(want)
 			if !slices.Equal(names, want) || len(hp.Packets) < 30 {
 				t.Errorf("LL-HLS: streams %v, %d packets", names, len(hp.Packets))
+			}
+			if err := <-read; err != nil {
+				t.Fatalf("SRT read: %v", err)
+			}
+			if p := ffprobe(t, ts); len(p.Streams) != 2 || p.Streams[0].CodecName != tc.video || p.Streams[1].CodecName != tc.audio {
+				t.Errorf("SRT read: streams %+v", p.Streams)
 			}
 			waitExit(t, done, 30*time.Second)
 			checkAV(t, file, tc.video, tc.audio, allOf(t, sent))
@@ -291,9 +306,7 @@ func TestSRTLiveTransmit(t *testing.T) {
 	}()
 	go func() {
 		defer wg.Done()
-		cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-			"-i", srtURL(g.SRT, "read:live/slt"), "-c", "copy", "-t", "4", "-y", outFF)
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if out, err := srtRead(ctx, srtURL(g.SRT, "read:live/slt"), 4, outFF); err != nil {
 			t.Errorf("ffmpeg read: %v: %s", err, out)
 		}
 	}()
@@ -315,6 +328,20 @@ func TestSRTLiveTransmit(t *testing.T) {
 		decodes(t, f)
 		t.Logf("%s: %s video frames, %s audio frames", filepath.Base(f), p.Streams[0].NbFrames, p.Streams[1].NbFrames)
 	}
+	// A broadcast that does not exist is rejected before the handshake
+	// completes.
+	before := g.logs.count("reason=REJX_NOTFOUND")
+	out, err := srtRead(ctx, srtURL(g.SRT, "read:live/none"), 1, filepath.Join(dir, "none.ts"))
+	if err == nil || g.logs.count("reason=REJX_NOTFOUND") <= before {
+		t.Fatalf("read of a missing broadcast: %v, %s; want a REJX_NOTFOUND rejection", err, out)
+	}
+}
+
+// srtRead has ffmpeg copy seconds of what it reads from src (SRT caller)
+// into the TS file out.
+func srtRead(ctx context.Context, src string, seconds int, out string) ([]byte, error) {
+	return exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-i", src, "-c", "copy", "-t", strconv.Itoa(seconds), "-f", "mpegts", "-y", out).CombinedOutput()
 }
 
 // pullSLT has srt-live-transmit write what it reads from src to file for d.
@@ -382,9 +409,7 @@ func TestSRTPassphrase(t *testing.T) {
 	// A reader needs the passphrase too.
 	time.Sleep(1500 * time.Millisecond)
 	out := filepath.Join(t.TempDir(), "read.ts")
-	read := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-i", srtURL(g.SRT, "read:live/p", "passphrase=correcthorsebattery"), "-c", "copy", "-t", "2", "-y", out)
-	if b, err := read.CombinedOutput(); err != nil {
+	if b, err := srtRead(ctx, srtURL(g.SRT, "read:live/p", "passphrase=correcthorsebattery"), 2, out); err != nil {
 		t.Fatalf("encrypted read: %v: %s", err, b)
 	}
 	if p := ffprobe(t, out); len(p.Streams) != 2 {
@@ -441,9 +466,8 @@ func TestSRTAuth(t *testing.T) {
 
 	time.Sleep(1500 * time.Millisecond)
 	read := func(streamID string) error {
-		out := filepath.Join(t.TempDir(), "read.ts")
-		return exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-			"-i", srtURL(g.SRT, streamID), "-c", "copy", "-t", "1", "-y", out).Run()
+		_, err := srtRead(ctx, srtURL(g.SRT, streamID), 1, filepath.Join(t.TempDir(), "read.ts"))
+		return err
 	}
 	if err := read("read:live/a"); err == nil {
 		t.Error("a reader without a token got the broadcast")

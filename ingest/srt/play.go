@@ -15,6 +15,7 @@ import (
 	gosrt "github.com/datarhei/gosrt"
 
 	"github.com/moqgate/moqgate/media"
+	"github.com/moqgate/moqgate/moq"
 )
 
 // catalogWait bounds the wait for a broadcast's first catalog.
@@ -27,14 +28,13 @@ func (s *Server) play(ctx context.Context, req gosrt.ConnRequest, id StreamID, e
 		s.refuse(req, log, reject(gosrt.REJX_BAD_MODE, errors.New("playback is off")))
 		return
 	}
-	octx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	cat, err := openCatalog(octx, s.cfg.Source, id.Path)
-	cancel()
+	br, err := media.OpenBroadcast(ctx, s.cfg.Source, id.Path, media.BroadcastOptions{
+		Subscribe: moq.SubscribeOptions{Priority: 100, GroupOrder: 2}, Timeout: 2 * time.Second, Logger: log})
 	if err != nil {
-		s.refuse(req, log, rejectFor(err))
+		s.refuse(req, log, reject(gosrt.REJX_NOTFOUND, err))
 		return
 	}
-	defer cat.Close()
+	defer br.Close()
 	conn, done, err := s.accept(req, expires, log)
 	if err != nil {
 		log.Info("SRT handshake failed", "err", err)
@@ -51,7 +51,7 @@ func (s *Server) play(ctx context.Context, req gosrt.ConnRequest, id StreamID, e
 		io.Copy(io.Discard, conn)
 		stop()
 	}()
-	err = s.stream(ctx, conn, cat, id.Path, log)
+	err = stream(ctx, conn, br, log)
 	if err != nil && ctx.Err() == nil {
 		log.Info("SRT reader ended", "err", err)
 		return
@@ -59,18 +59,31 @@ func (s *Server) play(ctx context.Context, req gosrt.ConnRequest, id StreamID, e
 	log.Info("SRT reader ended")
 }
 
-func (s *Server) stream(ctx context.Context, conn io.Writer, cat *catalogReader, path string, log *slog.Logger) error {
+// stream muxes the tracks of the broadcast's first catalog to conn; later
+// catalog versions are followed (a track's new init segment applies from
+// its next group) but add no tracks.
+func stream(ctx context.Context, conn io.Writer, br *media.BroadcastReader, log *slog.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, catalogWait)
-	tracks, err := cat.next(cctx)
+	v, err := br.NextCatalog(cctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("no catalog: %w", err)
 	}
-	m, sel, err := newTSMuxer(conn, tracks, log)
+	m, sel, err := newTSMuxer(conn, v.CMAF(), log)
 	if err != nil {
 		return err
 	}
-	return readTracks(ctx, s.cfg.Source, path, sel, m.write)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		// Track readers wait for each catalog version to be handled.
+		for {
+			if _, err := br.NextCatalog(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	return readTracks(ctx, br, sel, m.writeChunk)
 }
 
 // tsOffset places the broadcast timeline (which starts at 0) away from 0:
@@ -143,6 +156,20 @@ func tsCodec(info media.TrackInfo) (mpegts.Codec, error) {
 		return &mcodecs.Opus{ChannelCount: max(info.Channels, 1)}, nil //nolint:staticcheck // Desc is derived from it
 	}
 	return nil, fmt.Errorf("%s cannot be sent in MPEG-TS here", info.Codec)
+}
+
+// writeChunk muxes the frames of one chunk of track i; a new init segment
+// brings new parameter sets (the MPEG-TS codec itself stays).
+func (m *tsMuxer) writeChunk(i int, c media.Chunk, info *media.TrackInfo) error {
+	if t := &m.tracks[i]; info != nil && info.Codec == t.info.Codec {
+		t.info.VPS, t.info.SPS, t.info.PPS = info.VPS, info.SPS, info.PPS
+	}
+	for _, f := range c.Frames {
+		if err := m.write(i, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // write muxes one frame of track i.
