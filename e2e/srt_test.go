@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/moqgate/moqgate/internal/browsertest"
+	"github.com/moqgate/moqgate/internal/rtctest"
 )
 
 // srtURL is an srt:// URL for moqgate's SRT port with the stream ID (and
@@ -220,6 +221,35 @@ func TestSRTToMoQ(t *testing.T) {
 			waitExit(t, done, 30*time.Second)
 			checkAV(t, file, tc.video, tc.audio, allOf(t, sent))
 		})
+	}
+}
+
+// TestSRTToWHEP: an SRT broadcast (H.264 without B-frames, AAC) plays
+// over WHEP (a pion viewer): H.264 video and the AAC transcoded to Opus.
+func TestSRTToWHEP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	g := startGate(t, "")
+	video := []string{"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "0"}
+	srtPush(t, ctx, 15, video, aacArgs, srtURL(g.SRT, "publish:live/w"))
+	g.waitBroadcast(t, ctx, "live/w")
+	v, err := rtctest.View(ctx, rtctest.ViewOptions{Endpoint: g.Web + "/whep/live/w"})
+	if err != nil {
+		t.Fatalf("WHEP viewer: %v", err)
+	}
+	defer v.Close()
+	// 1 s of Opus (50 packets) and of video, once the transcoder runs.
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && (v.Stats()["audio"].Packets < 50 || v.Stats()["video"].Frames < 30) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	st := v.Stats()
+	t.Logf("WHEP: video %s %d frames, audio %s %d packets", st["video"].Codec, st["video"].Frames, st["audio"].Codec, st["audio"].Packets)
+	if !strings.EqualFold(st["audio"].Codec, "audio/opus") || st["audio"].Packets < 50 {
+		t.Errorf("WHEP audio %+v, want Opus", st["audio"])
+	}
+	if !strings.EqualFold(st["video"].Codec, "video/H264") || st["video"].Frames < 30 || st["video"].Keyframes < 1 {
+		t.Errorf("WHEP video %+v, want H.264 with a key frame", st["video"])
 	}
 }
 
