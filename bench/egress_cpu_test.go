@@ -339,11 +339,11 @@ func egressLoadGen(ctx context.Context, cfg egressConfig, emit func(string)) err
 			atStart()
 		}
 		emit("mark " + name + "-start")
-		ph := egressPhase{Start: time.Now().UnixNano(), Bytes: ps.c.BytesSent(), LoadGenCPU: rtmpLatSelfCPU()}
+		ph := egressPhase{Start: time.Now().UnixNano(), Bytes: ps.conn.BytesSent(), LoadGenCPU: rtmpLatSelfCPU()}
 		if err := ps.sleep(cfg.Window); err != nil {
 			return err
 		}
-		ph.End, ph.Bytes, ph.LoadGenCPU = time.Now().UnixNano(), ps.c.BytesSent()-ph.Bytes, rtmpLatSelfCPU()-ph.LoadGenCPU
+		ph.End, ph.Bytes, ph.LoadGenCPU = time.Now().UnixNano(), ps.conn.BytesSent()-ph.Bytes, rtmpLatSelfCPU()-ph.LoadGenCPU
 		emit("mark " + name + "-end")
 		res.Phases = append(res.Phases, ph)
 		return nil

@@ -85,6 +85,9 @@ const (
 // rtmpLatConfig configures the load generator.
 type rtmpLatConfig struct {
 	RTMPURL, MoQURL string
+	// SRTURL, if set, is where the stream goes instead, as MPEG-TS over
+	// SRT (srt://host:port?streamid=publish:PATH).
+	SRTURL string
 	// VideoBitrate of the access units in bit/s; FPS frames per second,
 	// one key frame (KeyFactor times the average frame) every FPS frames.
 	VideoBitrate, FPS int
@@ -102,8 +105,8 @@ type rtmpLatResult struct {
 	Video, Key, Audio []time.Duration
 	// Access units sent in the window.
 	VideoSent, AudioSent int
-	// RTMP bytes written to the socket (chunk headers included) and the
-	// wall time of each window.
+	// RTMP bytes written to the socket (chunk headers included; SRT: the
+	// payload, MPEG-TS) and the wall time of each window.
 	IngestBytes, WindowBytes uint64
 	IngestWall, WindowWall   time.Duration
 	// CPU time of the load generator's process over the window.
@@ -143,7 +146,11 @@ type rtmpLatResult struct {
 // objects), audio p50/p99, ingested Mbit/s, ingest-cpu-ms/Mbit (no
 // subscriber) and server-cpu-ms/Mbit (with the subscriber), and the load
 // generator's cores. One measurement whatever b.N is: use -benchtime 1x.
-func BenchmarkRTMPToMoQLatency(b *testing.B) {
+func BenchmarkRTMPToMoQLatency(b *testing.B) { rtmpLatBench(b, false) }
+
+// rtmpLatBench is BenchmarkRTMPToMoQLatency, or with srt
+// BenchmarkSRTToMoQLatency.
+func rtmpLatBench(b *testing.B, srt bool) {
 	window, warmup := rtmpLatEnvDuration(b, rtmpLatEnvWindow, 10*time.Second), rtmpLatEnvDuration(b, rtmpLatEnvWarmup, 2*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+2*window+4*warmup)
 	defer cancel()
@@ -162,6 +169,9 @@ func BenchmarkRTMPToMoQLatency(b *testing.B) {
 		Window:       window,
 	}
 	lg.VideoBitrate = rtmpLatEnvBitrateOr(b, rtmpLatEnvBitrate, lg.VideoBitrate)
+	if srt {
+		lg.SRTURL = "srt://" + srv.SRTAddr.String() + "?streamid=publish:" + rtmpLatPath
+	}
 	inProcess := os.Getenv(rtmpLatEnvInProcess) == "1"
 
 	b.ResetTimer()
@@ -262,7 +272,7 @@ func rtmpLatStartServer(b *testing.B, ctx context.Context, edit func(*config.Con
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg.Listen.Addr, cfg.RTMP.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Listen.Addr, cfg.RTMP.Addr, cfg.SRT.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	if edit != nil {
 		edit(cfg)
 	}
@@ -379,7 +389,7 @@ func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) e
 		return err
 	}
 	defer ps.close()
-	c, pub, win, sleep, warmup := ps.c, ps.pub, ps.win, ps.sleep, ps.warmup
+	c, pub, win, sleep, warmup := ps.conn, ps.pub, ps.win, ps.sleep, ps.warmup
 
 	// Window 1: no subscriber.
 	if err := warmup(); err != nil {
@@ -463,12 +473,42 @@ func rtmpLatLoadGen(ctx context.Context, cfg rtmpLatConfig, emit func(string)) e
 	return nil
 }
 
-// rtmpLatSession is a running RTMP publish (rtmpLatPublisher on its own
+// rtmpLatConn is the publisher's connection: RTMP, or SRT (srtLatConn).
+type rtmpLatConn interface {
+	BytesSent() uint64
+	// end stops the publish like an encoder that stops; Close at once.
+	end()
+	Close()
+}
+
+// rtmpLatWriter writes the publisher's access units.
+type rtmpLatWriter interface {
+	h264(pts time.Duration, au [][]byte) error
+	aac(pts time.Duration, frame []byte) error
+}
+
+// rtmpLatRTMP is an RTMP publish.
+type rtmpLatRTMP struct {
+	*gortmplib.Client
+	w      *gortmplib.Writer
+	vt, at *gortmplib.Track
+}
+
+func (r *rtmpLatRTMP) end()   { rtmpLatCloseRTMP(r.Client) }
+func (r *rtmpLatRTMP) Close() { r.Client.Close() }
+func (r *rtmpLatRTMP) h264(pts time.Duration, au [][]byte) error {
+	return r.w.WriteH264(r.vt, pts, pts, au)
+}
+func (r *rtmpLatRTMP) aac(pts time.Duration, frame []byte) error {
+	return r.w.WriteMPEG4Audio(r.at, pts, frame)
+}
+
+// rtmpLatSession is a running publish (rtmpLatPublisher on its own
 // goroutine) and the load generator's clock.
 type rtmpLatSession struct {
 	ctx    context.Context // of the load generator
 	cfg    rtmpLatConfig
-	c      *gortmplib.Client
+	conn   rtmpLatConn
 	pub    *rtmpLatPublisher
 	win    *rtmpLatWindow
 	cancel context.CancelFunc // stops the publisher
@@ -476,11 +516,42 @@ type rtmpLatSession struct {
 	err    error
 }
 
-// rtmpLatPublish connects to cfg.RTMPURL and starts publishing. With aac
-// (access units of 1024 samples, 48 kHz stereo AAC-LC) and cfg.Audio the
-// audio frames are those, in a loop, instead of stamped noise: something
-// an AAC decoder (moqgate's Opus transcoder) accepts.
+// rtmpLatPublish connects to cfg.RTMPURL (or cfg.SRTURL) and starts
+// publishing. With aac (access units of 1024 samples, 48 kHz stereo
+// AAC-LC) and cfg.Audio the audio frames are those, in a loop, instead of
+// stamped noise: something an AAC decoder (moqgate's Opus transcoder)
+// accepts.
 func rtmpLatPublish(ctx context.Context, cfg rtmpLatConfig, aac [][]byte) (*rtmpLatSession, error) {
+	var conn rtmpLatConn
+	var w rtmpLatWriter
+	var err error
+	if cfg.SRTURL != "" {
+		var c *srtLatConn
+		c, err = srtLatDial(cfg.SRTURL, cfg.Audio)
+		conn, w = c, c
+	} else {
+		var c *rtmpLatRTMP
+		c, err = rtmpLatDial(ctx, cfg)
+		conn, w = c, c
+	}
+	if err != nil {
+		return nil, err
+	}
+	win := &rtmpLatWindow{}
+	win.start.Store(-1)
+	win.end.Store(-1)
+	pubCtx, pubCancel := context.WithCancel(ctx)
+	s := &rtmpLatSession{ctx: ctx, cfg: cfg, conn: conn, win: win, cancel: pubCancel, done: make(chan struct{}),
+		pub: &rtmpLatPublisher{cfg: cfg, w: w, aac: aac, win: win, start: time.Now()}}
+	go func() {
+		defer close(s.done)
+		s.err = s.pub.run(pubCtx)
+	}()
+	return s, nil
+}
+
+// rtmpLatDial connects to cfg.RTMPURL and announces the tracks.
+func rtmpLatDial(ctx context.Context, cfg rtmpLatConfig) (*rtmpLatRTMP, error) {
 	u, err := url.Parse(cfg.RTMPURL)
 	if err != nil {
 		return nil, err
@@ -503,17 +574,7 @@ func rtmpLatPublish(ctx context.Context, cfg rtmpLatConfig, aac [][]byte) (*rtmp
 		c.Close()
 		return nil, fmt.Errorf("rtmp writer: %w", err)
 	}
-	win := &rtmpLatWindow{}
-	win.start.Store(-1)
-	win.end.Store(-1)
-	pubCtx, pubCancel := context.WithCancel(ctx)
-	s := &rtmpLatSession{ctx: ctx, cfg: cfg, c: c, win: win, cancel: pubCancel, done: make(chan struct{}),
-		pub: &rtmpLatPublisher{cfg: cfg, w: w, vt: vt, at: at, aac: aac, win: win, start: time.Now()}}
-	go func() {
-		defer close(s.done)
-		s.err = s.pub.run(pubCtx)
-	}()
-	return s, nil
+	return &rtmpLatRTMP{Client: c, w: w, vt: vt, at: at}, nil
 }
 
 // sleep waits d, or fails if the publisher stopped or the load generator's
@@ -551,7 +612,7 @@ func (s *rtmpLatSession) stop() error {
 	if s.err != nil {
 		return fmt.Errorf("publisher: %w", s.err)
 	}
-	rtmpLatCloseRTMP(s.c)
+	s.conn.end()
 	return nil
 }
 
@@ -559,7 +620,7 @@ func (s *rtmpLatSession) stop() error {
 func (s *rtmpLatSession) close() {
 	s.cancel()
 	<-s.done
-	s.c.Close()
+	s.conn.Close()
 }
 
 // rtmpLatCloseRTMP ends the publish like an encoder that stops: FIN, then
@@ -584,12 +645,11 @@ func (w *rtmpLatWindow) contains(t int64) bool {
 // rtmpLatPublisher sends the access units on a fixed schedule (a stall is
 // caught up, not skipped), video and audio interleaved in timestamp order.
 type rtmpLatPublisher struct {
-	cfg    rtmpLatConfig
-	w      *gortmplib.Writer
-	vt, at *gortmplib.Track
-	aac    [][]byte // audio frames to loop (nil: stamped noise)
-	win    *rtmpLatWindow
-	start  time.Time // of the schedule
+	cfg   rtmpLatConfig
+	w     rtmpLatWriter
+	aac   [][]byte // audio frames to loop (nil: stamped noise)
+	win   *rtmpLatWindow
+	start time.Time // of the schedule
 
 	videoSent, audioSent atomic.Int64 // in the window
 }
@@ -615,7 +675,7 @@ func (p *rtmpLatPublisher) run(ctx context.Context) error {
 	for {
 		vDue := start.Add(time.Duration(vi) * time.Second / time.Duration(fps))
 		aDue := start.Add(time.Duration(ai) * audioDur)
-		video := p.at == nil || !aDue.Before(vDue)
+		video := !p.cfg.Audio || !aDue.Before(vDue)
 		due := vDue
 		if !video {
 			due = aDue
@@ -642,7 +702,7 @@ func (p *rtmpLatPublisher) run(ctx context.Context) error {
 			sei := rtmpLatSEI(now)
 			// AVCC: 4-byte lengths before the SEI and the slice.
 			slice = append(slice, noise[:max(size-len(sei)-9, 16)]...)
-			if err := p.w.WriteH264(p.vt, pts, pts, [][]byte{sei, slice}); err != nil {
+			if err := p.w.h264(pts, [][]byte{sei, slice}); err != nil {
 				return err
 			}
 			if p.win.contains(now) {
@@ -660,7 +720,7 @@ func (p *rtmpLatPublisher) run(ctx context.Context) error {
 				copy(frame[rtmpLatStampLen:], noise)
 				rtmpLatPutStamp(frame, now)
 			}
-			if err := p.w.WriteMPEG4Audio(p.at, pts, frame); err != nil {
+			if err := p.w.aac(pts, frame); err != nil {
 				return err
 			}
 			if p.win.contains(now) {

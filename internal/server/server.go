@@ -47,6 +47,7 @@ type Server struct {
 	WebAddr  net.Addr // TCP
 	MoQAddr  net.Addr // UDP
 	RTMPAddr net.Addr
+	SRTAddr  net.Addr // nil: SRT off
 
 	udp     net.PacketConn
 	tcp     net.Listener

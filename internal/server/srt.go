@@ -41,7 +41,7 @@ func (s *Server) setupSRT() error {
 	if err != nil {
 		return err
 	}
-	s.srtSrv = srv
+	s.srtSrv, s.SRTAddr = srv, srv.Addr()
 	return nil
 }
 
