@@ -15,6 +15,6 @@ RUN apt-get update \
 	&& rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/moqgate /usr/local/bin/moqgate
 # web/MoQ: HTTP(S) on TCP, QUIC (raw MoQ, WebTransport) on UDP; RTMP; WebRTC.
-EXPOSE 4443/tcp 4443/udp 1935/tcp 8189/udp
+EXPOSE 4443/tcp 4443/udp 1935/tcp 8189/udp 8890/udp
 USER 65532:65532
 ENTRYPOINT ["moqgate"]
