@@ -30,9 +30,9 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // serveFlags are serve's flags; help prints them too.
 type serveFlags struct {
-	cfgFile, listen, rtmpAddr, webrtcUDP, jwtSecret, logLevel string
-	srtAddr                                                   optString
-	upstreams, forwards                                       stringList
+	cfgFile, listen, rtmpAddr, webrtcUDP, jwtSecret, logLevel, record string
+	srtAddr                                                           optString
+	upstreams, forwards                                               stringList
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -44,6 +44,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.upstreams, "upstream", "upstream relay URL to pull from (repeatable)")
 	fs.Var(&f.forwards, "forward", "MoQ relay URL to push local broadcasts to (repeatable; query: draft=, insecure=1, fingerprint=, jwt=)")
 	fs.StringVar(&f.jwtSecret, "jwt-secret-file", "", "turn on JWT (HS256) auth with the secret in this file")
+	fs.StringVar(&f.record, "record", "", "record broadcasts into this directory (the config's record: section for more)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default from config, info)")
 }
 
@@ -73,6 +74,9 @@ func (f *serveFlags) load() (*config.Config, error) {
 	}
 	if f.jwtSecret != "" {
 		cfg.Auth.Mode, cfg.Auth.JWTSecretFile = config.AuthJWT, f.jwtSecret
+	}
+	if f.record != "" {
+		cfg.Record.Dir = f.record
 	}
 	if f.logLevel != "" {
 		cfg.Log.Level = f.logLevel

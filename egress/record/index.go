@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -107,26 +108,7 @@ func (s *store) load(file string) error {
 	if err != nil {
 		return err
 	}
-	var ix bcIndex
-	var path string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var seg Segment
-		if err := json.Unmarshal(sc.Bytes(), &seg); err != nil {
-			break // a line cut short by a crash ends the index
-		}
-		path = seg.Path
-		ix.nextID = max(ix.nextID, seg.ID+1)
-		if seg.Open {
-			ix.open = &seg
-			continue
-		}
-		if ix.open != nil && ix.open.ID == seg.ID {
-			ix.open = nil
-		}
-		ix.closed = append(ix.closed, seg)
-	}
+	path, ix := parseIndex(data)
 	if path == "" {
 		return nil
 	}
@@ -141,9 +123,46 @@ func (s *store) load(file string) error {
 		}
 		ix.open = nil
 	}
-	s.broadcasts[path] = &ix
+	s.broadcasts[path] = ix
 	// Rewrite the index: it is now closed records only.
-	return s.rewriteLocked(path, &ix)
+	return s.rewriteLocked(path, ix)
+}
+
+// parseIndex reads the records of an index file: the broadcast path, its
+// closed segments in order and the open one, if the last opened was not
+// closed. Unreadable lines (a crash cuts the last one short) and records
+// of other broadcasts or naming files outside the root are skipped.
+func parseIndex(data []byte) (string, *bcIndex) {
+	ix := &bcIndex{}
+	var path string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var seg Segment
+		if err := json.Unmarshal(sc.Bytes(), &seg); err != nil {
+			continue
+		}
+		if seg.Path == "" || path != "" && seg.Path != path || !filepath.IsLocal(seg.File) ||
+			seg.Bytes < 0 || seg.InitSize < 0 || seg.InitSize > seg.Bytes && !seg.Open || seg.ID == math.MaxUint64 {
+			continue // not ours to serve: only files below the root are
+		}
+		path = seg.Path
+		ix.nextID = max(ix.nextID, seg.ID+1)
+		if seg.Open {
+			ix.open = &seg
+			continue
+		}
+		if ix.open != nil && ix.open.ID == seg.ID {
+			ix.open = nil
+		}
+		if i := slices.IndexFunc(ix.closed, func(c Segment) bool { return c.ID == seg.ID }); i >= 0 {
+			ix.closed[i] = seg // a later record wins
+			continue
+		}
+		ix.closed = append(ix.closed, seg)
+	}
+	slices.SortFunc(ix.closed, func(a, b Segment) int { return a.Start.Compare(b.Start) })
+	return path, ix
 }
 
 // begin records that a segment was opened and returns its ID.
@@ -180,12 +199,16 @@ func (s *store) finish(seg Segment) error {
 	return nil
 }
 
-// abandon forgets an open segment whose file could not be written.
+// abandon forgets an open segment whose file was not written (or held
+// nothing but the init), in the index file too.
 func (s *store) abandon(seg Segment) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ix := s.broadcasts[seg.Path]; ix != nil && ix.open != nil && ix.open.ID == seg.ID {
 		ix.open = nil
+		if err := s.rewriteLocked(seg.Path, ix); err != nil {
+			s.log.Debug("record: index rewrite", "err", err)
+		}
 	}
 }
 

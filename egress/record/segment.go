@@ -17,7 +17,7 @@ import (
 )
 
 // DefaultPattern names segment files: {path} is the broadcast's directory,
-// {time} the segment's start (UTC).
+// {date} and {time} the segment's start day and time (UTC).
 const DefaultPattern = "{path}/{time}"
 
 const timeLayout = "2006-01-02_15-04-05.000"
@@ -28,7 +28,8 @@ func segmentFile(root, pattern, path string, start time.Time) (string, error) {
 	if pattern == "" {
 		pattern = DefaultPattern
 	}
-	name := strings.NewReplacer("{path}", dirOf(path), "{time}", start.UTC().Format(timeLayout)).Replace(pattern)
+	name := strings.NewReplacer("{path}", dirOf(path), "{date}", start.UTC().Format(time.DateOnly),
+		"{time}", start.UTC().Format(timeLayout)).Replace(pattern)
 	name = filepath.Clean(name)
 	if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, ".."+string(filepath.Separator)) {
 		return "", fmt.Errorf("record: pattern %q names a file outside the directory", pattern)
@@ -55,6 +56,9 @@ type segWriter struct {
 	cw  *countWriter
 	mux *media.FMP4Muxer
 	seg Segment
+	// good is the file length after the last complete write: what a
+	// failed write is cut back to.
+	good int64
 }
 
 type countWriter struct {
@@ -93,21 +97,32 @@ func createSegment(root string, seg Segment, tracks []media.FMP4MuxTrack) (*segW
 	for _, t := range tracks {
 		seg.Tracks = append(seg.Tracks, t.Name)
 	}
-	return &segWriter{f: f, cw: cw, mux: mux, seg: seg}, nil
+	return &segWriter{f: f, cw: cw, mux: mux, seg: seg, good: cw.n}, nil
 }
 
 // write appends one MoQ object of track.
 func (w *segWriter) write(track string, payload []byte) error {
-	return w.mux.WriteObject(track, payload)
+	if err := w.mux.WriteObject(track, payload); err != nil {
+		return err
+	}
+	w.good = w.cw.n
+	return nil
 }
 
-// close syncs and closes the file and returns the finished record.
+// close syncs and closes the file, cut after its last complete fragment,
+// and returns the finished record.
 func (w *segWriter) close(end time.Time) (Segment, error) {
-	err := w.f.Sync()
+	var err error
+	if w.cw.n != w.good {
+		err = w.f.Truncate(w.good)
+	}
+	if serr := w.f.Sync(); err == nil {
+		err = serr
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
-	w.seg.End, w.seg.Bytes = end, w.cw.n
+	w.seg.End, w.seg.Bytes = end, w.good
 	return w.seg, err
 }
 

@@ -38,6 +38,7 @@ type Config struct {
 	Forward   []Forward `yaml:"forward"`
 	Auth      Auth      `yaml:"auth"`
 	HLS       HLS       `yaml:"hls"`
+	Record    Record    `yaml:"record"`
 	Limits    Limits    `yaml:"limits"`
 	Log       Log       `yaml:"log"`
 	Debug     Debug     `yaml:"debug"`
@@ -207,6 +208,26 @@ type HLS struct {
 	// SegmentMaxSize bounds one segment of one rendition; with
 	// SegmentCount and MaxMuxers it bounds the memory LL-HLS holds.
 	SegmentMaxSize ByteSize `yaml:"segment_max_size"`
+}
+
+// Record configures recording to disk; an empty Dir turns it off.
+type Record struct {
+	Dir string `yaml:"dir"`
+	// Pattern names segment files below Dir: {path}, {date}, {time}.
+	Pattern         string        `yaml:"pattern"`
+	SegmentDuration time.Duration `yaml:"segment_duration"`
+	// MaxAge and MaxBytes are the retention (0: keep).
+	MaxAge   time.Duration `yaml:"max_age"`
+	MaxBytes ByteSize      `yaml:"max_bytes"`
+	// Prefixes select what is recorded (none: everything); the longest
+	// matching prefix decides.
+	Prefixes []RecordPrefix `yaml:"prefixes"`
+}
+
+// RecordPrefix turns recording on, or with Off off, under Prefix.
+type RecordPrefix struct {
+	Prefix string `yaml:"prefix"`
+	Off    bool   `yaml:"off"`
 }
 
 // Limits bounds resource use. For the counts and the rate, 0 means unlimited.
@@ -571,6 +592,14 @@ func (c *Config) Validate() error {
 	}
 	if c.HLS.SegmentMaxSize < 64*KiB {
 		bad("hls.segment_max_size", "must be at least 64KiB, got %s", c.HLS.SegmentMaxSize)
+	}
+
+	positive("record.segment_duration", c.Record.SegmentDuration)
+	if c.Record.MaxAge < 0 {
+		bad("record.max_age", "must not be negative (0 = keep), got %s", c.Record.MaxAge)
+	}
+	if p := c.Record.Pattern; p != "" && (!strings.Contains(p, "{time}") || strings.HasPrefix(p, "/") || strings.Contains(p, "..")) {
+		bad("record.pattern", "must contain {time} and stay below record.dir, got %q", p)
 	}
 
 	nonNegative("limits.sessions_total", c.Limits.SessionsTotal)

@@ -54,7 +54,8 @@ func TestDefault(t *testing.T) {
 			HTTPReadTimeout:         15 * time.Second,
 			HTTPIdleTimeout:         30 * time.Second,
 		},
-		Log: Log{Level: "info"},
+		Record: Record{Pattern: "{path}/{time}", SegmentDuration: 4 * time.Second, Prefixes: []RecordPrefix{}},
+		Log:    Log{Level: "info"},
 	}
 	got, _ := c.Marshal()
 	exp, _ := want.Marshal()
@@ -379,6 +380,43 @@ func TestForwardConfig(t *testing.T) {
 		"forward:\n  - url: moqt://x\n    mode: push\n",
 		"forward:\n  - url: moqt://x\n    draft: 15\n",
 		"forward:\n  - url: moqt://x\n    failover: true\n",
+	} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func TestRecordConfig(t *testing.T) {
+	c, err := Parse([]byte(`record:
+  dir: /var/lib/moqgate
+  pattern: "{date}/{path}/{time}"
+  segment_duration: 2s
+  max_age: 48h
+  max_bytes: 10GiB
+  prefixes:
+    - prefix: live/
+    - prefix: live/private/
+      off: true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Record
+	if r.Dir != "/var/lib/moqgate" || r.SegmentDuration != 2*time.Second || r.MaxAge != 48*time.Hour ||
+		r.MaxBytes != 10*GiB || len(r.Prefixes) != 2 || !r.Prefixes[1].Off || r.Prefixes[0].Off {
+		t.Fatalf("record = %+v", r)
+	}
+	def, err := Parse(nil)
+	if err != nil || def.Record.Dir != "" || def.Record.SegmentDuration <= 0 {
+		t.Fatalf("default record = %+v (%v)", def.Record, err)
+	}
+	for _, bad := range []string{
+		"record:\n  segment_duration: 0s\n",
+		"record:\n  max_age: -1s\n",
+		"record:\n  pattern: \"{path}\"\n",
+		"record:\n  pattern: \"../{time}\"\n",
+		"record:\n  prefixes:\n    - prefix: a\n      on: true\n",
 	} {
 		if _, err := Parse([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)

@@ -22,6 +22,7 @@ type metrics struct {
 	broadcasts, cacheBytes, trackSubs                           *prometheus.Desc
 	webrtcPending, inFlight                                     *prometheus.Desc
 	forward                                                     forwardMetrics
+	record                                                      recordMetrics
 }
 
 func newMetrics(s *Server) *metrics {
@@ -50,6 +51,7 @@ func newMetrics(s *Server) *metrics {
 		inFlight:      d("bytes_in_flight", "Bytes of MoQ objects being received (read, not yet complete)."),
 		webrtcPending: d("webrtc_pending_sessions", "WHIP/WHEP sessions answered and awaiting ICE."),
 		forward:       newForwardMetrics(),
+		record:        newRecordMetrics(),
 	}
 }
 
@@ -59,10 +61,12 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	m.forward.describe(ch)
+	m.record.describe(ch)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.forward.collect(m.s.forward, ch)
+	m.record.collect(m.s.recorder, ch)
 	stats := m.s.moq.Stats()
 	for p, t := range m.s.relay.LocalStats() {
 		stats[p] = t

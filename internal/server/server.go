@@ -19,6 +19,7 @@ import (
 
 	"github.com/moqgate/moqgate/egress/forward"
 	"github.com/moqgate/moqgate/egress/hls"
+	"github.com/moqgate/moqgate/egress/record"
 	"github.com/moqgate/moqgate/ingest"
 	"github.com/moqgate/moqgate/ingest/rtmp"
 	"github.com/moqgate/moqgate/ingest/srt"
@@ -39,9 +40,11 @@ type Server struct {
 	relay *moq.Relay
 	// forward pushes local broadcasts to other relays (nil: no targets).
 	forward *forward.Manager
-	moq     *moq.Server
-	http    *http.Server
-	mux     *http.ServeMux
+	// recorder writes broadcasts to disk (nil: recording is off).
+	recorder *record.Recorder
+	moq      *moq.Server
+	http     *http.Server
+	mux      *http.ServeMux
 
 	// Bound addresses (useful when the config asked for port 0).
 	WebAddr  net.Addr // TCP
@@ -181,6 +184,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if s.forward, err = s.newForwarder(); err != nil {
 		return nil, err
 	}
+	if s.recorder, err = s.newRecorder(); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
@@ -200,6 +206,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/broadcasts/{path...}", s.apiBroadcastHandler)
 	s.mux.Handle("GET /metrics", s.metrics.handler())
 	s.mux.HandleFunc("GET /api/forward", s.apiForwardHandler)
+	s.recordRoutes()
 	if s.cfg.Debug.Pprof {
 		s.pprofRoutes()
 	}
@@ -335,6 +342,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.forward != nil {
 		wg.Go(func() { s.forward.Run(runCtx) })
+	}
+	if s.recorder != nil {
+		wg.Go(func() { s.recorder.Run(runCtx) })
 	}
 	scheme := "http"
 	if !s.certs.SelfSigned() {
