@@ -108,6 +108,13 @@ var (
 // extra YAML config (may be "").
 func startGate(t *testing.T, yaml string, args ...string) *gate {
 	t.Helper()
+	return startGateWrapped(t, nil, yaml, args...)
+}
+
+// startGateWrapped is startGate with the binary run by a wrapper command
+// (e.g. prlimit with its options), nil for none.
+func startGateWrapped(t *testing.T, wrap []string, yaml string, args ...string) *gate {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "moqgate.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
@@ -116,6 +123,9 @@ func startGate(t *testing.T, yaml string, args ...string) *gate {
 	all := append([]string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--rtmp", "127.0.0.1:0",
 		"--webrtc-udp", "127.0.0.1:0", "--srt", "127.0.0.1:0", "--log-level", "debug"}, args...)
 	cmd := exec.Command(binPath, all...)
+	if len(wrap) > 0 {
+		cmd = exec.Command(wrap[0], append(append(wrap[1:len(wrap):len(wrap)], binPath), all...)...)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -183,8 +183,11 @@ func (r *Recorder) Run(ctx context.Context) {
 // when its tracks change and, after a failure, once retryAfter has passed.
 func (r *Recorder) follow(ctx context.Context, path string) {
 	log := r.log.With("broadcast", path)
+	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
+		start := time.Now()
 		err := r.recordOnce(ctx, path, log)
+		wait := backoff
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -193,11 +196,19 @@ func (r *Recorder) follow(ctx context.Context, path string) {
 			continue
 		case errors.Is(err, moq.ErrTrackEnded):
 			return
-		case err != nil:
+		case errors.Is(err, errWrite):
+			wait = retryAfter // logged once by fail
+		default:
+			// Not ready yet (no catalog, a track missing): soon again.
 			log.Debug("record: recording stopped", "err", err)
 		}
+		if time.Since(start) > retryAfter {
+			backoff = 250 * time.Millisecond
+		} else {
+			backoff = min(2*backoff, retryAfter)
+		}
 		select {
-		case <-time.After(retryAfter):
+		case <-time.After(wait):
 		case <-ctx.Done():
 		}
 	}

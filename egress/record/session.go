@@ -19,6 +19,10 @@ import (
 // init segments changed: the next one starts with the new ones.
 var errTracksChanged = errors.New("record: tracks changed")
 
+// errWrite wraps a failure to write the recording (disk full, directory
+// not writable).
+var errWrite = errors.New("record: write")
+
 // Subscriber priority of the recorder: after every live viewer (lower is
 // more urgent), since a late recording loses nothing a viewer would see.
 const priorityRecord = 200
@@ -55,6 +59,7 @@ type session struct {
 	haveClock bool
 	lastEnd   time.Time // end of the previous segment
 	forceCut  bool
+	failed    bool // a write failed: the failing state stays
 }
 
 // recordOnce records path with the tracks of its current catalog until
@@ -175,8 +180,9 @@ func (s *session) write(ctx context.Context, items <-chan item) error {
 			return nil
 		}
 		if err := s.add(it); err != nil {
+			s.failed = true
 			s.r.fail(err)
-			return err
+			return fmt.Errorf("%w: %w", errWrite, err)
 		}
 	}
 }
@@ -271,7 +277,9 @@ func (s *session) finish() error {
 	}
 	s.lastEnd = seg.End
 	s.r.segments.Add(1)
-	s.r.ok()
+	if !s.failed {
+		s.r.ok()
+	}
 	return nil
 }
 
