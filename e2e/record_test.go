@@ -202,9 +202,9 @@ func TestRecordRTMP(t *testing.T) {
 		decodes(t, file)
 	}
 
-	// A range from 5 s in, 6 s long: whole segments, so it starts at or
-	// before 5 s (a key frame) and ends at or after 11 s.
-	from := segs[0].Start.Add(5 * time.Second)
+	// A range from 5.5 s in, 6 s long: it starts at the key frame before
+	// (GOP 1 s: 5 s) and ends at the one after (12 s).
+	from := segs[0].Start.Add(5500 * time.Millisecond)
 	u := fmt.Sprintf("%s/recordings/live/test?start=%s&duration=6s", g.Web, url.QueryEscape(from.Format(time.RFC3339Nano)))
 	r := httpGet(t, u)
 	if r.header.Get("Content-Type") != "video/mp4" || r.header.Get("Content-Length") != strconv.Itoa(len(r.body)) {
@@ -220,13 +220,16 @@ func TestRecordRTMP(t *testing.T) {
 	checkSteady(t, "range", dts)
 	first, _ := videoDTS(t, filepath.Join(dir, segs[0].File))
 	gotFrom, gotTo := dts[0]-first[0], dts[len(dts)-1]+1.0/30-first[0]
-	t.Logf("asked for 5-11 s, got %.3f-%.3f s", gotFrom, gotTo)
-	if gotFrom > 5.001 || gotFrom < 5-2.001 || gotTo < 10.999 || gotTo > 11+2.001 {
-		t.Errorf("range 5-11 s gave %.3f-%.3f s", gotFrom, gotTo)
+	t.Logf("asked for 5.5-11.5 s, got %.3f-%.3f s", gotFrom, gotTo)
+	if math.Abs(gotFrom-5) > 0.001 || math.Abs(gotTo-12) > 0.001 {
+		t.Errorf("range 5.5-11.5 s gave %.3f-%.3f s, want 5-12 s (the key frames around it)", gotFrom, gotTo)
 	}
-	hdrStart, err := time.Parse(time.RFC3339Nano, r.header.Get("X-Recording-Start"))
-	if err != nil || math.Abs(hdrStart.Sub(segs[0].Start).Seconds()-gotFrom) > 0.05 {
-		t.Errorf("X-Recording-Start %q (%v), want %.3f s after the start", r.header.Get("X-Recording-Start"), err, gotFrom)
+	hdrStart, err1 := time.Parse(time.RFC3339Nano, r.header.Get("X-Recording-Start"))
+	hdrEnd, err2 := time.Parse(time.RFC3339Nano, r.header.Get("X-Recording-End"))
+	if err1 != nil || err2 != nil || math.Abs(hdrStart.Sub(segs[0].Start).Seconds()-gotFrom) > 1.0/30 ||
+		math.Abs(hdrEnd.Sub(hdrStart).Seconds()-(gotTo-gotFrom)) > 1.0/30 {
+		t.Errorf("X-Recording-Start/End %q %q, the file holds %.3f-%.3f s", r.header.Get("X-Recording-Start"),
+			r.header.Get("X-Recording-End"), gotFrom, gotTo)
 	}
 
 	// The VOD playlist of everything: ffmpeg reads all of it, each frame

@@ -43,11 +43,21 @@ type Segment struct {
 	// no new one).
 	InitHash string   `json:"init_hash"`
 	Tracks   []string `json:"tracks"`
+	// Keys are where the GOPs of the cut track start: a range is served
+	// from the key frame before its start to the one after its end.
+	Keys []KeyPoint `json:"keys,omitempty"`
 	// Open marks the record written when the segment was opened; the
 	// closing record (same ID) follows it.
 	Open bool `json:"open,omitempty"`
 	// Repaired marks a segment closed at start-up after a crash.
 	Repaired bool `json:"repaired,omitempty"`
+}
+
+// KeyPoint is a key frame of a segment's first track: the byte offset of
+// its fragment and its decode time (seconds, as MediaStart).
+type KeyPoint struct {
+	Off int64   `json:"off"`
+	T   float64 `json:"t"`
 }
 
 // Duration is End - Start.

@@ -189,11 +189,51 @@ func continues(a, b Segment) bool {
 	return a.InitHash == b.InitHash && b.MediaStart >= a.MediaStart+a.Duration().Seconds()-0.5
 }
 
-// serveRange writes one fMP4 of the recorded range: the first segment
-// whole (init included), then the fragments of the ones that continue it.
-// It starts at the key frame that begins the segment holding start and
-// stops at the end of the segment holding end, or where the timeline
-// breaks (headers X-Recording-Start and -End say what it holds).
+// piece is the bytes [off, end) of a segment file.
+type piece struct {
+	seg      Segment
+	off, end int64
+}
+
+// cutRange returns what one fMP4 of [from, to) is made of: the init of the
+// first segment, then fragments from the key frame at or before from to
+// the key frame at or after to (GOP precision; whole segments where the
+// index has no key frames, as after a repair), across the segments that
+// continue each other's timeline. It returns the wall-clock span served.
+func cutRange(segs []Segment, from, to time.Time) (pieces []piece, start, end time.Time) {
+	n := 1
+	for n < len(segs) && continues(segs[n-1], segs[n]) {
+		n++
+	}
+	segs = segs[:n]
+	for _, s := range segs {
+		pieces = append(pieces, piece{seg: s, off: s.InitSize, end: s.Bytes})
+	}
+	first, last := &pieces[0], &pieces[n-1]
+	start, end = first.seg.Start, last.seg.End
+	for _, k := range first.seg.Keys {
+		if t := keyTime(first.seg, k); k.Off < first.end && !from.IsZero() && !t.After(from) {
+			first.off, start = k.Off, t
+		}
+	}
+	if !to.IsZero() {
+		for _, k := range last.seg.Keys {
+			if t := keyTime(last.seg, k); k.Off > last.off && k.Off < last.end && !t.Before(to) {
+				last.end, end = k.Off, t
+				break
+			}
+		}
+	}
+	return pieces, start, end
+}
+
+// keyTime is the wall-clock time of a key frame of s.
+func keyTime(s Segment, k KeyPoint) time.Time {
+	return s.Start.Add(time.Duration((k.T - s.MediaStart) * float64(time.Second)))
+}
+
+// serveRange writes one fMP4 of the recorded range (see cutRange); the
+// headers X-Recording-Start and -End say what it holds.
 func (r *Recorder) serveRange(w http.ResponseWriter, req *http.Request, path string) {
 	from, to, err := window(req.URL.Query())
 	if err != nil {
@@ -205,44 +245,39 @@ func (r *Recorder) serveRange(w http.ResponseWriter, req *http.Request, path str
 		http.Error(w, "nothing recorded in that range", http.StatusNotFound)
 		return
 	}
-	n := 1
-	for n < len(segs) && continues(segs[n-1], segs[n]) {
-		n++
-	}
-	segs = segs[:n]
-	size := segs[0].InitSize
-	for _, s := range segs {
-		size += s.Bytes - s.InitSize
+	pieces, start, end := cutRange(segs, from, to)
+	size := pieces[0].seg.InitSize
+	for _, p := range pieces {
+		size += p.end - p.off
 	}
 	h := w.Header()
 	h.Set("Content-Type", "video/mp4")
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
-	h.Set("X-Recording-Start", segs[0].Start.Format(time.RFC3339Nano))
-	h.Set("X-Recording-End", segs[n-1].End.Format(time.RFC3339Nano))
+	h.Set("X-Recording-Start", start.Format(time.RFC3339Nano))
+	h.Set("X-Recording-End", end.Format(time.RFC3339Nano))
 	h.Set("Content-Disposition", fmt.Sprintf("inline; filename=%q", strings.ReplaceAll(path, "/", "_")+".mp4"))
 	if req.Method == http.MethodHead {
 		return
 	}
-	for i, s := range segs {
-		off := s.InitSize
-		if i == 0 {
-			off = 0
-		}
-		if err := r.copySegment(w, s, off); err != nil {
+	if err := r.copyPiece(w, piece{seg: pieces[0].seg, end: pieces[0].seg.InitSize}); err != nil {
+		return
+	}
+	for _, p := range pieces {
+		if err := r.copyPiece(w, p); err != nil {
 			r.log.Debug("record: range download cut short", "broadcast", path, "err", err)
 			return // the length tells the client it is short
 		}
 	}
 }
 
-// copySegment writes bytes [off, Bytes) of a segment file.
-func (r *Recorder) copySegment(w io.Writer, s Segment, off int64) error {
-	f, err := os.Open(filepath.Join(r.cfg.Dir, s.File))
+// copyPiece writes a piece of a segment file.
+func (r *Recorder) copyPiece(w io.Writer, p piece) error {
+	f, err := os.Open(filepath.Join(r.cfg.Dir, p.seg.File))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, err = io.Copy(w, io.NewSectionReader(f, off, s.Bytes-off))
+	_, err = io.Copy(w, io.NewSectionReader(f, p.off, p.end-p.off))
 	return err
 }
 

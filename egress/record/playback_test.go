@@ -78,3 +78,43 @@ func TestPlaylist(t *testing.T) {
 		t.Errorf("pick %+v", got)
 	}
 }
+
+// TestCutRange: a range starts at the key frame at or before its start
+// and ends at the key frame at or after its end, across segments, and
+// stops where the timeline breaks.
+func TestCutRange(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 16, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	// Segments of 4 s with a key frame every second, 1000 bytes a GOP.
+	seg := func(id uint64, start float64) Segment {
+		s := Segment{ID: id, Start: at(start), End: at(start + 4), MediaStart: 100 + start, InitSize: 500, Bytes: 4500, InitHash: "h"}
+		for i := range 4 {
+			s.Keys = append(s.Keys, KeyPoint{Off: 500 + int64(i)*1000, T: 100 + start + float64(i)})
+		}
+		return s
+	}
+	segs := []Segment{seg(0, 0), seg(1, 4), seg(2, 8)}
+	pieces, start, end := cutRange(segs[:2], at(2.5), at(5.2))
+	if len(pieces) != 2 || pieces[0].off != 2500 || pieces[0].end != 4500 || pieces[1].off != 500 || pieces[1].end != 2500 ||
+		!start.Equal(at(2)) || !end.Equal(at(6)) {
+		t.Errorf("2.5-5.2 s: %+v %s %s", pieces, start, end)
+	}
+	pieces, start, end = cutRange(segs[1:2], at(5), at(6))
+	if len(pieces) != 1 || pieces[0].off != 1500 || pieces[0].end != 2500 || !start.Equal(at(5)) || !end.Equal(at(6)) {
+		t.Errorf("5-6 s: %+v %s %s", pieces, start, end)
+	}
+	pieces, _, end = cutRange(segs, time.Time{}, time.Time{})
+	if len(pieces) != 3 || pieces[0].off != 500 || pieces[2].end != 4500 || !end.Equal(at(12)) {
+		t.Errorf("everything: %+v", pieces)
+	}
+	broken := append([]Segment{}, segs...)
+	broken[2].MediaStart = 0 // a new run of the publisher
+	if pieces, _, end = cutRange(broken, time.Time{}, time.Time{}); len(pieces) != 2 || !end.Equal(at(8)) {
+		t.Errorf("timeline break: %d pieces to %s", len(pieces), end)
+	}
+	noKeys := segs[0]
+	noKeys.Keys = nil // repaired
+	if pieces, start, _ = cutRange([]Segment{noKeys}, at(2.5), at(3)); pieces[0].off != 500 || pieces[0].end != 4500 || !start.Equal(at(0)) {
+		t.Errorf("without key frames: %+v", pieces)
+	}
+}

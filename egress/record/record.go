@@ -281,7 +281,9 @@ func (r *Recorder) setOpen(path string, seg *Segment) {
 		delete(r.open, path)
 		return
 	}
-	r.open[path] = &segProgress{seg: *seg}
+	cp := *seg
+	cp.Keys = slices.Clone(seg.Keys) // the writer appends to its own
+	r.open[path] = &segProgress{seg: cp}
 }
 
 // openSegment returns the progress of the open segment of path.

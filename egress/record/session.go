@@ -203,6 +203,9 @@ func (s *session) add(it item) error {
 	if s.w == nil {
 		return nil // before the first key frame
 	}
+	if it.cutTrack && it.start && it.key {
+		s.w.seg.Keys = append(s.w.seg.Keys, KeyPoint{Off: s.w.cw.n, T: it.first})
+	}
 	if err := s.w.write(it.track, it.payload); err != nil {
 		return err
 	}
