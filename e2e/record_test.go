@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -410,4 +411,46 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestRecordHLSJS: hls.js in headless Chromium plays the VOD playlist of a
+// recording, from another origin, from start to end.
+func TestRecordHLSJS(t *testing.T) {
+	browsertest.RequirePeer(t, browsertest.PeerChromium)
+	browsertest.RequirePeer(t, browsertest.PeerWebDist)
+	web, err := browsertest.WebDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	g := startGate(t, fmt.Sprintf("rtmp:\n  grace_period: 1s\nrecord:\n  dir: %s\n  segment_duration: 2s\n", dir))
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	pub := ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "12",
+		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-bf", "0",
+		"-c:a", "aac", "-f", "flv", g.RTMP+"/live/test")
+	if err := pub.Wait(); err != nil {
+		t.Fatalf("ffmpeg: %v", err)
+	}
+	l := g.waitRecording(t, 20*time.Second, "closed", func(l recListing) bool {
+		return len(l.Recordings) == 1 && !l.Recordings[0].Recording
+	})
+	rg := l.Recordings[0].Ranges[0]
+	total := rg.End.Sub(rg.Start).Seconds()
+	base := browsertest.ServeHandler(t, http.FileServer(http.Dir(filepath.Join(web, "dist"))))
+	page := base + "/hls.html?src=" + url.QueryEscape(g.Web+"/recordings/live/test/index.m3u8") +
+		fmt.Sprintf("&advance=%.3f&timeout=60000", total-0.5)
+	raw, err := browsertest.RunPage(t, ctx, page, browsertest.PageOptions{Timeout: 70 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := browsertest.Decode[hlsResult](t, raw)
+	t.Logf("hls.js played %.2f s of a %.2f s recording; non-fatal errors %v", res.Advanced, total, res.Errors)
+	if !res.OK || len(res.Fatal) > 0 || res.Advanced < total-0.5 {
+		t.Fatalf("hls.js: %s (%s)", res.Reason, raw)
+	}
+	if len(res.Widths) != 1 || res.Widths[0] != 320 {
+		t.Errorf("widths %v", res.Widths)
+	}
 }
