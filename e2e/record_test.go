@@ -454,3 +454,63 @@ func TestRecordHLSJS(t *testing.T) {
 		t.Errorf("widths %v", res.Widths)
 	}
 }
+
+// TestRecordTimeShift: while a broadcast is recorded, its recording's
+// playlist is an EVENT playlist that grows; hls.js starts near its live
+// edge, seeks 30 s back and plays on from there.
+func TestRecordTimeShift(t *testing.T) {
+	browsertest.RequirePeer(t, browsertest.PeerChromium)
+	browsertest.RequirePeer(t, browsertest.PeerWebDist)
+	web, err := browsertest.WebDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	g := startGate(t, fmt.Sprintf("record:\n  dir: %s\n  segment_duration: 2s\n", dir))
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	publishLong(t, ctx, g)
+	g.waitRecording(t, 60*time.Second, "40 s recorded", func(l recListing) bool {
+		if len(l.Recordings) != 1 || len(l.Recordings[0].Ranges) != 1 {
+			return false
+		}
+		r := l.Recordings[0].Ranges[0]
+		return r.End.Sub(r.Start) > 40*time.Second
+	})
+	src := g.Web + "/recordings/live/test/index.m3u8"
+	pl := httpGet(t, src)
+	if !strings.Contains(pl.body, "#EXT-X-PLAYLIST-TYPE:EVENT") || strings.Contains(pl.body, "ENDLIST") {
+		t.Fatalf("playlist while recording:\n%s", pl.body)
+	}
+	dist := http.FileServer(http.Dir(filepath.Join(web, "dist")))
+	base := browsertest.ServeHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/record_dvr.html" {
+			http.ServeFile(w, r, filepath.Join("testdata", "record_dvr.html"))
+			return
+		}
+		dist.ServeHTTP(w, r)
+	}))
+	raw, err := browsertest.RunPage(t, ctx, base+"/record_dvr.html?back=30&src="+url.QueryEscape(src),
+		browsertest.PageOptions{Timeout: 50 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		OK                            bool
+		Reason                        string
+		LiveTime, SeekTo, CurrentTime float64
+		Fatal, Errors                 []string
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("hls.js joined at %.2f s, sought back to %.2f s: %s (non-fatal errors %v)", res.LiveTime, res.SeekTo, res.Reason, res.Errors)
+	if !res.OK {
+		t.Fatalf("%s", raw)
+	}
+	// It joined near the live edge (the 40 s recorded less its hold-back),
+	// so 30 s back is in the recording's past.
+	if res.LiveTime < 30 {
+		t.Errorf("hls.js joined at %.2f s, want near the live edge (> 30 s)", res.LiveTime)
+	}
+}
