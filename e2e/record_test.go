@@ -514,3 +514,48 @@ func TestRecordTimeShift(t *testing.T) {
 		t.Errorf("hls.js joined at %.2f s, want near the live edge (> 30 s)", res.LiveTime)
 	}
 }
+
+// TestRecordAuth: with JWT auth on, recordings are listed and served only
+// with a sub grant for their path, and the playlist passes the token on to
+// its segments.
+func TestRecordAuth(t *testing.T) {
+	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
+	secret := writeSecret(t, "0123456789abcdef0123456789abcdef")
+	g := startGate(t, fmt.Sprintf("record:\n  dir: %s\n  segment_duration: 1s\n", t.TempDir()), "--jwt-secret-file", secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "30",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-f", "flv", g.RTMP+"/live/test?jwt="+mint(t, secret, "--pub", "live/"))
+	good, other := mint(t, secret, "--sub", "live/"), mint(t, secret, "--sub", "other/")
+	list := func(tok string) recListing {
+		var l recListing
+		json.Unmarshal([]byte(httpGet(t, g.Web+"/api/recordings?jwt="+tok).body), &l)
+		return l
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(list(good).Recordings) == 0 || list(good).Recordings[0].Segments < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing recorded")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := len(list("").Recordings) + len(list(other).Recordings); n != 0 {
+		t.Errorf("listed %d recordings without a grant for them", n)
+	}
+	for name, tok := range map[string]string{"no token": "", "other prefix": other, "bad token": "x.y.z"} {
+		for _, p := range []string{"/recordings/live/test", "/recordings/live/test/index.m3u8", "/recordings/live/test/segments/0.mp4"} {
+			if r := httpDo(t, "GET", g.Web+p+"?jwt="+tok, nil); r.code != http.StatusForbidden {
+				t.Errorf("%s with %s: %d", p, name, r.code)
+			}
+		}
+	}
+	httpGet(t, g.Web+"/recordings/live/test?jwt="+good)
+	pl := httpGet(t, g.Web+"/recordings/live/test/index.m3u8?jwt="+good).body
+	m := regexp.MustCompile(`(?m)^(segments/\d+\.mp4\?jwt=\S+)$`).FindStringSubmatch(pl)
+	if m == nil {
+		t.Fatalf("playlist without tokened segment URIs:\n%s", pl)
+	}
+	if r := httpGet(t, g.Web+"/recordings/live/test/"+m[1]); len(r.body) == 0 {
+		t.Error("empty segment")
+	}
+}
