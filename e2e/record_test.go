@@ -160,17 +160,7 @@ func TestRecordRTMP(t *testing.T) {
 	g := startGate(t, fmt.Sprintf("record:\n  dir: %s\n  segment_duration: 2s\n", dir))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	pub := ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "20",
-		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-bf", "0",
-		"-c:a", "aac", "-f", "flv", g.RTMP+"/live/test")
-	if err := pub.Wait(); err != nil {
-		t.Fatalf("ffmpeg: %v", err)
-	}
-	// After the grace period the broadcast ends and the last segment closes.
-	l := g.waitRecording(t, 20*time.Second, "closed", func(l recListing) bool {
-		return len(l.Recordings) == 1 && !l.Recordings[0].Recording
-	})
+	l := recordAll(t, ctx, g, "20")
 	rec := l.Recordings[0]
 	if l.Failing || rec.Path != "live/test" || len(rec.Ranges) != 1 {
 		t.Fatalf("listing %+v", l)
@@ -266,13 +256,26 @@ func TestRecordRTMP(t *testing.T) {
 	}
 }
 
-// publishLong starts ffmpeg publishing live/test for up to 60 s.
-func publishLong(t *testing.T, ctx context.Context, g *gate) *exec.Cmd {
+// publishRec starts ffmpeg publishing live/test (320x240 30 fps H.264,
+// GOP 1 s, AAC) for secs seconds.
+func publishRec(t *testing.T, ctx context.Context, g *gate, secs string) *exec.Cmd {
 	t.Helper()
 	return ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "60",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", secs,
 		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-bf", "0",
 		"-c:a", "aac", "-f", "flv", g.RTMP+"/live/test")
+}
+
+// recordAll publishes live/test for secs seconds and waits until the
+// broadcast ended (after the grace period) and its last segment closed.
+func recordAll(t *testing.T, ctx context.Context, g *gate, secs string) recListing {
+	t.Helper()
+	if err := publishRec(t, ctx, g, secs).Wait(); err != nil {
+		t.Fatalf("ffmpeg: %v", err)
+	}
+	return g.waitRecording(t, 20*time.Second, "closed", func(l recListing) bool {
+		return len(l.Recordings) == 1 && !l.Recordings[0].Recording
+	})
 }
 
 // TestRecordKill9: moqgate is killed (SIGKILL) while recording; every
@@ -286,7 +289,7 @@ func TestRecordKill9(t *testing.T) {
 	g := startGate(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	publishLong(t, ctx, g)
+	publishRec(t, ctx, g, "60")
 	// Two segments closed and the third half written.
 	var before recListing
 	g.waitRecording(t, 30*time.Second, "two segments and a half", func(l recListing) bool {
@@ -379,7 +382,7 @@ func TestRecordCannotWrite(t *testing.T) {
 			g := startGateWrapped(t, wrap, fmt.Sprintf("record:\n  dir: %s\n  segment_duration: 2s\n", dir))
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			publishLong(t, ctx, g)
+			publishRec(t, ctx, g, "60")
 			g.waitBroadcast(t, ctx, "live/test")
 			l := g.waitRecording(t, 30*time.Second, "failing", func(l recListing) bool { return l.Failing })
 			if l.Error == "" {
@@ -413,32 +416,30 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestRecordHLSJS: hls.js in headless Chromium plays the VOD playlist of a
-// recording, from another origin, from start to end.
-func TestRecordHLSJS(t *testing.T) {
+// webDist returns web/dist (built, with Chromium there to run its pages).
+func webDist(t *testing.T) string {
+	t.Helper()
 	browsertest.RequirePeer(t, browsertest.PeerChromium)
 	browsertest.RequirePeer(t, browsertest.PeerWebDist)
 	web, err := browsertest.WebDir()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return filepath.Join(web, "dist")
+}
+
+// TestRecordHLSJS: hls.js in headless Chromium plays the VOD playlist of a
+// recording, from another origin, from start to end.
+func TestRecordHLSJS(t *testing.T) {
+	dist := webDist(t)
 	dir := t.TempDir()
 	g := startGate(t, fmt.Sprintf("rtmp:\n  grace_period: 1s\nrecord:\n  dir: %s\n  segment_duration: 2s\n", dir))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	pub := ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "12",
-		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-bf", "0",
-		"-c:a", "aac", "-f", "flv", g.RTMP+"/live/test")
-	if err := pub.Wait(); err != nil {
-		t.Fatalf("ffmpeg: %v", err)
-	}
-	l := g.waitRecording(t, 20*time.Second, "closed", func(l recListing) bool {
-		return len(l.Recordings) == 1 && !l.Recordings[0].Recording
-	})
+	l := recordAll(t, ctx, g, "12")
 	rg := l.Recordings[0].Ranges[0]
 	total := rg.End.Sub(rg.Start).Seconds()
-	base := browsertest.ServeHandler(t, http.FileServer(http.Dir(filepath.Join(web, "dist"))))
+	base := browsertest.ServeHandler(t, http.FileServer(http.Dir(dist)))
 	page := base + "/hls.html?src=" + url.QueryEscape(g.Web+"/recordings/live/test/index.m3u8") +
 		fmt.Sprintf("&advance=%.3f&timeout=60000", total-0.5)
 	raw, err := browsertest.RunPage(t, ctx, page, browsertest.PageOptions{Timeout: 70 * time.Second})
@@ -459,17 +460,12 @@ func TestRecordHLSJS(t *testing.T) {
 // playlist is an EVENT playlist that grows; hls.js starts near its live
 // edge, seeks 30 s back and plays on from there.
 func TestRecordTimeShift(t *testing.T) {
-	browsertest.RequirePeer(t, browsertest.PeerChromium)
-	browsertest.RequirePeer(t, browsertest.PeerWebDist)
-	web, err := browsertest.WebDir()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dist := webDist(t)
 	dir := t.TempDir()
 	g := startGate(t, fmt.Sprintf("record:\n  dir: %s\n  segment_duration: 2s\n", dir))
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	publishLong(t, ctx, g)
+	publishRec(t, ctx, g, "60")
 	g.waitRecording(t, 60*time.Second, "40 s recorded", func(l recListing) bool {
 		if len(l.Recordings) != 1 || len(l.Recordings[0].Ranges) != 1 {
 			return false
@@ -482,13 +478,13 @@ func TestRecordTimeShift(t *testing.T) {
 	if !strings.Contains(pl.body, "#EXT-X-PLAYLIST-TYPE:EVENT") || strings.Contains(pl.body, "ENDLIST") {
 		t.Fatalf("playlist while recording:\n%s", pl.body)
 	}
-	dist := http.FileServer(http.Dir(filepath.Join(web, "dist")))
+	files := http.FileServer(http.Dir(dist))
 	base := browsertest.ServeHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/record_dvr.html" {
 			http.ServeFile(w, r, filepath.Join("testdata", "record_dvr.html"))
 			return
 		}
-		dist.ServeHTTP(w, r)
+		files.ServeHTTP(w, r)
 	}))
 	raw, err := browsertest.RunPage(t, ctx, base+"/record_dvr.html?back=30&src="+url.QueryEscape(src),
 		browsertest.PageOptions{Timeout: 50 * time.Second})
