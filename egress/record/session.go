@@ -101,17 +101,21 @@ func (r *Recorder) recordOnce(ctx context.Context, path string, log *slog.Logger
 	for i, t := range tracks {
 		fr, err := br.Track(ctx, t.Name, moq.SubscribeOptions{Priority: priorityRecord})
 		if err != nil {
+			cancel(err)
 			wg.Wait()
 			return err
 		}
 		wg.Go(func() {
 			defer fr.Close()
+			// A track that ended leaves the others to finish: what they
+			// have queued is still written.
 			err := readTrack(ctx, fr, i == 0, items)
-			if err != nil && ctx.Err() == nil {
+			if err != nil && !errors.Is(err, moq.ErrTrackEnded) && ctx.Err() == nil {
 				cancel(err)
 			}
 		})
 	}
+	go func() { wg.Wait(); close(items) }()
 	log.Info("record: recording", "tracks", len(tracks), "dir", r.cfg.Dir)
 	r.recording.Add(1)
 	defer r.recording.Add(-1)
@@ -120,10 +124,13 @@ func (r *Recorder) recordOnce(ctx context.Context, path string, log *slog.Logger
 	cancel(err)
 	wg.Wait()
 	s.close()
-	if cause := context.Cause(ctx); err == nil || errors.Is(err, context.Canceled) {
-		err = cause
+	if err != nil {
+		return err
 	}
-	return err
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // tracks changed, a track failed
+	}
+	return moq.ErrTrackEnded
 }
 
 // sameTracks reports whether two catalog versions have the same CMAF
@@ -170,12 +177,17 @@ func readTrack(ctx context.Context, fr *media.FrameReader, cutTrack bool, out ch
 	}
 }
 
-// write takes objects until ctx is done or a write fails.
+// write takes objects until every track ended, ctx is done or a write
+// fails.
 func (s *session) write(ctx context.Context, items <-chan item) error {
 	for {
 		var it item
+		var ok bool
 		select {
-		case it = <-items:
+		case it, ok = <-items:
+			if !ok {
+				return nil
+			}
 		case <-ctx.Done():
 			return nil
 		}
