@@ -513,15 +513,19 @@ func TestRecordTimeShift(t *testing.T) {
 
 // TestRecordAuth: with JWT auth on, recordings are listed and served only
 // with a sub grant for their path, and the playlist passes the token on to
-// its segments.
+// its segments. A prefix turned off is not recorded.
 func TestRecordAuth(t *testing.T) {
 	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
 	secret := writeSecret(t, "0123456789abcdef0123456789abcdef")
-	g := startGate(t, fmt.Sprintf("record:\n  dir: %s\n  segment_duration: 1s\n", t.TempDir()), "--jwt-secret-file", secret)
+	dir := t.TempDir()
+	g := startGate(t, fmt.Sprintf("record:\n  dir: %s\n  segment_duration: 1s\n  prefixes:\n    - prefix: live/\n    - prefix: live/private\n      off: true\n", dir),
+		"--jwt-secret-file", secret)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "30",
-		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-f", "flv", g.RTMP+"/live/test?jwt="+mint(t, secret, "--pub", "live/"))
+	for _, p := range []string{"live/test", "live/private/x", "other/y"} {
+		ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "30",
+			"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-f", "flv", g.RTMP+"/"+p+"?jwt="+mint(t, secret, "--pub", ""))
+	}
 	good, other := mint(t, secret, "--sub", "live/"), mint(t, secret, "--sub", "other/")
 	list := func(tok string) recListing {
 		var l recListing
@@ -537,6 +541,15 @@ func TestRecordAuth(t *testing.T) {
 	}
 	if n := len(list("").Recordings) + len(list(other).Recordings); n != 0 {
 		t.Errorf("listed %d recordings without a grant for them", n)
+	}
+	// Every broadcast is live, only live/test recorded.
+	if l := list(mint(t, secret, "--sub", "")); len(l.Recordings) != 1 || l.Recordings[0].Path != "live/test" || len(g.broadcasts(t)) != 3 {
+		t.Errorf("recorded %+v of %d broadcasts", l.Recordings, len(g.broadcasts(t)))
+	}
+	for _, p := range []string{"live/private", "other"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); !os.IsNotExist(err) {
+			t.Errorf("%s is on disk (%v)", p, err)
+		}
 	}
 	for name, tok := range map[string]string{"no token": "", "other prefix": other, "bad token": "x.y.z"} {
 		for _, p := range []string{"/recordings/live/test", "/recordings/live/test/index.m3u8", "/recordings/live/test/segments/0.mp4"} {
