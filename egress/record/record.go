@@ -31,9 +31,7 @@ import (
 // Defaults for the zero values of Config.
 const (
 	DefaultSegmentDuration = 4 * time.Second
-	// retryAfter is how long a broadcast whose recording failed waits
-	// before it tries again.
-	retryAfter = 10 * time.Second
+	DefaultRetryAfter      = 10 * time.Second
 	// pruneEvery is the retention check interval.
 	pruneEvery = 10 * time.Second
 )
@@ -62,8 +60,11 @@ type Config struct {
 	// larger (0: no limit).
 	MaxBytes int64
 	// Rules select the broadcasts recorded; none records everything.
-	Rules  []Rule
-	Logger *slog.Logger
+	Rules []Rule
+	// RetryAfter is how long a broadcast whose recording failed to write
+	// waits before it tries again (default DefaultRetryAfter).
+	RetryAfter time.Duration
+	Logger     *slog.Logger
 }
 
 // Stats are the recorder's counters, for metrics.
@@ -105,6 +106,9 @@ func New(src *moq.LocalClient, cfg Config) (*Recorder, error) {
 	}
 	if cfg.SegmentDuration <= 0 {
 		cfg.SegmentDuration = DefaultSegmentDuration
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = DefaultRetryAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -180,7 +184,7 @@ func (r *Recorder) Run(ctx context.Context) {
 }
 
 // follow records the broadcast at path until ctx is done, starting over
-// when its tracks change and, after a failure, once retryAfter has passed.
+// when its tracks change and, after a failure, once RetryAfter has passed.
 func (r *Recorder) follow(ctx context.Context, path string) {
 	log := r.log.With("broadcast", path)
 	backoff := 250 * time.Millisecond
@@ -197,15 +201,15 @@ func (r *Recorder) follow(ctx context.Context, path string) {
 		case errors.Is(err, moq.ErrTrackEnded):
 			return
 		case errors.Is(err, errWrite):
-			wait = retryAfter // logged once by fail
+			wait = r.cfg.RetryAfter // logged once by fail
 		default:
 			// Not ready yet (no catalog, a track missing): soon again.
 			log.Debug("record: recording stopped", "err", err)
 		}
-		if time.Since(start) > retryAfter {
+		if time.Since(start) > r.cfg.RetryAfter {
 			backoff = 250 * time.Millisecond
 		} else {
-			backoff = min(2*backoff, retryAfter)
+			backoff = min(2*backoff, r.cfg.RetryAfter)
 		}
 		select {
 		case <-time.After(wait):

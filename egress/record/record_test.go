@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +23,10 @@ import (
 // broadcast has ended and the recorder stopped.
 func recordClip(t *testing.T, loops int) *Recorder {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.Default()
-	}
-	relay := moq.NewRelay(moq.RelayConfig{Logger: log})
-	r, err := New(relay.Local("record"), Config{Dir: t.TempDir(), SegmentDuration: time.Second, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	clip, err := mediatest.LoadClip(mediatest.TestdataPath("fmp4_h264_aac.mp4"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := clip.Publish(ctx, relay, "live/rec", mediatest.PublishOptions{Loops: loops, Logger: log}); err != nil {
+	r, publish, done := startRecorder(t, ctx, Config{Dir: t.TempDir(), SegmentDuration: time.Second})
+	if err := publish(loops); err != nil {
 		t.Fatal(err)
 	}
 	// The broadcast ended: the recorder closes its last segment.
@@ -48,6 +36,97 @@ func recordClip(t *testing.T, loops int) *Recorder {
 	cancel()
 	<-done
 	return r
+}
+
+// startRecorder runs a recorder with cfg on a relay until ctx ends (done
+// is closed then); publish plays loops of the 1 s test clip as live/rec.
+func startRecorder(t *testing.T, ctx context.Context, cfg Config) (r *Recorder, publish func(loops int) error, done chan struct{}) {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if testing.Verbose() {
+			cfg.Logger = slog.Default()
+		}
+	}
+	relay := moq.NewRelay(moq.RelayConfig{Logger: cfg.Logger})
+	r, err := New(relay.Local("record"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done = make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	clip, err := mediatest.LoadClip(mediatest.TestdataPath("fmp4_h264_aac.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, func(loops int) error {
+		return clip.Publish(ctx, relay, "live/rec", mediatest.PublishOptions{Loops: loops, Logger: cfg.Logger})
+	}, done
+}
+
+// TestFailAndRecover: a directory that cannot be written makes the
+// recorder fail with one log line however often it retries; once it can
+// write again, recording resumes and the flag clears.
+func TestFailAndRecover(t *testing.T) {
+	t.Parallel()
+	blocker := filepath.Join(t.TempDir(), "blocker")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, publish, done := startRecorder(t, ctx, Config{Dir: filepath.Join(blocker, "rec"), SegmentDuration: time.Second,
+		RetryAfter: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	go publish(0)
+	waitFor(t, ctx, "several failures", func() bool { return r.Stats().Errors >= 3 })
+	if st := r.Stats(); !st.Failing || st.Segments != 0 {
+		t.Errorf("while failing: %+v", st)
+	}
+	if failing, msg := r.status(); !failing || !strings.Contains(msg, "not a directory") {
+		t.Errorf("status %v %q", failing, msg)
+	}
+	if n := strings.Count(logs.String(), "cannot write the recording"); n != 1 {
+		t.Errorf("%d failure log lines, want 1:\n%s", n, logs.String())
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "a segment after the recovery", func() bool { return r.Stats().Segments > 0 && !r.Stats().Failing })
+	if !strings.Contains(logs.String(), "record: writing again") {
+		t.Errorf("no recovery log line:\n%s", logs.String())
+	}
+	cancel()
+	<-done
+}
+
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not in time", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use (a log sink).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestRecordClip: every segment is a self-contained fMP4 starting with a

@@ -39,8 +39,12 @@ func segmentFile(root, pattern, path string, start time.Time) (string, error) {
 		if i > 0 {
 			cand = fmt.Sprintf("%s-%d.mp4", name, i)
 		}
-		if _, err := os.Lstat(filepath.Join(root, cand)); errors.Is(err, os.ErrNotExist) {
+		_, err := os.Lstat(filepath.Join(root, cand))
+		if errors.Is(err, os.ErrNotExist) {
 			return cand, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("record: %w", err)
 		}
 		if i > 1000 {
 			return "", fmt.Errorf("record: no free file name for %s", name)
