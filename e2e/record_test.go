@@ -293,24 +293,26 @@ func TestRecordKill9(t *testing.T) {
 	// Two segments closed and the third half written.
 	var before recListing
 	g.waitRecording(t, 30*time.Second, "two segments and a half", func(l recListing) bool {
-		if len(l.Recordings) == 1 && l.Recordings[0].Segments == 3 {
-			end, _ := time.Parse(time.RFC3339Nano, l.Recordings[0].End)
-			before = l
-			return end.Sub(l.Recordings[0].Ranges[0].Start) > 10*time.Second
+		if len(l.Recordings) != 1 || !l.Recordings[0].Recording || l.Recordings[0].Segments < 3 {
+			return false
 		}
-		return false
+		// The open (last) segment holds more than a second.
+		end, _ := time.Parse(time.RFC3339Nano, l.Recordings[0].End)
+		before = l
+		return end.Sub(l.Recordings[0].Ranges[0].Start) > time.Duration(l.Recordings[0].Segments-1)*4*time.Second+time.Second
 	})
 	// One fragment more may be written between the listing and the kill.
 	g.cmd.Process.Kill()
 	g.cmd.Wait()
 	segs := readIndex(t, dir)
-	if len(segs) != 3 || !segs[2].Open {
+	n := len(segs)
+	if n < 3 || !segs[n-1].Open {
 		t.Fatalf("index after the kill: %+v", segs)
 	}
 	for _, s := range segs {
 		decodes(t, filepath.Join(dir, s.File))
 	}
-	open := segs[2]
+	open := segs[n-1]
 	st, err := os.Stat(filepath.Join(dir, open.File))
 	if err != nil {
 		t.Fatal(err)
@@ -319,15 +321,17 @@ func TestRecordKill9(t *testing.T) {
 
 	g2 := startGate(t, cfg) // no publisher: the repair only
 	after := g2.recordings(t)
-	if len(after.Recordings) != 1 || after.Recordings[0].Segments != 3 || after.Recordings[0].Recording {
+	if len(after.Recordings) != 1 || after.Recordings[0].Segments != n || after.Recordings[0].Recording {
 		t.Fatalf("after restart: %+v", after)
 	}
 	if !g2.logs.contains("closed a segment left open") {
 		t.Error("no log line for the repaired segment")
 	}
 	segs = readIndex(t, dir)
-	rep := segs[2]
-	if rep.Open || !rep.Repaired || rep.Bytes != sizeAtKill || rep.InitSize == 0 {
+	rep := segs[n-1]
+	// A kill can cut a write short: the repair cuts off what is left of
+	// that fragment (one object, well under 64 KiB here).
+	if rep.Open || !rep.Repaired || rep.Bytes > sizeAtKill || rep.Bytes < sizeAtKill-64<<10 || rep.InitSize == 0 {
 		t.Fatalf("repaired segment %+v (file was %d bytes)", rep, sizeAtKill)
 	}
 	wantEnd, _ := time.Parse(time.RFC3339Nano, before.Recordings[0].End)
