@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/moqgate/moqgate/internal/browsertest"
 	"github.com/moqgate/moqgate/internal/mediatest"
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
@@ -21,11 +23,11 @@ import (
 // recordClip publishes loops of the 1 s test clip (one GOP a loop) into a
 // relay with a recorder of 1 s segments, and returns the recorder once the
 // broadcast has ended and the recorder stopped.
-func recordClip(t *testing.T, loops int) *Recorder {
+func recordClip(t *testing.T, clip string, loops int) *Recorder {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	r, publish, done := startRecorder(t, ctx, Config{Dir: t.TempDir(), SegmentDuration: time.Second})
+	r, publish, done := startRecorder(t, ctx, clip, Config{Dir: t.TempDir(), SegmentDuration: time.Second})
 	if err := publish(loops); err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +41,9 @@ func recordClip(t *testing.T, loops int) *Recorder {
 }
 
 // startRecorder runs a recorder with cfg on a relay until ctx ends (done
-// is closed then); publish plays loops of the 1 s test clip as live/rec.
-func startRecorder(t *testing.T, ctx context.Context, cfg Config) (r *Recorder, publish func(loops int) error, done chan struct{}) {
+// is closed then); publish plays loops of the 1 s test clip (a file of
+// media/testdata) as live/rec.
+func startRecorder(t *testing.T, ctx context.Context, clipName string, cfg Config) (r *Recorder, publish func(loops int) error, done chan struct{}) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -55,7 +58,7 @@ func startRecorder(t *testing.T, ctx context.Context, cfg Config) (r *Recorder, 
 	}
 	done = make(chan struct{})
 	go func() { defer close(done); r.Run(ctx) }()
-	clip, err := mediatest.LoadClip(mediatest.TestdataPath("fmp4_h264_aac.mp4"))
+	clip, err := mediatest.LoadClip(mediatest.TestdataPath(clipName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +79,7 @@ func TestFailAndRecover(t *testing.T) {
 	var logs syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	r, publish, done := startRecorder(t, ctx, Config{Dir: filepath.Join(blocker, "rec"), SegmentDuration: time.Second,
+	r, publish, done := startRecorder(t, ctx, "fmp4_h264_aac.mp4", Config{Dir: filepath.Join(blocker, "rec"), SegmentDuration: time.Second,
 		RetryAfter: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	go publish(0)
 	waitFor(t, ctx, "several failures", func() bool { return r.Stats().Errors >= 3 })
@@ -134,7 +137,24 @@ func (s *syncBuffer) String() string {
 // index read back from disk is the one in memory.
 func TestRecordClip(t *testing.T) {
 	t.Parallel()
-	r := recordClip(t, 5)
+	for _, tc := range []struct {
+		clip         string
+		video, audio media.Codec
+	}{
+		{"fmp4_h264_aac.mp4", media.H264, media.AAC},
+		{"fmp4_h265_opus.mp4", media.H265, media.Opus},
+		{"fmp4_av1_opus.mp4", media.AV1, media.Opus},
+		{"fmp4_vp9_mp3.mp4", media.VP9, media.MP3},
+	} {
+		t.Run(tc.clip, func(t *testing.T) {
+			t.Parallel()
+			recordAndCheck(t, tc.clip, tc.video, tc.audio)
+		})
+	}
+}
+
+func recordAndCheck(t *testing.T, clip string, video, audio media.Codec) {
+	r := recordClip(t, clip, 5)
 	segs := r.Segments("live/rec")
 	if len(segs) < 3 {
 		t.Fatalf("%d segments, want at least 3: %+v", len(segs), segs)
@@ -150,7 +170,8 @@ func TestRecordClip(t *testing.T) {
 		if int64(len(data)) != s.Bytes {
 			t.Errorf("segment %d: %d bytes on disk, index says %d", i, len(data), s.Bytes)
 		}
-		first, end := checkSegment(t, data)
+		first, end := checkSegment(t, data, video, audio)
+		decodes(t, filepath.Join(r.cfg.Dir, s.File))
 		if got := s.Duration().Seconds(); abs(got-(end-first)) > 0.05 {
 			t.Errorf("segment %d: index duration %.3f s, media %.3f s", i, got, end-first)
 		}
@@ -182,17 +203,17 @@ func TestRecordClip(t *testing.T) {
 	}
 }
 
-// checkSegment demuxes a segment: two tracks, video first starting with a
-// key frame, decode times increasing per track; it returns the video
-// track's first decode time and end, in seconds.
-func checkSegment(t *testing.T, data []byte) (first, end float64) {
+// checkSegment demuxes a segment: the two tracks' codecs, video first
+// starting with a key frame, decode times increasing per track; it returns
+// the video track's first decode time and end, in seconds.
+func checkSegment(t *testing.T, data []byte, video, audio media.Codec) (first, end float64) {
 	t.Helper()
 	d := media.NewFMP4Demuxer(bytes.NewReader(data), 0)
 	tracks, err := d.Tracks()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tracks) != 2 || tracks[0].Codec != media.H264 || tracks[1].Codec != media.AAC {
+	if len(tracks) != 2 || tracks[0].Codec != video || tracks[1].Codec != audio {
 		t.Fatalf("tracks %+v", tracks)
 	}
 	last := map[string]int64{}
@@ -227,6 +248,16 @@ func checkSegment(t *testing.T, data []byte) (first, end float64) {
 	return first, end
 }
 
+// decodes has ffmpeg decode the file: no error, not a word on stderr.
+func decodes(t *testing.T, file string) {
+	t.Helper()
+	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("ffmpeg decoding %s: %v\n%s", filepath.Base(file), err, out)
+	}
+}
+
 func abs(f float64) float64 {
 	if f < 0 {
 		return -f
@@ -238,7 +269,7 @@ func abs(f float64) float64 {
 // is cut back to its last complete fragment and closed in the index.
 func TestRepair(t *testing.T) {
 	t.Parallel()
-	r := recordClip(t, 3)
+	r := recordClip(t, "fmp4_h264_aac.mp4", 3)
 	segs := r.Segments("live/rec")
 	if len(segs) == 0 {
 		t.Fatal("nothing recorded")
@@ -283,7 +314,7 @@ func TestRepair(t *testing.T) {
 	if int64(len(fixed)) != keep || got[0].Bytes != keep || keep >= int64(cut) || keep <= src.InitSize {
 		t.Fatalf("repaired file %d bytes (index %d), want %d of %d", len(fixed), got[0].Bytes, keep, cut)
 	}
-	first, end := checkSegment(t, fixed)
+	first, end := checkSegment(t, fixed, media.H264, media.AAC)
 	if d := got[0].Duration().Seconds(); abs(d-(end-first)) > 0.001 || d >= src.Duration().Seconds() {
 		t.Errorf("repaired duration %.3f s, media %.3f s, whole segment %.3f s", d, end-first, src.Duration().Seconds())
 	}
