@@ -30,6 +30,9 @@ type recSegment struct {
 	InitSize int64     `json:"init_size"`
 	Open     bool      `json:"open"`
 	Repaired bool      `json:"repaired"`
+	Keys     []struct {
+		Off int64 `json:"off"`
+	} `json:"keys"`
 }
 
 // readIndex reads dir's index of broadcast live/test: the last record of
@@ -333,6 +336,10 @@ func TestRecordKill9(t *testing.T) {
 	// that fragment (one object, well under 64 KiB here).
 	if rep.Open || !rep.Repaired || rep.Bytes > sizeAtKill || rep.Bytes < sizeAtKill-64<<10 || rep.InitSize == 0 {
 		t.Fatalf("repaired segment %+v (file was %d bytes)", rep, sizeAtKill)
+	}
+	// More than a second of 1 s GOPs: the index learnt the key frames.
+	if len(rep.Keys) < 2 || rep.Keys[len(rep.Keys)-1].Off >= rep.Bytes {
+		t.Errorf("repaired segment's key frames %+v", rep.Keys)
 	}
 	wantEnd, _ := time.Parse(time.RFC3339Nano, before.Recordings[0].End)
 	gotEnd, _ := time.Parse(time.RFC3339Nano, after.Recordings[0].End)

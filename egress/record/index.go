@@ -193,6 +193,14 @@ func (s *store) begin(seg Segment) (Segment, error) {
 	return seg, nil
 }
 
+// progress records how far an open segment got (its key frames so far).
+func (s *store) progress(seg Segment) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seg.Open = true
+	return s.appendLocked(seg)
+}
+
 // finish records a closed segment.
 func (s *store) finish(seg Segment) error {
 	s.mu.Lock()

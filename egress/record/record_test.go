@@ -314,6 +314,9 @@ func TestRepair(t *testing.T) {
 	if int64(len(fixed)) != keep || got[0].Bytes != keep || keep >= int64(cut) || keep <= src.InitSize {
 		t.Fatalf("repaired file %d bytes (index %d), want %d of %d", len(fixed), got[0].Bytes, keep, cut)
 	}
+	if len(got[0].Keys) == 0 || len(got[0].Keys) > len(src.Keys) || got[0].Keys[len(got[0].Keys)-1].Off >= keep {
+		t.Errorf("repaired key frames %+v of %+v (file cut to %d)", got[0].Keys, src.Keys, keep)
+	}
 	first, end := checkSegment(t, fixed, media.H264, media.AAC)
 	if d := got[0].Duration().Seconds(); abs(d-(end-first)) > 0.001 || d >= src.Duration().Seconds() {
 		t.Errorf("repaired duration %.3f s, media %.3f s, whole segment %.3f s", d, end-first, src.Duration().Seconds())

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,6 +168,7 @@ func repair(root string, seg Segment) (Segment, error) {
 	}
 	seg.End = seg.Start.Add(time.Duration((end - first) * float64(time.Second)))
 	seg.Bytes, seg.Repaired, seg.Open = keep, true, false
+	seg.Keys = slices.DeleteFunc(seg.Keys, func(k KeyPoint) bool { return k.Off >= keep || k.Off < seg.InitSize })
 	return seg, nil
 }
 

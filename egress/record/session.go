@@ -215,11 +215,19 @@ func (s *session) add(it item) error {
 	if s.w == nil {
 		return nil // before the first key frame
 	}
-	if it.cutTrack && it.start && it.key {
+	key := it.cutTrack && it.start && it.key
+	if key {
 		s.w.seg.Keys = append(s.w.seg.Keys, KeyPoint{Off: s.w.cw.n, T: it.first})
 	}
 	if err := s.w.write(it.track, it.payload); err != nil {
 		return err
+	}
+	if key && len(s.w.seg.Keys) > 1 {
+		// The index learns each GOP as it starts, so that a segment
+		// repaired after a crash keeps its key frames.
+		if err := s.r.store.progress(s.w.seg); err != nil {
+			return err
+		}
 	}
 	s.r.bytes.Add(uint64(len(it.payload)))
 	if it.cutTrack {
