@@ -76,7 +76,13 @@ type bcIndex struct {
 	closed []Segment // by ID
 	open   *Segment
 	nextID uint64
+	// stale counts the lines of the index file a rewrite would drop
+	// (open and progress records of closed segments).
+	stale int
 }
+
+// compactAfter is how many stale lines make finish rewrite an index.
+const compactAfter = 1000
 
 // dirOf maps a broadcast path to a directory below the recording root:
 // each component path-escaped, so that no publisher-chosen name can climb
@@ -198,6 +204,11 @@ func (s *store) progress(seg Segment) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seg.Open = true
+	seg.Keys = slices.Clone(seg.Keys) // the writer appends to its own
+	if ix := s.broadcasts[seg.Path]; ix != nil && ix.open != nil && ix.open.ID == seg.ID {
+		ix.open = &seg
+		ix.stale++
+	}
 	return s.appendLocked(seg)
 }
 
@@ -214,6 +225,9 @@ func (s *store) finish(seg Segment) error {
 		return err
 	}
 	ix.closed = append(ix.closed, seg)
+	if ix.stale++; ix.stale >= compactAfter {
+		return s.rewriteLocked(seg.Path, ix)
+	}
 	return nil
 }
 
@@ -276,7 +290,11 @@ func (s *store) rewriteLocked(path string, ix *bcIndex) error {
 	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(tmp, file)
+	if err := os.Rename(tmp, file); err != nil {
+		return err
+	}
+	ix.stale = 0
+	return nil
 }
 
 // segments returns the closed segments of a broadcast, oldest first.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -415,5 +416,49 @@ func TestDirOf(t *testing.T) {
 	}
 	if _, err := segmentFile(t.TempDir(), "../{time}", "a", time.Now()); err == nil {
 		t.Error("a pattern climbing out of the directory was accepted")
+	}
+}
+
+// TestIndexCompaction: the open and progress records of closed segments
+// are dropped from the index file once they are many, and a load reads
+// the same segments.
+func TestIndexCompaction(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := openStore(dir, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 600 // 2 stale lines each: one rewrite at 500
+	for i := range n {
+		start := t0.Add(time.Duration(i) * time.Second)
+		seg, err := st.begin(Segment{Path: "a", File: fmt.Sprintf("a/%d.mp4", i), Start: start, InitSize: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg.Keys = []KeyPoint{{Off: 10}, {Off: 20}}
+		if err := st.progress(seg); err != nil {
+			t.Fatal(err)
+		}
+		seg.End, seg.Bytes = start.Add(time.Second), 30
+		if err := st.finish(seg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(st.indexFile("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := bytes.Count(data, []byte("\n")); lines != 500+3*(n-500) {
+		t.Errorf("%d lines in the index, want %d", lines, 500+3*(n-500))
+	}
+	st2, err := openStore(dir, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := st2.segments("a")
+	if len(segs) != n || segs[n-1].ID != n-1 || len(segs[0].Keys) != 2 {
+		t.Fatalf("%d segments loaded, last %+v", len(segs), segs[len(segs)-1])
 	}
 }
