@@ -332,15 +332,22 @@ func TestRepair(t *testing.T) {
 	}
 }
 
-// TestPrune: retention by age, then by bytes, deletes the oldest segments
-// and only those, files and index entries.
-func TestPrune(t *testing.T) {
-	t.Parallel()
+// newTestStore opens a store on an empty directory.
+func newTestStore(t *testing.T) (string, *store) {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := openStore(dir, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, st
+}
+
+// TestPrune: retention by age, then by bytes, deletes the oldest segments
+// and only those, files and index entries.
+func TestPrune(t *testing.T) {
+	t.Parallel()
+	dir, st := newTestStore(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 6 {
 		path := []string{"a", "b/c"}[i%2]
@@ -424,11 +431,7 @@ func TestDirOf(t *testing.T) {
 // the same segments.
 func TestIndexCompaction(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	st, err := openStore(dir, slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, st := newTestStore(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	const n = 600 // 2 stale lines each: one rewrite at 500
 	for i := range n {
