@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -115,10 +114,7 @@ func waitTrack(t *testing.T, ctx context.Context, g *gate, path, track string) {
 
 func forwardStatus(t *testing.T, g *gate) []map[string]any {
 	t.Helper()
-	resp, err := http.Get(g.Web + "/api/forward")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := g.get(t, "/api/forward")
 	defer resp.Body.Close()
 	var v struct {
 		Targets []map[string]any `json:"targets"`

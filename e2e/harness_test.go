@@ -54,6 +54,9 @@ type gate struct {
 	SRT  string // 127.0.0.1:port (UDP)
 	cmd  *exec.Cmd
 	logs *logBuf
+	// apiToken is sent to the API and /metrics when auth is on (startGate
+	// mints an admin token for every path from --jwt-secret-file).
+	apiToken string
 }
 
 type logBuf struct {
@@ -164,7 +167,29 @@ func startGateWrapped(t *testing.T, wrap []string, yaml string, args ...string) 
 		t.Fatal("moqgate did not start")
 	}
 	t.Cleanup(func() { g.stop(t) })
+	for i, a := range args {
+		if a == "--jwt-secret-file" && i+1 < len(args) {
+			g.apiToken = mint(t, args[i+1], "--sub", "", "--admin", "--ttl", "24h")
+		}
+	}
 	return g
+}
+
+// get fetches a URL of the gate's web port with its API token.
+func (g *gate) get(t *testing.T, path string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest("GET", g.Web+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.apiToken != "" {
+		req.Header.Set("Authorization", "Bearer "+g.apiToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // stop sends SIGINT and expects a clean exit (and no token in the log).
@@ -203,11 +228,11 @@ func (g *gate) stop(t *testing.T) {
 // broadcasts returns the API's view.
 func (g *gate) broadcasts(t *testing.T) []map[string]any {
 	t.Helper()
-	resp, err := http.Get(g.Web + "/api/broadcasts")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := g.get(t, "/api/broadcasts")
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/api/broadcasts: %s", resp.Status)
+	}
 	var v struct {
 		Broadcasts []map[string]any `json:"broadcasts"`
 	}

@@ -83,6 +83,7 @@ func TestAuthJWKSFile(t *testing.T) {
 	jwksFile := filepath.Join(dir, "jwks.json")
 	writeJWKS(t, jwksFile, j1)
 	g := startGate(t, "auth:\n  mode: jwt\n  jwks_file: "+jwksFile+"\n")
+	g.apiToken = mintKey(t, k1, "k1", "--sub", "")
 
 	pub := mintKey(t, k1, "k1", "--pub", "live/")
 	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "40",

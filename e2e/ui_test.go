@@ -359,6 +359,43 @@ func TestWebUIAuth(t *testing.T) {
 			watchPlays(t, ctx, b, g.Web+"/watch/"+path+"?transport="+tr+"&jwt="+tok, tr, shots)
 		})
 	}
+	t.Run("list", func(t *testing.T) {
+		// The list shows what the page's token may watch, and its links
+		// carry the token on; without one it says a token is needed.
+		rtmpPush(t, ctx, g.RTMP+"/other/hidden?jwt="+mint(t, secret, "--pub", "other/"), 60)
+		g.waitBroadcast(t, ctx, "other/hidden")
+		p, err := b.Open(ctx, "list", g.Web+"/?jwt="+tok, browsertest.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		var paths []string
+		if err := p.Wait(ctx, listPaths+`.length > 0 && `+listPaths, 10*time.Second, &paths); err != nil {
+			t.Fatalf("the list page with a live/ token shows nothing: %v", err)
+		}
+		time.Sleep(1500 * time.Millisecond) // a poll more
+		p.Eval(ctx, listPaths, &paths)
+		if strings.Join(paths, ",") != path {
+			t.Errorf("the list page with a live/ token shows %v, want [%s]", paths, path)
+		}
+		var href string
+		p.Eval(ctx, `document.querySelector("#list .card a.name").href`, &href)
+		if !strings.Contains(href, "jwt=") {
+			t.Errorf("the card's link %s does not carry the token", href)
+		}
+		anon, err := b.Open(ctx, "list-anon", g.Web+"/", browsertest.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer anon.Close(ctx)
+		var msg string
+		if err := anon.Wait(ctx, `document.querySelector("#updated").textContent.includes("needs a token") && document.querySelector("#updated").textContent`, 10*time.Second, &msg); err != nil {
+			t.Errorf("the list page without a token does not ask for one: %v", err)
+		}
+		if err := anon.Eval(ctx, listPaths, &paths); err != nil || len(paths) != 0 {
+			t.Errorf("the list page without a token shows %v", paths)
+		}
+	})
 	for name, q := range map[string]string{
 		"no-token":      "",
 		"other-path":    "&jwt=" + url.QueryEscape(mint(t, secret, "--sub", "other/")),

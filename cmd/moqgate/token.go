@@ -31,9 +31,10 @@ func token(args []string, stdout, stderr io.Writer) error {
 	var pubs, subs stringList
 	fs.Var(&pubs, "pub", "broadcast path prefix the token may publish under (repeatable; \"\" = all)")
 	fs.Var(&subs, "sub", "broadcast path prefix the token may subscribe to (repeatable; \"\" = all)")
+	admin := fs.Bool("admin", false, "let the token read /metrics and /api/forward while auth is on")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: moqgate token (--jwt-secret-file FILE | --key-file PEM [--kid KID]) [--pub PREFIX]... [--sub PREFIX]... [--ttl DURATION]\n  prints a JWT granting publish/subscribe on broadcast path prefixes")
+		fmt.Fprintln(fs.Output(), "usage: moqgate token (--jwt-secret-file FILE | --key-file PEM [--kid KID]) [--pub PREFIX]... [--sub PREFIX]... [--admin] [--ttl DURATION]\n  prints a JWT granting publish/subscribe on broadcast path prefixes")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -45,8 +46,8 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if (secretFile == "") == (*keyFile == "") {
 		return errors.New("token: one of --jwt-secret-file and --key-file is required")
 	}
-	if len(pubs) == 0 && len(subs) == 0 {
-		return errors.New("token: grant at least one --pub or --sub prefix")
+	if len(pubs) == 0 && len(subs) == 0 && !*admin {
+		return errors.New("token: grant at least one --pub or --sub prefix, or --admin")
 	}
 	method, key, err := signingKey(secretFile, *keyFile)
 	if err != nil {
@@ -59,6 +60,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(subs) > 0 {
 		claims["sub"] = []string(subs)
+	}
+	if *admin {
+		claims["admin"] = true
 	}
 	tok := jwt.NewWithClaims(method, claims)
 	if *kid != "" {

@@ -34,6 +34,9 @@ type Grant struct {
 	Publish   []string // path prefixes ("" = everything)
 	Subscribe []string
 	Expires   time.Time // zero = no expiry
+	// Admin (the "admin": true claim) lets the caller read /metrics and
+	// the forwarding status while auth is on.
+	Admin bool
 }
 
 // Allows reports whether the grant covers action on path.
@@ -207,6 +210,7 @@ func (a *Authorizer) Parse(token string) (*Grant, error) {
 		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
 	g := &Grant{Publish: stringList(claims["pub"]), Subscribe: stringList(claims["sub"])}
+	g.Admin, _ = claims["admin"].(bool)
 	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 		g.Expires = exp.Time
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moqgate/moqgate/internal/auth"
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
 )
@@ -186,14 +187,32 @@ func (w *catalogWatcher) broadcasts() []apiBroadcast {
 	return out
 }
 
+// apiBroadcastsHandler lists the broadcasts (with auth on, those the
+// caller's token may subscribe to).
 func (s *Server) apiBroadcastsHandler(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, map[string]any{"broadcasts": s.catalogs.broadcasts()})
+	g, ok := s.httpGrant(w, r, "api")
+	if !ok {
+		return
+	}
+	out := []apiBroadcast{}
+	for _, b := range s.catalogs.broadcasts() {
+		if g == nil || g.Allows(auth.Subscribe, b.Path) {
+			out = append(out, b)
+		}
+	}
+	writeJSON(w, map[string]any{"broadcasts": out})
 }
 
+// apiBroadcastHandler describes one broadcast; one the token may not
+// subscribe to is answered as if it did not exist.
 func (s *Server) apiBroadcastHandler(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.httpGrant(w, r, "api")
+	if !ok {
+		return
+	}
 	path := strings.Trim(r.PathValue("path"), "/")
 	for _, b := range s.catalogs.broadcasts() {
-		if b.Path == path {
+		if b.Path == path && (g == nil || g.Allows(auth.Subscribe, b.Path)) {
 			writeJSON(w, b)
 			return
 		}

@@ -30,7 +30,7 @@ func (s *Server) recordRoutes() {
 			writeJSON(w, record.Listing{Recordings: []record.Recording{}})
 			return
 		}
-		writeJSON(w, s.recorder.List(func(path string) bool { return s.authorizeHLS(r, path) == nil }))
+		writeJSON(w, s.recorder.List(func(path string) bool { return s.checkSubscribe(r, path) == nil }))
 	})
 	s.mux.HandleFunc("GET /recordings/{rest...}", func(w http.ResponseWriter, r *http.Request) {
 		if s.recorder == nil {
@@ -43,7 +43,7 @@ func (s *Server) recordRoutes() {
 
 // authorizePlayback needs the sub grant for the path, as live HLS does.
 func (s *Server) authorizePlayback(r *http.Request, path string) error {
-	if err := s.authorizeHLS(r, path); err != nil {
+	if err := s.checkSubscribe(r, path); err != nil {
 		s.metrics.authRefusals.WithLabelValues("recordings").Inc()
 		return err
 	}

@@ -204,8 +204,8 @@ func (s *Server) routes() {
 	s.webrtcRoutes()
 	s.mux.HandleFunc("GET /api/broadcasts", s.apiBroadcastsHandler)
 	s.mux.HandleFunc("GET /api/broadcasts/{path...}", s.apiBroadcastHandler)
-	s.mux.Handle("GET /metrics", s.metrics.handler())
-	s.mux.HandleFunc("GET /api/forward", s.apiForwardHandler)
+	s.mux.HandleFunc("GET /metrics", s.adminOnly("metrics", s.metrics.handler().ServeHTTP))
+	s.mux.HandleFunc("GET /api/forward", s.adminOnly("api", s.apiForwardHandler))
 	s.recordRoutes()
 	if s.cfg.Debug.Pprof {
 		s.pprofRoutes()
@@ -378,13 +378,24 @@ func newAuthorizer(cfg *config.Config, log *slog.Logger) (*auth.Authorizer, erro
 		Logger: log.With("component", "auth")})
 }
 
-// authorizeHLS checks an LL-HLS request's token (?jwt=, which the
-// playlists carry on to every URI they name) when auth is on.
+// authorizeHLS checks an LL-HLS request's token when auth is on, and
+// counts a refusal.
 func (s *Server) authorizeHLS(r *http.Request, path string) error {
+	err := s.checkSubscribe(r, path)
+	if err != nil {
+		s.metrics.authRefusals.WithLabelValues("hls").Inc()
+	}
+	return err
+}
+
+// checkSubscribe checks that an HTTP request's token (?jwt=, which the
+// playlists carry on to every URI they name, or a bearer token) may
+// subscribe to path, when auth is on.
+func (s *Server) checkSubscribe(r *http.Request, path string) error {
 	if !s.authorizer().Enabled() {
 		return nil
 	}
-	_, err := s.authorizer().Check(r.URL.Query().Get("jwt"), auth.Subscribe, path)
+	_, err := s.authorizer().Check(httpToken(r), auth.Subscribe, path)
 	return err
 }
 

@@ -1,9 +1,12 @@
 // GET /: the live broadcasts, polled from /api/broadcasts once a second.
-import { $, h, broadcastURLs, urlRows, fmtBitrate, fmtDuration, summarize, viewerText, encodePath, sleep } from "/ui/common.js";
+import { $, h, config, broadcastURLs, urlRows, fmtBitrate, fmtDuration, summarize, viewerText, encodePath, sleep } from "/ui/common.js";
 
 const list = $("#list");
 const cards = new Map(); // path → {el, key}
 const open = new Set(); // paths whose URL details are expanded
+// With auth on, the list shows what the page's ?jwt= may watch (and the
+// links carry it on).
+const token = new URLSearchParams(location.search).get("jwt") || "";
 
 function facts(s) {
 	const fact = (k, v, cls = "", title = "") => h("div", { class: "fact", title }, h("span", { class: "k" }, k), h("span", { class: `v ${cls}` }, v || "–"));
@@ -27,7 +30,7 @@ function source(s) {
 }
 
 function card(s) {
-	const u = broadcastURLs(s.path);
+	const u = broadcastURLs(s.path, token);
 	const details = h("details", { open: open.has(s.path) },
 		h("summary", {}, "Player URLs"),
 		urlRows([
@@ -41,9 +44,9 @@ function card(s) {
 	return h("article", { class: "card", "data-path": s.path },
 		h("div", { class: "title" },
 			h("span", { class: "badge live" }, "live"),
-			h("a", { class: "name", href: `/watch/${encodePath(s.path)}` }, s.path),
+			h("a", { class: "name", href: u.watch }, s.path),
 			h("div", { class: "actions" },
-				h("a", { class: "button primary small", href: `/watch/${encodePath(s.path)}` }, "▶ Watch"))),
+				h("a", { class: "button primary small", href: u.watch }, "▶ Watch"))),
 		facts(s),
 		details);
 }
@@ -83,7 +86,13 @@ function render(broadcasts) {
 async function poll() {
 	for (;;) {
 		try {
-			const r = await fetch("/api/broadcasts", { cache: "no-store" });
+			const r = await fetch("/api/broadcasts", { cache: "no-store", headers: token ? { Authorization: "Bearer " + token } : {} });
+			if (r.status === 401 && config.auth) {
+				render([]);
+				$("#updated").textContent = token ? "the token was refused (invalid or expired)" : "this server needs a token: open this page with ?jwt=TOKEN";
+				await sleep(5000);
+				continue;
+			}
 			if (!r.ok) throw new Error(`HTTP ${r.status}`);
 			const { broadcasts } = await r.json();
 			(broadcasts || []).sort((a, b) => a.path.localeCompare(b.path));

@@ -320,7 +320,8 @@ function httpError(code, body) {
 // ---- the broadcast's life ----
 
 async function lookup() {
-	const r = await fetch(`/api/broadcasts/${encodePath(path)}`, { cache: "no-store" });
+	// With auth on the API answers only for what the token may watch.
+	const r = await fetch(`/api/broadcasts/${encodePath(path)}`, { cache: "no-store", headers: token ? { Authorization: "Bearer " + token } : {} });
 	if (r.status === 404) return null;
 	if (!r.ok) throw new Error(`HTTP ${r.status}`);
 	return r.json();
