@@ -2,7 +2,6 @@ package moq
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -76,8 +75,8 @@ func (l *LocalClient) SubscribeTrack(ctx context.Context, path, name string, _ S
 // continued: its tracks and subscribers stay, group IDs keep increasing.
 func (l *LocalClient) Publish(ctx context.Context, path string) (*BroadcastProducer, error) {
 	ns := ParsePath(path)
-	if len(ns) == 0 {
-		return nil, errors.New("moq: empty broadcast path")
+	if err := CheckNamespace(ns); err != nil {
+		return nil, err
 	}
 	b, lp, err := l.r.attachLocal(ns, l.proto)
 	if err != nil {

@@ -104,6 +104,17 @@ func NewRelay(cfg RelayConfig) *Relay {
 
 var _ Handler = (*Relay)(nil)
 
+// admit checks a session's request for ns (a namespace prefix may be
+// empty): a valid broadcast path, then the authorizer.
+func (r *Relay) admit(s *Session, action string, ns Namespace, prefix bool, params wire.Params) error {
+	if !prefix || len(ns) > 0 {
+		if err := CheckNamespace(ns); err != nil {
+			return invalidPath(err)
+		}
+	}
+	return r.authorize(s, action, ns.Path(), params)
+}
+
 func (r *Relay) authorize(s *Session, action, path string, params wire.Params) error {
 	if r.cfg.Authorize == nil {
 		return nil
@@ -115,11 +126,7 @@ func (r *Relay) authorize(s *Session, action, path string, params wire.Params) e
 
 // HandlePublishNamespace registers a publisher's broadcast.
 func (r *Relay) HandlePublishNamespace(ctx context.Context, s *Session, ns Namespace, params wire.Params) error {
-	path := ns.Path()
-	if path == "" {
-		return &RequestError{Code: wire.PublishNamespaceErrorUninterested, Reason: "empty namespace"}
-	}
-	if err := r.authorize(s, "publish", path, params); err != nil {
+	if err := r.admit(s, "publish", ns, false, params); err != nil {
 		return err
 	}
 	_, err := r.attachPublisher(s, ns)
@@ -242,8 +249,7 @@ func (r *Relay) endLocked(b *broadcast) {
 
 // HandlePublish accepts a pushed track (PUBLISH).
 func (r *Relay) HandlePublish(ctx context.Context, s *Session, req *PublishRequest) (*Track, func(), error) {
-	path := req.Namespace.Path()
-	if err := r.authorize(s, "publish", path, req.Params); err != nil {
+	if err := r.admit(s, "publish", req.Namespace, false, req.Params); err != nil {
 		return nil, nil, err
 	}
 	b, err := r.attachPublisher(s, req.Namespace)
@@ -282,7 +288,7 @@ func (r *Relay) HandlePublish(ctx context.Context, s *Session, req *PublishReque
 func (r *Relay) acquire(ctx context.Context, s *Session, proto string, ns Namespace, name string, params wire.Params) (*broadcast, *relayTrack, error) {
 	path := ns.Path()
 	if s != nil {
-		if err := r.authorize(s, "subscribe", path, params); err != nil {
+		if err := r.admit(s, "subscribe", ns, false, params); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -516,7 +522,7 @@ func (r *Relay) HandleTrackStatus(ctx context.Context, s *Session, req *Subscrib
 
 // HandleSubscribeNamespace registers a namespace subscriber.
 func (r *Relay) HandleSubscribeNamespace(ctx context.Context, s *Session, prefix Namespace, params wire.Params) (func(), error) {
-	if err := r.authorize(s, "subscribe", prefix.Path(), params); err != nil {
+	if err := r.admit(s, "subscribe", prefix, true, params); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()

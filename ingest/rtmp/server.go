@@ -44,7 +44,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
@@ -54,6 +53,7 @@ import (
 
 	"github.com/moqgate/moqgate/internal/limit"
 	"github.com/moqgate/moqgate/media"
+	"github.com/moqgate/moqgate/moq"
 )
 
 // Defaults for zero Config fields.
@@ -718,21 +718,8 @@ func publishTarget(app, streamName string) (string, url.Values, error) {
 		}
 		path += p
 	}
-	if path == "" {
-		return "", nil, errors.New("empty broadcast path")
-	}
-	if len(path) > 1024 {
-		return "", nil, errors.New("broadcast path longer than 1024 bytes")
-	}
-	for _, seg := range strings.Split(path, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return "", nil, fmt.Errorf("invalid broadcast path %q", path)
-		}
-		for _, r := range seg {
-			if unicode.IsControl(r) || r == '\\' || r == unicode.ReplacementChar {
-				return "", nil, fmt.Errorf("invalid character in broadcast path %q", path)
-			}
-		}
+	if err := moq.CheckPath(path); err != nil {
+		return "", nil, err
 	}
 	query := url.Values{}
 	for _, q := range []string{appQuery, nameQuery} {

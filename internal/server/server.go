@@ -157,7 +157,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			SharedBytesInFlight: s.inFlight,
 		},
 		TLSConfig:   &tls.Config{GetCertificate: cm.GetCertificate},
-		HTTPHandler: s.mux,
+		HTTPHandler: pathGuard(s.mux),
 		Logger:      log.With("component", "moq"),
 	}
 	s.hls = hls.New(hls.Config{Relay: s.relay, Logger: log.With("component", "hls"), Authorize: s.authorizeHLS,
@@ -274,7 +274,7 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("moq listener: %w", err)
 		}
 	}()
-	s.http = &http.Server{Handler: s.mux, ReadHeaderTimeout: s.cfg.Limits.HandshakeTimeout,
+	s.http = &http.Server{Handler: pathGuard(s.mux), ReadHeaderTimeout: s.cfg.Limits.HandshakeTimeout,
 		ReadTimeout: s.cfg.Limits.HTTPReadTimeout, IdleTimeout: s.cfg.Limits.HTTPIdleTimeout,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	web := &limitListener{Listener: s.tcp, gate: s.httpConns, refuse: refuseHTTP(!s.certs.SelfSigned()),
