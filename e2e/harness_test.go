@@ -47,13 +47,14 @@ func TestMain(m *testing.M) {
 
 // gate is a running moqgate process.
 type gate struct {
-	Web  string // http://127.0.0.1:port
-	MoQ  string // moqt://127.0.0.1:port
-	WT   string // https://127.0.0.1:port/
-	RTMP string // rtmp://127.0.0.1:port
-	SRT  string // 127.0.0.1:port (UDP)
-	cmd  *exec.Cmd
-	logs *logBuf
+	Web     string // http://127.0.0.1:port
+	MoQ     string // moqt://127.0.0.1:port
+	WT      string // https://127.0.0.1:port/
+	RTMP    string // rtmp://127.0.0.1:port
+	SRT     string // 127.0.0.1:port (UDP)
+	cmd     *exec.Cmd
+	logs    *logBuf
+	cfgFile string // the YAML it was started with (rewrite, then reload)
 	// apiToken is sent to the API and /metrics when auth is on (startGate
 	// mints an admin token for every path from --jwt-secret-file).
 	apiToken string
@@ -136,7 +137,7 @@ func startGateWrapped(t *testing.T, wrap []string, yaml string, args ...string) 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	g := &gate{cmd: cmd, logs: &logBuf{}}
+	g := &gate{cmd: cmd, logs: &logBuf{}, cfgFile: cfg}
 	ready := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

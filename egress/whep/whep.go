@@ -99,6 +99,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.ep.ServeH
 // Sessions is the number of WHEP sessions.
 func (s *Server) Sessions() int { return s.ep.Sessions() }
 
+// SetSizes changes the offer bounds (body size, m-lines) for the requests
+// that follow (a reload).
+func (s *Server) SetSizes(sz rtc.Sizes) { s.ep.SetSizes(sz) }
+
 // Close ends every session and hub.
 func (s *Server) Close() {
 	s.ep.Close()

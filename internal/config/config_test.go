@@ -423,3 +423,23 @@ func TestRecordConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestDiff names changed settings as the YAML does, lists as one.
+func TestDiff(t *testing.T) {
+	a, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Default()
+	if d := Diff(a, b); len(d) != 0 {
+		t.Fatalf("Diff of equal configs: %v", d)
+	}
+	b.Limits.HTTPBodyMax = 2048
+	b.HLS.MaxMuxers++
+	b.Auth.Mode = "jwt"
+	b.Upstreams = []string{"moqt://x"}
+	got := strings.Join(Diff(a, b), " ")
+	if got != "upstreams auth.mode hls.max_muxers limits.http_body_max" {
+		t.Fatalf("Diff: %q", got)
+	}
+}

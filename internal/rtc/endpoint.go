@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/sdp/v3"
@@ -79,6 +80,26 @@ type Endpoint struct {
 	mu       sync.Mutex
 	sessions map[string]*Session // by resource path
 	closed   bool
+	// sizes, once SetSizes was called (a reload), replaces MaxBody and
+	// Limits.MaxMediaSections.
+	sizes atomic.Pointer[Sizes]
+}
+
+// Sizes are the request bounds a reload can change while the endpoint
+// serves.
+type Sizes struct {
+	MaxBody          int64
+	MaxMediaSections int
+}
+
+// SetSizes applies new bounds to the requests that follow.
+func (ep *Endpoint) SetSizes(s Sizes) { ep.sizes.Store(&s) }
+
+func (ep *Endpoint) currentSizes() Sizes {
+	if s := ep.sizes.Load(); s != nil {
+		return *s
+	}
+	return Sizes{MaxBody: ep.MaxBody, MaxMediaSections: ep.Limits.MaxMediaSections}
 }
 
 func (ep *Endpoint) log() *slog.Logger {
@@ -198,7 +219,7 @@ func hasContentType(r *http.Request, want string) bool {
 }
 
 func (ep *Endpoint) readBody(w http.ResponseWriter, r *http.Request) (string, error) {
-	limit := ep.MaxBody
+	limit := ep.currentSizes().MaxBody
 	if limit <= 0 {
 		limit = 1 << 20
 	}
@@ -254,7 +275,7 @@ func (ep *Endpoint) create(w http.ResponseWriter, r *http.Request, path string) 
 		fail(err)
 		return
 	}
-	if err := checkOffer(offer, ep.Limits.maxMediaSections()); err != nil {
+	if err := checkOffer(offer, Limits{MaxMediaSections: ep.currentSizes().MaxMediaSections}.maxMediaSections()); err != nil {
 		fail(err)
 		return
 	}

@@ -34,10 +34,13 @@ import (
 
 // Server is a running moqgate.
 type Server struct {
-	cfg   *config.Config
-	log   *slog.Logger
-	certs *certs.Manager
-	relay *moq.Relay
+	cfg *config.Config
+	// loaded is the configuration last applied (Reload diffs against it).
+	loaded   *config.Config
+	reloadMu sync.Mutex
+	log      *slog.Logger
+	certs    *certs.Manager
+	relay    *moq.Relay
 	// forward pushes local broadcasts to other relays (nil: no targets).
 	forward *forward.Manager
 	// recorder writes broadcasts to disk (nil: recording is off).
@@ -73,7 +76,7 @@ type Server struct {
 
 // New binds the listeners; Run serves them.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), continuity: ingest.NewContinuity(cfg.RTMP.GracePeriod)}
+	s := &Server{cfg: cfg, loaded: cfg, log: log, mux: http.NewServeMux(), continuity: ingest.NewContinuity(cfg.RTMP.GracePeriod)}
 	cm, err := certs.New(certs.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
 		Hostnames: cfg.TLS.Hostnames, Logger: log})
 	if err != nil {
