@@ -160,6 +160,14 @@ func (srv *Server) serveRaw(ctx context.Context, qc *quic.Conn) {
 	release, err := srv.admit(qc.RemoteAddr(), "quic")
 	if err != nil {
 		srv.Logger.Info("moq connection refused", "remote", qc.RemoteAddr().String(), "err", err)
+		// Before the handshake completes QUIC may only send a bare
+		// APPLICATION_ERROR (RFC 9000 §10.2.3): wait for it (bounded by
+		// the handshake timeout) so the client reads the code and reason.
+		select {
+		case <-qc.HandshakeComplete():
+		case <-qc.Context().Done():
+		case <-ctx.Done():
+		}
 		qc.CloseWithError(quic.ApplicationErrorCode(wire.TooManyRequests), err.Error())
 		return
 	}
