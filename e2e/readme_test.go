@@ -448,9 +448,18 @@ func (r *readmeRun) checkWHEP(b readmeBlock) {
 	}
 }
 
-// live reports whether the server's API lists the broadcast.
+// live reports whether the server's API lists the broadcast. With auth
+// on (the README's jwt.secret exists) it asks with a token for every path.
 func (r *readmeRun) live(path string) bool {
-	body, err := fetchOK(context.Background(), httpClient, "http://"+r.web+"/api/broadcasts")
+	u := "http://" + r.web + "/api/broadcasts"
+	if secret := filepath.Join(r.work, "jwt.secret"); fileExists(secret) {
+		out, err := exec.Command(binPath, "token", "--jwt-secret-file", secret, "--sub", "", "--ttl", "1m").Output()
+		if err != nil {
+			return false
+		}
+		u += "?jwt=" + strings.TrimSpace(string(out))
+	}
+	body, err := fetchOK(context.Background(), httpClient, u)
 	var v struct {
 		Broadcasts []struct {
 			Path string `json:"path"`
@@ -574,4 +583,9 @@ func goSources(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
 }
