@@ -8,14 +8,17 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/moqgate/moqgate/internal/rtctest"
 )
@@ -156,4 +159,78 @@ func TestNoTokensInLogs(t *testing.T) {
 		resp.Body.Close()
 	}
 	g.stop(t) // the log is complete; the harness checks it
+}
+
+// TestAuthJWKSURL: auth.jwks_url served over HTTP. A token of a key the
+// server has not seen (rotation: k2 replaces k1 in the served set) makes
+// it fetch the set again at once and is accepted; k1's tokens are refused
+// from then on; an HS256 token signed with k1's public key as the secret
+// (alg confusion) is refused; no token reaches the log.
+func TestAuthJWKSURL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	k1, j1 := writeES256Key(t, dir, "k1")
+	k2, j2 := writeES256Key(t, dir, "k2")
+	setFile := filepath.Join(dir, "served.json")
+	writeJWKS(t, setFile, j1)
+	var fetches atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		http.ServeFile(w, r, setFile)
+	}))
+	defer hs.Close()
+	// An hour between refreshes: only an unknown kid makes it fetch.
+	g := startGate(t, "auth:\n  mode: jwt\n  jwks_url: "+hs.URL+"/jwks.json\n  jwks_refresh: 1h\n")
+	g.apiToken = mintKey(t, k1, "k1", "--sub", "")
+	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "40",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-f", "flv",
+		g.RTMP+"/live/url?jwt="+mintKey(t, k1, "k1", "--pub", "live/"))
+	g.waitBroadcast(t, ctx, "live/url")
+	watch := func(tok string) error {
+		_, done := sub(t, ctx, g.MoQ, "live/url", "--duration", "2s", "--token", tok)
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("moqgate sub did not exit")
+			return nil
+		}
+	}
+	old := mintKey(t, k1, "k1", "--sub", "live/")
+	if err := watch(old); err != nil {
+		t.Fatalf("viewer with a k1 token: %v", err)
+	}
+	writeJWKS(t, setFile, j2) // rotation at the identity provider
+	before := fetches.Load()
+	if err := watch(mintKey(t, k2, "k2", "--sub", "live/")); err != nil {
+		t.Fatalf("viewer with a token of the rotated-in key: %v", err)
+	}
+	if fetches.Load() == before {
+		t.Error("the unknown kid did not make the server fetch the JWK Set")
+	}
+	if err := watch(old); err == nil {
+		t.Error("a k1 token was accepted after k1 left the served JWK Set")
+	}
+	// alg confusion: k2's public key (PEM) as an HS256 secret, k2's kid.
+	pemBytes, err := os.ReadFile(k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(pemBytes)
+	priv, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(priv.(*ecdsa.PrivateKey).Public())
+	forged := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "live/", "exp": time.Now().Add(time.Hour).Unix()})
+	forged.Header["kid"] = "k2"
+	tok, err := forged.SignedString(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch(tok); err == nil {
+		t.Error("an HS256 token signed with the ES256 public key was accepted")
+	}
 }
