@@ -73,6 +73,25 @@ func mintKey(t *testing.T, keyFile, kid string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// publishForViewers publishes path over RTMP with the pub token and
+// returns a check that a MoQ viewer with a token can watch it for 2 s.
+func publishForViewers(t *testing.T, ctx context.Context, g *gate, path, pub string) func(tok string) error {
+	t.Helper()
+	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "40",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-f", "flv", g.RTMP+"/"+path+"?jwt="+pub)
+	g.waitBroadcast(t, ctx, path)
+	return func(tok string) error {
+		_, done := sub(t, ctx, g.MoQ, path, "--duration", "2s", "--token", tok)
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("moqgate sub did not exit")
+			return nil
+		}
+	}
+}
+
 // TestAuthJWKSFile: ES256 tokens minted by `moqgate token --key-file` and
 // checked against auth.jwks_file: an RTMP publisher and a MoQ viewer get
 // in; after the key is rotated in the file the new key's tokens work and
@@ -89,19 +108,7 @@ func TestAuthJWKSFile(t *testing.T) {
 	g.apiToken = mintKey(t, k1, "k1", "--sub", "")
 
 	pub := mintKey(t, k1, "k1", "--pub", "live/")
-	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "40",
-		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-f", "flv", g.RTMP+"/live/jwks?jwt="+pub)
-	g.waitBroadcast(t, ctx, "live/jwks")
-	watch := func(tok string) error {
-		_, done := sub(t, ctx, g.MoQ, "live/jwks", "--duration", "2s", "--token", tok)
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			t.Fatal("moqgate sub did not exit")
-			return nil
-		}
-	}
+	watch := publishForViewers(t, ctx, g, "live/jwks", pub)
 	old := mintKey(t, k1, "k1", "--sub", "live/")
 	if err := watch(old); err != nil {
 		t.Fatalf("viewer with a k1 token: %v", err)
@@ -184,20 +191,7 @@ func TestAuthJWKSURL(t *testing.T) {
 	// An hour between refreshes: only an unknown kid makes it fetch.
 	g := startGate(t, "auth:\n  mode: jwt\n  jwks_url: "+hs.URL+"/jwks.json\n  jwks_refresh: 1h\n")
 	g.apiToken = mintKey(t, k1, "k1", "--sub", "")
-	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "40",
-		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-f", "flv",
-		g.RTMP+"/live/url?jwt="+mintKey(t, k1, "k1", "--pub", "live/"))
-	g.waitBroadcast(t, ctx, "live/url")
-	watch := func(tok string) error {
-		_, done := sub(t, ctx, g.MoQ, "live/url", "--duration", "2s", "--token", tok)
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			t.Fatal("moqgate sub did not exit")
-			return nil
-		}
-	}
+	watch := publishForViewers(t, ctx, g, "live/url", mintKey(t, k1, "k1", "--pub", "live/"))
 	old := mintKey(t, k1, "k1", "--sub", "live/")
 	if err := watch(old); err != nil {
 		t.Fatalf("viewer with a k1 token: %v", err)
