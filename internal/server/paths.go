@@ -42,10 +42,12 @@ func pathGuard(next http.Handler) http.Handler {
 			if rt.tail != nil && rt.tail(r) {
 				rest = rest[:max(0, strings.LastIndexByte(rest, '/'))]
 			}
-			if rest == "" && rt.tail == nil {
+			if rest == "" {
 				break // the route's own answer (e.g. /watch/ redirects to /)
 			}
 			if err := moq.CheckPath(rest); err != nil {
+				// Readable by the web players and publishers, as the routes' own errors are.
+				w.Header().Set("Access-Control-Allow-Origin", "*")
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
