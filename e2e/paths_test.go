@@ -49,7 +49,7 @@ func moqClient(t *testing.T, ctx context.Context, g *gate, verb, broadcast strin
 // TestBroadcastPathRules: the same names are refused by every protocol,
 // for the same reason — "..", "." and empty elements, backslashes and
 // control characters: MoQ PUBLISH_NAMESPACE and SUBSCRIBE (moqgate pub,
-// moqgate sub), RTMP publish (ffmpeg), WHIP and WHEP offers and LL-HLS
+// moqgate sub), RTMP and SRT publish (ffmpeg), WHIP and WHEP offers and LL-HLS
 // requests (400, also when percent-encoded, never redirected to another
 // broadcast).
 func TestBroadcastPathRules(t *testing.T) {
@@ -72,6 +72,13 @@ func TestBroadcastPathRules(t *testing.T) {
 			"-c:v", "libx264", "-g", "15", "-f", "flv", g.RTMP+"/"+key)
 		if err := ff.Wait(); err == nil {
 			t.Errorf("RTMP publish to %q succeeded", key)
+		}
+	}
+	// SRT: the stream ID's path (ffmpeg as the caller).
+	for _, name := range []string{"live/../x", "live//x", `live/a\b`} {
+		ff := ffmpeg(t, ctx, srtPushArgs(5, h264Args, aacArgs, srtURL(g.SRT, "publish:"+name))...)
+		if err := ff.Wait(); err == nil {
+			t.Errorf("SRT publish to %q succeeded", name)
 		}
 	}
 	for _, b := range g.broadcasts(t) {

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/moqgate/moqgate/moq"
 )
 
 // Mode is what an SRT caller asks for.
@@ -112,25 +112,12 @@ func parseAccessControl(s string) (StreamID, error) {
 	return id, nil
 }
 
-// cleanPath checks a broadcast path: non-empty "/"-separated segments of
-// printable characters.
+// cleanPath checks a broadcast path by the rule every protocol applies
+// (moq.CheckPath), leading and trailing slashes aside.
 func cleanPath(p string) (string, error) {
 	p = strings.Trim(p, "/")
-	if p == "" {
-		return "", fmt.Errorf("%w: empty broadcast path", ErrBadStreamID)
-	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return "", fmt.Errorf("%w: bad path segment %q", ErrBadStreamID, seg)
-		}
-	}
-	if !utf8.ValidString(p) {
-		return "", fmt.Errorf("%w: the path is not UTF-8", ErrBadStreamID)
-	}
-	for _, r := range p {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) || r == '?' || r == '#' {
-			return "", fmt.Errorf("%w: character %q in the path", ErrBadStreamID, r)
-		}
+	if err := moq.CheckPath(p); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadStreamID, err)
 	}
 	return p, nil
 }

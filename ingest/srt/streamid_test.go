@@ -21,6 +21,9 @@ func TestParseStreamID(t *testing.T) {
 		{"#!::r=live/test", StreamID{ModeRead, "live/test", ""}},
 		{"#!::r=live/test,m=request,t=stream,u=bob", StreamID{ModeRead, "live/test", ""}},
 		{"#!::r=cam1", StreamID{ModeRead, "cam1", ""}},
+		// The names every protocol accepts (moq.CheckPath).
+		{"publish:live/a b", StreamID{ModePublish, "live/a b", ""}},
+		{"read:live/%74est", StreamID{ModeRead, "live/%74est", ""}},
 	} {
 		got, err := ParseStreamID(tc.in)
 		if err != nil || got != tc.want {
@@ -40,7 +43,8 @@ func TestParseStreamIDErrors(t *testing.T) {
 		{"publish:/", false},
 		{"publish:a//b", false},
 		{"publish:a/../b", false},
-		{"publish:a b", false},
+		{"publish:a/./b", false},
+		{`publish:a\b`, false},
 		{"publish:a\x00b", false},
 		{"play:live/test", true},
 		{"#!::m=publish", false},
