@@ -299,10 +299,14 @@ func TestRecordKill9(t *testing.T) {
 		if len(l.Recordings) != 1 || !l.Recordings[0].Recording || l.Recordings[0].Segments < 3 {
 			return false
 		}
-		// The open (last) segment holds more than a second.
+		// The open (last) segment holds its second GOP's key frame and
+		// more: its start is in the index (segments are not exactly 4 s,
+		// a start can be clamped to the previous end).
 		end, _ := time.Parse(time.RFC3339Nano, l.Recordings[0].End)
+		segs := readIndex(t, dir)
 		before = l
-		return end.Sub(l.Recordings[0].Ranges[0].Start) > time.Duration(l.Recordings[0].Segments-1)*4*time.Second+time.Second
+		return len(segs) == l.Recordings[0].Segments && segs[len(segs)-1].Open &&
+			end.Sub(segs[len(segs)-1].Start) > time.Second+200*time.Millisecond
 	})
 	// One fragment more may be written between the listing and the kill.
 	g.cmd.Process.Kill()
