@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -186,6 +187,7 @@ func recordAndCheck(t *testing.T, clip string, video, audio media.Codec) {
 			}
 		}
 	}
+	checkOpenRecords(t, r.cfg.Dir, len(segs)) // before openStore rewrites the index
 	st, err := openStore(r.cfg.Dir, slog.Default())
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +203,34 @@ func recordAndCheck(t *testing.T, clip string, video, audio media.Codec) {
 	}
 	if st := r.Stats(); st.Segments != uint64(len(segs)) || st.Errors != 0 || st.Failing {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// checkOpenRecords: each segment's open record on disk already names the
+// key frame the segment starts with, so that a segment repaired after a
+// crash in its first GOP keeps it.
+func checkOpenRecords(t *testing.T, dir string, segments int) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "live", "rec", indexName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opens := 0
+	for line := range strings.Lines(string(data)) {
+		var seg Segment
+		if err := json.Unmarshal([]byte(line), &seg); err != nil {
+			t.Fatalf("index line %q: %v", line, err)
+		}
+		if !seg.Open {
+			continue
+		}
+		opens++
+		if len(seg.Keys) == 0 || seg.Keys[0] != (KeyPoint{Off: seg.InitSize, T: seg.MediaStart}) {
+			t.Errorf("open record of segment %d: key frames %+v, want the first at %d, %.3f", seg.ID, seg.Keys, seg.InitSize, seg.MediaStart)
+		}
+	}
+	if opens < segments {
+		t.Errorf("%d open records for %d segments", opens, segments)
 	}
 }
 

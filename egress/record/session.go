@@ -215,19 +215,17 @@ func (s *session) add(it item) error {
 	if s.w == nil {
 		return nil // before the first key frame
 	}
-	key := it.cutTrack && it.start && it.key
-	if key {
+	if it.cutTrack && it.start && it.key && s.w.cw.n > s.w.seg.InitSize {
+		// The index learns each GOP before its first byte is written, so
+		// that a segment repaired after a crash keeps the key frames of
+		// every GOP it holds (a repair drops those past the file's end).
 		s.w.seg.Keys = append(s.w.seg.Keys, KeyPoint{Off: s.w.cw.n, T: it.first})
-	}
-	if err := s.w.write(it.track, it.payload); err != nil {
-		return err
-	}
-	if key && len(s.w.seg.Keys) > 1 {
-		// The index learns each GOP as it starts, so that a segment
-		// repaired after a crash keeps its key frames.
 		if err := s.r.store.progress(s.w.seg); err != nil {
 			return err
 		}
+	}
+	if err := s.w.write(it.track, it.payload); err != nil {
+		return err
 	}
 	s.r.bytes.Add(uint64(len(it.payload)))
 	if it.cutTrack {
@@ -269,6 +267,8 @@ func (s *session) rotate(t float64) error {
 	if err != nil {
 		return err
 	}
+	// The segment starts with this key frame: the open record has it.
+	w.seg.Keys = []KeyPoint{{Off: w.seg.InitSize, T: t}}
 	if w.seg, err = s.r.store.begin(w.seg); err != nil {
 		w.discard()
 		return err
