@@ -44,7 +44,12 @@ func (s *Session) lateRequestIDLocked(id uint64) bool {
 		}
 		return false
 	}
-	if (id-s.nextPeerReqID)/2+uint64(len(s.skippedPeerReqIDs)) > maxSkippedRequestIDs {
+	limit := uint64(maxSkippedRequestIDs)
+	if s.requestStreams() {
+		// Every request has a stream of its own: any order is possible.
+		limit = max(limit, 2*s.cfg.MaxRequests)
+	}
+	if (id-s.nextPeerReqID)/2+uint64(len(s.skippedPeerReqIDs)) > limit {
 		return false
 	}
 	for skipped := s.nextPeerReqID; skipped < id; skipped += 2 {
@@ -84,6 +89,11 @@ func (s *Session) acceptBidiLoop() {
 		if err != nil {
 			return
 		}
+		if s.requestStreams() {
+			s.wg.Add(1)
+			go s.handleBidi17(st)
+			continue
+		}
 		go s.handleNamespaceStream(st)
 	}
 }
@@ -107,6 +117,12 @@ func (s *Session) handleNamespaceStream(st Stream) {
 		s.fail(protocolViolation("bidirectional stream begins with %T", m))
 		return
 	}
+	s.serveNamespaceStream(st, r, sn)
+}
+
+// serveNamespaceStream serves the peer's SUBSCRIBE_NAMESPACE sn, read from
+// st through r.
+func (s *Session) serveNamespaceStream(st Stream, r *bufio.Reader, sn *wire.SubscribeNamespace) {
 	n := &nsStreamIn{s: s, st: st, prefix: Namespace(sn.Prefix), live: make(map[string]bool)}
 	if err := s.onSubscribeNamespace(sn, n); err != nil {
 		s.fail(err)
@@ -254,7 +270,7 @@ func (s *Session) subscribeNamespaceStream(ctx context.Context, prefix Namespace
 	}
 	ch := make(chan result, 1)
 	go func() {
-		m, err := s.codec.ReadMessage(r)
+		m, err := s.readOn(r, id, wire.MsgSubscribeNamespace)
 		ch <- result{m, err}
 	}()
 	timer := time.NewTimer(s.cfg.RequestTimeout)
@@ -322,6 +338,8 @@ func (s *Session) readNamespaceStream(n *NamespaceSubscription, r *bufio.Reader)
 			suffix = m.Suffix
 		case *wire.NamespaceDone:
 			suffix, active = m.Suffix, false
+		case *wire.PublishBlocked:
+			continue // we ask for no PUBLISH, so none is missed
 		default:
 			s.fail(protocolViolation("%T on a namespace subscription stream", m))
 			return

@@ -99,12 +99,28 @@ func (c Draft17) ReadMessage(r io.Reader) (Message, error) { return c.ReadReply(
 // (MsgSubscribe, ...) is requestType: the replies are the model's replies
 // to it, with RequestID id.
 func (c Draft17) ReadReply(r io.Reader, id, requestType uint64) (Message, error) {
-	t, payload, err := readFrameV(r, loVint, d17MessageName)
+	t, payload, err := c.ReadFrame(r)
 	if err != nil {
 		return nil, err
 	}
+	return c.ParseReply(t, payload, id, requestType)
+}
+
+// ReadFrame reads one message's type and payload, for callers that choose
+// the request context by the type (ParseReply).
+func (Draft17) ReadFrame(r io.Reader) (uint64, []byte, error) {
+	return readFrameV(r, loVint, d17MessageName)
+}
+
+// ParseReply decodes a payload of wire type t read on the stream of
+// request id (see ReadReply).
+func (c Draft17) ParseReply(t uint64, payload []byte, id, requestType uint64) (Message, error) {
 	return c.base(id, requestType).ParseMessage(t, payload)
 }
+
+// IsRequestReply reports whether wire type t is REQUEST_OK or
+// REQUEST_ERROR, whose meaning depends on the request they answer.
+func IsRequestReply(t uint64) bool { return t == d16RequestOK || t == d16RequestError }
 
 // ParseMessage decodes a payload of wire type t that is not a reply.
 func (c Draft17) ParseMessage(t uint64, payload []byte) (Message, error) {
