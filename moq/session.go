@@ -318,6 +318,7 @@ func Accept(ctx context.Context, conn Conn, cfg Config, peerPath string) (*Sessi
 		return nil, fmt.Errorf("moq: client offers no supported version (%x)", cs.Versions)
 	}
 	s.PeerParams = cs.Params
+	s.peerQuirks17()
 	if p, ok := cs.Params.Bytes(wire.ParamPath); ok {
 		if conn.Protocol() == "webtransport" {
 			s.closeWith(wire.InvalidPath, "PATH over WebTransport")
@@ -412,6 +413,7 @@ func Connect(ctx context.Context, conn Conn, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("moq: server selected version %#x", ss.Version)
 	}
 	s.PeerParams = ss.Params
+	s.peerQuirks17()
 	if max, ok := ss.Params.Uint(wire.ParamMaxRequestID); ok && !s.requestStreams() {
 		s.peerMaxReqID = max
 	}

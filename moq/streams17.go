@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/moqgate/moqgate/moq/internal/wire"
@@ -44,6 +45,21 @@ type reqStream struct {
 type uniPair struct {
 	SendStream
 	ReceiveStream
+}
+
+// peerQuirks17 adapts the draft-17 codec to the peer, known by its
+// MOQT_IMPLEMENTATION (what the option is for, §9.3.2.5 of draft-17):
+// @moq/net 0.2.8 encodes draft-17 Message Parameters as draft-16 did, and
+// misreads a LARGEST_OBJECT sent as the text says (see
+// wire.Draft17.KVPParams). Called once, before the session starts.
+func (s *Session) peerQuirks17() {
+	c, ok := s.codec.(wire.Draft17)
+	if !ok || !strings.HasPrefix(s.PeerImplementation(), "moq-lite-js") {
+		return
+	}
+	c.KVPParams = true
+	s.codec = c
+	s.log.Info("draft-17 peer is @moq/net: Message Parameters in its Key-Value-Pair encoding", "implementation", s.PeerImplementation())
 }
 
 // requestStreams reports whether requests travel on streams of their own.

@@ -9,6 +9,7 @@ import (
 type encoder struct {
 	vi   vint // the varint encoding (draft-17's leading ones, or QUIC's)
 	p17  bool // draft-17 message layout (see Draft17)
+	kvp  bool // Draft17.KVPParams
 	b    []byte
 	msg  uint64
 	name string // the message's name in errors; "" means MessageName(msg)
@@ -182,6 +183,7 @@ func (e *encoder) params(ps Params) {
 type decoder struct {
 	vi  vint // as in encoder
 	p17 bool // draft-17 message layout (see Draft17)
+	kvp bool // Draft17.KVPParams
 	// ctxID is the request of the stream being read (draft-17 replies).
 	ctxID uint64
 	b     []byte

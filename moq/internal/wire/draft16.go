@@ -1155,7 +1155,7 @@ func (e *encoder) params16(msg uint64, fields, extra Params) {
 		}
 	}
 	e.varint("number of parameters", uint64(len(ps)))
-	if e.p17 {
+	if e.p17 && !e.kvp {
 		e.params17(ps)
 		return
 	}

@@ -31,6 +31,15 @@ type Draft17 struct {
 	// Client: this end is the client, so the peer's SETUP is the model's
 	// ServerSetup (else its ClientSetup).
 	Client bool
+	// KVPParams writes and reads Message Parameters as draft-16 did
+	// (Key-Value-Pairs: even type a varint, odd type length-prefixed,
+	// LARGEST_OBJECT and SUBSCRIPTION_FILTER in draft-16's layout inside),
+	// only with draft-17 varints. It is not draft-17: it is how @moq/net
+	// 0.2.8 (MOQT_IMPLEMENTATION "moq-lite-js", the library of @moq/watch
+	// 0.4.6) encodes draft-17 parameters, which it cannot read otherwise
+	// (it reads a LARGEST_OBJECT Location as a length and bytes). The
+	// session sets it for that peer only.
+	KVPParams bool
 }
 
 var _ Codec = Draft17{}
@@ -38,6 +47,7 @@ var _ Codec = Draft17{}
 // ctx17 is what the draft-17 message layer knows beyond the bytes.
 type ctx17 struct {
 	client bool
+	kvp    bool // see Draft17.KVPParams
 	// id is the request the stream being read belongs to (replies name
 	// none).
 	id uint64
@@ -86,7 +96,7 @@ func (Draft17) Features() Features {
 func (c Draft17) base(id, requestType uint64) Draft16 {
 	return Draft16{
 		RequestType: func(uint64) uint64 { return requestType },
-		p17:         &ctx17{client: c.Client, id: id},
+		p17:         &ctx17{client: c.Client, kvp: c.KVPParams, id: id},
 	}
 }
 
@@ -202,7 +212,7 @@ func (c Draft16) messageName(t uint64) string {
 func (c Draft16) decoder(payload []byte, name string) decoder {
 	d := decoder{b: payload, name: name}
 	if c.p17 != nil {
-		d.vi, d.p17, d.ctxID = loVint, true, c.p17.id
+		d.vi, d.p17, d.ctxID, d.kvp = loVint, true, c.p17.id, c.p17.kvp
 	}
 	return d
 }
@@ -210,7 +220,7 @@ func (c Draft16) decoder(payload []byte, name string) decoder {
 func (c Draft16) encoder(model uint64, name string) encoder {
 	e := encoder{msg: model, name: name}
 	if c.p17 != nil {
-		e.vi, e.p17 = loVint, true
+		e.vi, e.p17, e.kvp = loVint, true, c.p17.kvp
 	}
 	return e
 }
@@ -295,7 +305,7 @@ func paramKind(key uint64) (paramKind17, bool) {
 // draft-16's form (LARGEST_OBJECT and SUBSCRIPTION_FILTER as draft-16
 // bytes), so that the draft-16 checks and field mapping apply.
 func (d *decoder) parseParam(prev uint64) (Param, int, error) {
-	if !d.p17 {
+	if !d.p17 || d.kvp {
 		return parseKVPDelta(d.b, prev, d.vi)
 	}
 	b := d.b

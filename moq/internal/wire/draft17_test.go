@@ -236,6 +236,37 @@ func TestDraft17Vectors(t *testing.T) {
 	}
 }
 
+// @moq/net 0.2.8 writes draft-17 parameters as Key-Value-Pairs; with
+// KVPParams we read and write them so (and only so).
+func TestDraft17KVPParams(t *testing.T) {
+	js := Draft17{KVPParams: true}
+	ok := &SubscribeOK{RequestID: 2, TrackAlias: 5, GroupOrder: GroupOrderAscending, ContentExists: true, Largest: Location{Group: 144, Object: 4}}
+	b, err := js.AppendMessage(nil, ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// LARGEST_OBJECT (0x09) with a length, the Location inside in
+	// draft-16's layout (what @moq/net's reader skips or decodes).
+	if want := frame17(0x04, 0x05, 0x01, 0x09, 0x03, 0x40, 0x90, 0x04); !bytes.Equal(b, want) {
+		t.Fatalf("% x, want % x", b, want)
+	}
+	if got, err := read17(js, b, 2, MsgSubscribe); err != nil || !reflect.DeepEqual(got, ok) {
+		t.Fatalf("%#v %v", got, err)
+	}
+	// The text's encoding differs, and is what we send everyone else.
+	std, _ := codec17.AppendMessage(nil, ok)
+	if bytes.Equal(std, b) {
+		t.Fatal("same bytes")
+	}
+	// @moq/net's SUBSCRIBE reads the same either way (values below 64).
+	sub := frame17(0x03, 0x02, 0x00, 0x01, 0x01, 'a', 0x01, 'b', 0x02, 0x10, 0x01, 0x11, 0x01, 0x02)
+	a, err1 := read17(js, sub, 0, 0)
+	c, err2 := read17(codec17, sub, 0, 0)
+	if err1 != nil || err2 != nil || !reflect.DeepEqual(a, c) {
+		t.Fatalf("%#v %v / %#v %v", a, err1, c, err2)
+	}
+}
+
 func TestDraft17ReadErrors(t *testing.T) {
 	for _, v := range []struct {
 		name  string
@@ -286,9 +317,10 @@ func FuzzDraft17ReadMessage(f *testing.F) {
 		if len(data) == 0 {
 			return
 		}
-		// The first byte picks the stream the bytes arrive on.
-		id := uint64(data[0] >> 1)
-		c := Draft17{Client: data[0]&1 == 1}
+		// The first byte picks the stream the bytes arrive on, the role
+		// and the parameter encoding.
+		id := uint64(data[0] >> 2)
+		c := Draft17{Client: data[0]&1 == 1, KVPParams: data[0]&2 == 2}
 		br := bufio.NewReader(bytes.NewReader(data[1:]))
 		for i := 0; i < 16; i++ {
 			m, err := c.ReadReply(br, id, testRequestType(id))
@@ -334,10 +366,10 @@ func controlSeeds17() map[string][]byte {
 			panic(err)
 		}
 		id, _ := streamContext17(m)
-		if id > 127 {
+		if id > 63 {
 			continue
 		}
-		first := byte(id << 1)
+		first := byte(id << 2)
 		if c.Client {
 			first |= 1
 		}
