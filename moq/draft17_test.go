@@ -1,0 +1,212 @@
+package moq
+
+// Draft-17 at the byte level: the control stream pair, a request on a
+// stream of its own answered there, the end of the stream as the end of
+// the request, and input the relay must refuse (closing only that
+// session).
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/moqgate/moqgate/moq/internal/wire"
+)
+
+// rawClient17 opens a raw QUIC moqt-17 connection and exchanges SETUP.
+func rawClient17(t *testing.T, ctx context.Context, addr string) *quic.Conn {
+	t.Helper()
+	qc, err := quic.DialAddr(ctx, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPN17}}, QUICConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { qc.CloseWithError(0, "") })
+	out, err := qc.OpenUniStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write16(t, out, wire.Draft17{Client: true}, &wire.ClientSetup{Params: wire.Params{{Key: wire.ParamImplementation, Bytes: []byte("raw")}}})
+	in, err := qc.AcceptUniStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := (wire.Draft17{Client: true}).ReadMessage(bufio.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, ok := m.(*wire.ServerSetup)
+	if !ok {
+		t.Fatalf("setup reply %+v", m)
+	}
+	if _, ok := ss.Params.Uint(wire.ParamMaxRequestID); ok {
+		t.Error("SETUP with MAX_REQUEST_ID (draft-17 has none)")
+	}
+	if b, _ := ss.Params.Bytes(wire.ParamImplementation); string(b) != "moqgate" {
+		t.Errorf("server implementation %q", b)
+	}
+	return qc
+}
+
+// request17 opens a request stream and writes m.
+func request17(t *testing.T, ctx context.Context, qc *quic.Conn, m wire.Message) (*quic.Stream, *bufio.Reader) {
+	t.Helper()
+	st, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write16(t, st, wire.Draft17{Client: true}, m)
+	return st, bufio.NewReader(st)
+}
+
+func TestDraft17RequestStreams(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	ts := startServer(t, RelayConfig{})
+	pub := NewPublisher(Namespace{"live", "raw"}, TrackLimits{MaxGroups: 4})
+	ps := dialVersion(t, ctx, "moqt://"+ts.addr, wire.Version17, Config{Handler: pub})
+	if err := ps.PublishNamespace(ctx, Namespace{"live", "raw"}); err != nil {
+		t.Fatal(err)
+	}
+	writeCrossGroup(t, pub.Track("video"), 0, 2)
+	qc := rawClient17(t, ctx, ts.addr)
+	c := wire.Draft17{Client: true}
+
+	// A refusal is REQUEST_ERROR (no request ID: the stream names the
+	// request), then FIN.
+	_, r := request17(t, ctx, qc, &wire.Subscribe{RequestID: 0, Namespace: []string{"live", "nope"}, TrackName: "video", FilterType: wire.FilterLargestObject, Forward: true})
+	m, err := c.ReadReply(r, 0, wire.MsgSubscribe)
+	if se, isErr := m.(*wire.SubscribeError); err != nil || !isErr || se.ErrorCode != wire.SubscribeErrorTrackDoesNotExist {
+		t.Fatalf("reply %#v %v, want REQUEST_ERROR DOES_NOT_EXIST", m, err)
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("after REQUEST_ERROR: %v, want FIN", err)
+	}
+
+	// A subscription: SUBSCRIBE_OK on its stream, objects on data streams
+	// (the relay starts it at the newest group's first object).
+	st, r := request17(t, ctx, qc, &wire.Subscribe{RequestID: 2, Namespace: []string{"live", "raw"}, TrackName: "video", FilterType: wire.FilterNextGroupStart, Forward: true})
+	m, err = c.ReadReply(r, 2, wire.MsgSubscribe)
+	ok, isOK := m.(*wire.SubscribeOK)
+	if err != nil || !isOK {
+		t.Fatalf("reply %#v %v", m, err)
+	}
+	writeCrossGroup(t, pub.Track("video"), 1, 2)
+	ds, err := qc.AcceptUniStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := c.NewStreamReader(ds)
+	typ, err := dr.ReadStreamType()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := dr.ReadSubgroupHeader(typ)
+	if err != nil || h.TrackAlias != ok.TrackAlias {
+		t.Fatalf("subgroup header %+v %v (alias %d)", h, err, ok.TrackAlias)
+	}
+	for i := range 2 {
+		oh, err := dr.ReadSubgroupObject(h, uint64(i)-1, i == 0, 1<<20)
+		if err != nil || oh.ObjectID != uint64(i) {
+			t.Fatalf("object %d: %+v %v", i, oh, err)
+		}
+		want := crossObject(int(h.GroupID), i)
+		got := make([]byte, oh.PayloadLen)
+		if _, err := io.ReadFull(dr, got); err != nil || string(got) != string(want.Payload) {
+			t.Fatalf("object %d payload %q %v", i, got, err)
+		}
+	}
+
+	// Resetting the request stream ends the subscription (draft-17 has no
+	// UNSUBSCRIBE): the relay's session for this client drops it.
+	served := func() int {
+		n := 0
+		for _, s := range ts.srv.SessionList() {
+			if s.PeerImplementation() == "raw" {
+				s.mu.Lock()
+				n += len(s.subsIn)
+				s.mu.Unlock()
+			}
+		}
+		return n
+	}
+	if served() != 1 {
+		t.Fatalf("%d subscriptions served, want 1", served())
+	}
+	st.CancelWrite(wire.ResetCancelled)
+	st.CancelRead(wire.ResetCancelled)
+	deadline := time.Now().Add(5 * time.Second)
+	for served() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the subscription outlived its stream")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDraft17BadInputClosesOnlyThatSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	ts := startServer(t, RelayConfig{})
+	bystander := dialVersion(t, ctx, "moqt://"+ts.addr, wire.Version17, Config{})
+	sub := &wire.Subscribe{RequestID: 0, Namespace: []string{"a"}, TrackName: "b", FilterType: wire.FilterLargestObject, Forward: true}
+	for _, c := range []struct {
+		name string
+		code uint64
+		send func(t *testing.T, qc *quic.Conn)
+	}{
+		{"a reply opening a request stream", wire.ProtocolViolation, func(t *testing.T, qc *quic.Conn) {
+			request17(t, ctx, qc, &wire.PublishNamespaceOK{})
+		}},
+		{"draft-16 UNSUBSCRIBE", wire.ProtocolViolation, func(t *testing.T, qc *quic.Conn) {
+			st, _ := request17(t, ctx, qc, sub)
+			st.Write([]byte{0x0a, 0x00, 0x01, 0x00})
+		}},
+		{"unknown parameter", wire.ProtocolViolation, func(t *testing.T, qc *quic.Conn) {
+			st, err := qc.OpenStreamSync(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Write([]byte{0x03, 0x00, 0x0a, 0x00, 0x00, 0x01, 0x01, 'a', 0x01, 'b', 0x01, 0x06, 0x01})
+		}},
+		{"required request ID beyond the request", wire.InvalidRequiredRequestID, func(t *testing.T, qc *quic.Conn) {
+			st, err := qc.OpenStreamSync(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Write([]byte{0x03, 0x00, 0x07, 0x02, 0x02, 0x01, 0x01, 'a', 0x01, 'b', 0x00})
+		}},
+		{"two requests with one ID", wire.InvalidRequestID, func(t *testing.T, qc *quic.Conn) {
+			request17(t, ctx, qc, sub)
+			time.Sleep(50 * time.Millisecond)
+			request17(t, ctx, qc, sub)
+		}},
+		{"request ID of the server's parity", wire.InvalidRequestID, func(t *testing.T, qc *quic.Conn) {
+			s := *sub
+			s.RequestID = 1
+			request17(t, ctx, qc, &s)
+		}},
+		{"invalid varint", wire.ProtocolViolation, func(t *testing.T, qc *quic.Conn) {
+			st, err := qc.OpenStreamSync(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Write([]byte{0xfc, 0, 0, 0, 0, 0, 0})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			qc := rawClient17(t, ctx, ts.addr)
+			c.send(t, qc)
+			if code := closeCode(t, qc); code != c.code {
+				t.Fatalf("closed with %#x, want %#x", code, c.code)
+			}
+		})
+	}
+	if bystander.Err() != nil {
+		t.Fatalf("another session ended: %v", bystander.Err())
+	}
+}
