@@ -98,9 +98,10 @@ func (s *Session) acceptBidiLoop() {
 	}
 }
 
-// handleNamespaceStream serves a bidirectional stream: the only kind a peer
-// may open is a SUBSCRIBE_NAMESPACE, which lasts until it closes the stream.
-func (s *Session) handleNamespaceStream(st Stream) {
+// readFirstMessage reads the message a peer's bidirectional stream begins
+// with; nil if there is none (a malformed one ends the session, a stream
+// that ends or fails first is reset).
+func (s *Session) readFirstMessage(st Stream) (*bufio.Reader, wire.Message) {
 	r := bufio.NewReader(st)
 	m, err := s.codec.ReadMessage(r)
 	if err != nil {
@@ -110,6 +111,16 @@ func (s *Session) handleNamespaceStream(st Stream) {
 		}
 		st.CancelRead(wire.ResetCancelled)
 		st.CancelWrite(wire.ResetCancelled)
+		return nil, nil
+	}
+	return r, m
+}
+
+// handleNamespaceStream serves a bidirectional stream: the only kind a peer
+// may open is a SUBSCRIBE_NAMESPACE, which lasts until it closes the stream.
+func (s *Session) handleNamespaceStream(st Stream) {
+	r, m := s.readFirstMessage(st)
+	if m == nil {
 		return
 	}
 	sn, ok := m.(*wire.SubscribeNamespace)

@@ -273,15 +273,8 @@ func (s *Session) finishRequest17(id uint64, last wire.Message) {
 // handleBidi17 serves a stream the peer opened: one of its requests.
 func (s *Session) handleBidi17(st Stream) {
 	defer s.wg.Done()
-	r := bufio.NewReader(st)
-	m, err := s.codec.ReadMessage(r)
-	if err != nil {
-		var se *wire.SessionError
-		if errors.As(err, &se) {
-			s.fail(err)
-		}
-		st.CancelRead(wire.ResetCancelled)
-		st.CancelWrite(wire.ResetCancelled)
+	r, m := s.readFirstMessage(st)
+	if m == nil {
 		return
 	}
 	if sn, ok := m.(*wire.SubscribeNamespace); ok {

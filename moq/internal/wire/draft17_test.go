@@ -133,13 +133,19 @@ func read17(c Draft17, b []byte, id, typ uint64) (Message, error) {
 	return c.ReadReply(bufio.NewReader(bytes.NewReader(b)), id, typ)
 }
 
+// encode17 encodes a sample with the codec of the end that sends it.
+func encode17(m Message) (Draft17, []byte, error) {
+	c := codec17
+	if _, ok := m.(*ServerSetup); ok {
+		c.Client = true // read by a client
+	}
+	b, err := c.AppendMessage(nil, m)
+	return c, b, err
+}
+
 func TestDraft17RoundTripEveryMessage(t *testing.T) {
 	for i, m := range samples17() {
-		c := codec17
-		if _, ok := m.(*ServerSetup); ok {
-			c.Client = true
-		}
-		b, err := c.AppendMessage(nil, m)
+		c, b, err := encode17(m)
 		if err != nil {
 			t.Fatalf("sample %d %T: %v", i, m, err)
 		}
@@ -357,11 +363,7 @@ func FuzzDraft17Datagram(f *testing.F) {
 func controlSeeds17() map[string][]byte {
 	seeds := map[string][]byte{}
 	for i, m := range samples17() {
-		c := codec17
-		if _, ok := m.(*ServerSetup); ok {
-			c.Client = true
-		}
-		b, err := c.AppendMessage(nil, m)
+		c, b, err := encode17(m)
 		if err != nil {
 			panic(err)
 		}
