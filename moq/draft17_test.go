@@ -148,6 +148,42 @@ func TestDraft17RequestStreams(t *testing.T) {
 	}
 }
 
+// Without MAX_REQUEST_ID, a request beyond MaxRequests is refused with
+// REQUEST_ERROR EXCESSIVE_LOAD (and a retry interval); the session stays.
+func TestDraft17RequestLimit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	ts := startServerWith(t, RelayConfig{}, Config{MaxRequests: 2})
+	pub := NewPublisher(Namespace{"live", "raw"}, TrackLimits{MaxGroups: 4})
+	ps := dialVersion(t, ctx, "moqt://"+ts.addr, wire.Version17, Config{Handler: pub})
+	if err := ps.PublishNamespace(ctx, Namespace{"live", "raw"}); err != nil {
+		t.Fatal(err)
+	}
+	writeCrossGroup(t, pub.Track("video"), 0, 1)
+	qc := rawClient17(t, ctx, ts.addr)
+	c := wire.Draft17{Client: true}
+	var readers []*bufio.Reader
+	for i := uint64(0); i < 3; i++ {
+		_, r := request17(t, ctx, qc, &wire.Subscribe{RequestID: 2 * i, Namespace: []string{"live", "raw"}, TrackName: "video", FilterType: wire.FilterLargestObject, Forward: true})
+		readers = append(readers, r)
+		if i < 2 {
+			if m, err := c.ReadReply(r, 2*i, wire.MsgSubscribe); err != nil {
+				t.Fatal(err)
+			} else if _, ok := m.(*wire.SubscribeOK); !ok {
+				t.Fatalf("subscription %d: %#v", i, m)
+			}
+		}
+	}
+	m, err := c.ReadReply(readers[2], 4, wire.MsgSubscribe)
+	se, ok := m.(*wire.SubscribeError)
+	if err != nil || !ok || se.ErrorCode != reqExcessiveLoad || se.RetryInterval == 0 {
+		t.Fatalf("third subscription: %#v %v, want REQUEST_ERROR EXCESSIVE_LOAD", m, err)
+	}
+	if qc.Context().Err() != nil {
+		t.Fatal("session closed")
+	}
+}
+
 func TestDraft17BadInputClosesOnlyThatSession(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()

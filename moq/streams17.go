@@ -301,6 +301,16 @@ func (s *Session) handleBidi17(st Stream) {
 		s.fail(&wire.SessionError{Code: wire.InvalidRequestID, Reason: fmt.Sprintf("request ID %d reused", rs.id)})
 		return
 	}
+	// Without MAX_REQUEST_ID, MaxRequests bounds the peer's open requests
+	// here: one more is refused with EXCESSIVE_LOAD, retry after a second.
+	s.mu.Lock()
+	busy := s.activePeerReq >= s.cfg.MaxRequests
+	s.mu.Unlock()
+	if busy {
+		s.writeRequest17(rs, refusalOf17(rs.typ, rs.id, reqExcessiveLoad, "too many open requests"), true)
+		s.forgetRequest17(rs.id, rs)
+		return
+	}
 	if err := s.dispatch(m); err != nil {
 		s.fail(err)
 		return
@@ -411,7 +421,7 @@ func (s *Session) requestStreamEnded(rs *reqStream) {
 	const why = "request stream closed"
 	switch {
 	case rs.mine && !answered:
-		m = refusalOf17(rs.typ, rs.id, why)
+		m = refusalOf17(rs.typ, rs.id, 0, why)
 	case rs.mine && rs.typ == wire.MsgSubscribe && !finished:
 		m = &wire.PublishDone{RequestID: rs.id, StatusCode: wire.PublishDoneInternalError, Reason: why}
 	case rs.mine && rs.typ == wire.MsgPublish:
@@ -435,20 +445,33 @@ func (s *Session) requestStreamEnded(rs *reqStream) {
 	}
 }
 
-// refusalOf17 is the error reply standing for a request whose stream
-// ended unanswered.
-func refusalOf17(typ, id uint64, why string) wire.Message {
+// reqExcessiveLoad is REQUEST_ERROR EXCESSIVE_LOAD (draft-17), the same
+// number in the model's registries (none of them defines 0x9).
+const reqExcessiveLoad = 0x9
+
+// refusalOf17 is the error reply of request type typ with code: the one
+// moqgate sends when overloaded, and the one standing for our request
+// whose stream ended unanswered.
+func refusalOf17(typ, id, code uint64, why string) wire.Message {
+	e := wire.SubscribeError{RequestID: id, ErrorCode: code, Reason: why}
+	if code == reqExcessiveLoad {
+		e.RetryInterval = 1001 // ms + 1
+	}
 	switch typ {
 	case wire.MsgSubscribe:
-		return &wire.SubscribeError{RequestID: id, Reason: why}
+		return &e
 	case wire.MsgFetch:
-		return &wire.FetchError{RequestID: id, Reason: why}
+		v := wire.FetchError(e)
+		return &v
 	case wire.MsgPublish:
-		return &wire.PublishError{RequestID: id, Reason: why}
+		v := wire.PublishError(e)
+		return &v
 	case wire.MsgTrackStatus:
-		return &wire.TrackStatusError{RequestID: id, Reason: why}
+		v := wire.TrackStatusError(e)
+		return &v
 	case wire.MsgPublishNamespace:
-		return &wire.PublishNamespaceError{RequestID: id, Reason: why}
+		v := wire.PublishNamespaceError(e)
+		return &v
 	}
 	return nil
 }
