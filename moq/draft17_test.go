@@ -9,7 +9,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -244,5 +246,46 @@ func TestDraft17BadInputClosesOnlyThatSession(t *testing.T) {
 	}
 	if bystander.Err() != nil {
 		t.Fatalf("another session ended: %v", bystander.Err())
+	}
+}
+
+// GOAWAY (draft-17: on the control stream, with a Timeout) reaches the
+// client in every draft: it then makes no new requests.
+func TestGoAwayEveryDraft(t *testing.T) {
+	for _, v := range []uint64{wire.Version14, wire.Version16, wire.Version17} {
+		t.Run(fmt.Sprintf("%#x", v), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			ts := startServer(t, RelayConfig{})
+			cs := dialVersion(t, ctx, "moqt://"+ts.addr, v, Config{Implementation: "goaway-test"})
+			var ss *Session
+			for ss == nil && ctx.Err() == nil {
+				for _, s := range ts.srv.SessionList() {
+					if s.PeerImplementation() == "goaway-test" {
+						ss = s
+					}
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if ss == nil {
+				t.Fatal("no server session")
+			}
+			if err := ss.GoAway("moqt://elsewhere.example/"); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				_, err := cs.Subscribe(ctx, Namespace{"live", "x"}, "video", SubscribeOptions{})
+				if err != nil && strings.Contains(err.Error(), "GOAWAY") {
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("requests still made after GOAWAY: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if cs.Err() != nil {
+				t.Fatalf("session ended: %v", cs.Err())
+			}
+		})
 	}
 }
