@@ -289,3 +289,77 @@ func TestGoAwayEveryDraft(t *testing.T) {
 		})
 	}
 }
+
+// Each draft-17 FETCH has a stream of its own, closed by both ends once the
+// objects are in: more fetches than the transport allows streams at once
+// all succeed.
+func TestDraft17ManyFetches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	ts := startServer(t, RelayConfig{})
+	ns := Namespace{"live", "fetch"}
+	pub := NewPublisher(ns, TrackLimits{MaxGroups: 4})
+	ps := dialVersion(t, ctx, "moqt://"+ts.addr, wire.Version17, Config{Handler: pub})
+	if err := ps.PublishNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	ss := dialVersion(t, ctx, "moqt://"+ts.addr, wire.Version17, Config{})
+	// A subscription fills the relay's cache, which the fetches read.
+	writeCrossGroup(t, pub.Track("video"), 0, 3)
+	sub, err := ss.Subscribe(ctx, ns, "video", SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeCrossGroup(t, pub.Track("video"), 1, 3)
+	// The subscription starts at group 0 or 1 (whichever is newest when it
+	// reaches the relay): wait for group 1 whole.
+	rd := sub.Track.NewReader(false)
+	for {
+		gr, err := rd.NextGroup(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gr.ID() == 1 {
+			if err := readWholeGroup(ctx, gr); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	n := int(QUICConfig().MaxIncomingStreams) + 20
+	for i := range n {
+		f, err := ss.Fetch(ctx, ns, "video", Location{1, 0}, Location{1, 3}, 0)
+		if err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+		got := 0
+		for {
+			o, err := f.Next(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("fetch %d: %v", i, err)
+			}
+			if err := checkCrossObject(1, o); err != nil {
+				t.Fatalf("fetch %d: %v", i, err)
+			}
+			got++
+		}
+		if got != 3 {
+			t.Fatalf("fetch %d: %d objects, want 3", i, got)
+		}
+	}
+}
+
+// readWholeGroup reads a group to its end.
+func readWholeGroup(ctx context.Context, gr *GroupReader) error {
+	for {
+		if _, err := gr.Next(ctx); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}

@@ -426,7 +426,7 @@ func (s *Session) requestStreamEnded(rs *reqStream) {
 		m = &wire.PublishDone{RequestID: rs.id, StatusCode: wire.PublishDoneInternalError, Reason: why}
 	case rs.mine && rs.typ == wire.MsgPublish:
 		m = &wire.Unsubscribe{RequestID: rs.id} // the subscriber is gone
-	case rs.mine && rs.typ == wire.MsgPublishNamespace:
+	case rs.mine && rs.typ == wire.MsgPublishNamespace && !finished:
 		m = &wire.PublishNamespaceCancel{RequestID: rs.id, Reason: why}
 	case !rs.mine && rs.typ == wire.MsgSubscribe:
 		m = &wire.Unsubscribe{RequestID: rs.id}
