@@ -214,6 +214,9 @@ func (s *Session) writeRequest17(rs *reqStream, m wire.Message, last bool) error
 // openRequest17 opens the stream of one of our requests, writes it and
 // reads what comes back.
 func (s *Session) openRequest17(m wire.Message) error {
+	if s.ctx.Err() != nil {
+		return s.Err()
+	}
 	st, err := s.conn.OpenStreamSync(s.ctx)
 	if err != nil {
 		return fmt.Errorf("moq: open request stream: %w", err)
