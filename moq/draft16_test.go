@@ -384,11 +384,7 @@ func testCrossDraft(t *testing.T, scheme string, pubV, subV uint64) {
 // rawClient16 opens a raw QUIC moqt-16 connection and completes setup.
 func rawClient16(t *testing.T, ctx context.Context, addr string, codec wire.Codec) (*quic.Conn, *quic.Stream, *bufio.Reader) {
 	t.Helper()
-	qc, err := quic.DialAddr(ctx, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPN16}}, QUICConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { qc.CloseWithError(0, "") })
+	qc := dialRawQUIC(t, ctx, addr, ALPN16)
 	st, err := qc.OpenStreamSync(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -20,14 +20,22 @@ import (
 	"github.com/moqgate/moqgate/moq/internal/wire"
 )
 
-// rawClient17 opens a raw QUIC moqt-17 connection and exchanges SETUP.
-func rawClient17(t *testing.T, ctx context.Context, addr string) *quic.Conn {
+// dialRawQUIC opens a raw QUIC connection offering alpn, closed when the
+// test ends.
+func dialRawQUIC(t *testing.T, ctx context.Context, addr, alpn string) *quic.Conn {
 	t.Helper()
-	qc, err := quic.DialAddr(ctx, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPN17}}, QUICConfig())
+	qc, err := quic.DialAddr(ctx, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{alpn}}, QUICConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { qc.CloseWithError(0, "") })
+	return qc
+}
+
+// rawClient17 opens a raw QUIC moqt-17 connection and exchanges SETUP.
+func rawClient17(t *testing.T, ctx context.Context, addr string) *quic.Conn {
+	t.Helper()
+	qc := dialRawQUIC(t, ctx, addr, ALPN17)
 	out, err := qc.OpenUniStreamSync(ctx)
 	if err != nil {
 		t.Fatal(err)
