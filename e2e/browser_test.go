@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -41,17 +42,27 @@ type watchResult struct {
 // independent MoQ player) in headless Chromium finds the broadcast by
 // discovery, opens WebTransport with the pinned certificate hash, and
 // decodes and renders advancing video. It offers moqt-19..moqt-15 (and
-// moq-lite), so moqgate selects moqt-16 and the two speak draft-16.
+// moq-lite), so moqgate selects moqt-17 and the two speak draft-17; with
+// relay.max_draft 16, moqt-16 and draft-16.
 func TestMoQWatchPlaysRTMP(t *testing.T) {
 	browsertest.RequirePeer(t, browsertest.PeerChromium)
-	for _, tc := range []struct{ name, bframes, extra string }{
-		{"discovery", "0", ""},
-		{"bframes-msf-catalog", "2", "&catalog-format=msf&reload=false"},
+	for _, tc := range []struct {
+		name, bframes, extra string
+		draft                int
+	}{
+		{"discovery", "0", "", 17},
+		{"bframes-msf-catalog", "2", "&catalog-format=msf&reload=false", 17},
+		{"draft16/discovery", "0", "", 16},
+		{"draft16/bframes-msf-catalog", "2", "&catalog-format=msf&reload=false", 16},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 			defer cancel()
-			g := startGate(t, "")
+			yaml := ""
+			if tc.draft == 16 {
+				yaml = "relay:\n  max_draft: 16\n"
+			}
+			g := startGate(t, yaml)
 			ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
 				"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 				"-t", "60", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", tc.bframes,
@@ -67,8 +78,13 @@ func TestMoQWatchPlaysRTMP(t *testing.T) {
 			if !r.OK {
 				t.Fatalf("@moq/watch did not play: %s (%s)", r.Reason, raw)
 			}
-			if r.ALPN != "moqt-16" || r.Version != "moq-transport-16" {
-				t.Fatalf("@moq/watch negotiated %q and speaks %q, want moqt-16 / moq-transport-16", r.ALPN, r.Version)
+			alpn, version := fmt.Sprintf("moqt-%d", tc.draft), fmt.Sprintf("moq-transport-%d", tc.draft)
+			if r.ALPN != alpn || r.Version != version {
+				t.Fatalf("@moq/watch negotiated %q and speaks %q, want %s / %s", r.ALPN, r.Version, alpn, version)
+			}
+			// The server's side of it: the session's version in its log.
+			if want := fmt.Sprintf("version=%#x", 0xff000000+tc.draft); g.logs.count("moq session started", want) == 0 {
+				t.Fatalf("no moqgate session with %s in the log", want)
 			}
 			t.Logf("@moq/watch: codec %s, %d decoded frames over %.0f ms, %d rendered, %d pixel changes, first frame after %.0f ms",
 				r.Codec, r.DecodedAdvances, r.DecodedSpanMs, r.RenderedAdv, r.PixelChanges, r.FirstFrameMs)

@@ -139,6 +139,8 @@ func TestForward(t *testing.T) {
 		{16, "announce", func(g *gate) string { return g.WT }},
 		{14, "publish", func(g *gate) string { return g.WT }},
 		{16, "publish", func(g *gate) string { return g.MoQ }},
+		{17, "announce", func(g *gate) string { return g.MoQ }},
+		{17, "publish", func(g *gate) string { return g.WT }},
 	} {
 		t.Run(fmt.Sprintf("draft%d-%s", tc.draft, tc.mode), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -12,6 +12,12 @@ import (
 // pubPipeline runs `ffmpeg ... -f mp4 - | moqgate pub URL BROADCAST`.
 func pubPipeline(t *testing.T, ctx context.Context, url, broadcast string, ffargs ...string) <-chan error {
 	t.Helper()
+	return pubPipelineWith(t, ctx, nil, url, broadcast, ffargs...)
+}
+
+// pubPipelineWith is pubPipeline with extra `moqgate pub` flags.
+func pubPipelineWith(t *testing.T, ctx context.Context, pubArgs []string, url, broadcast string, ffargs ...string) <-chan error {
+	t.Helper()
 	browsertest.RequirePeer(t, "ffmpeg")
 	enc := exec.CommandContext(ctx, "ffmpeg", append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, ffargs...)...)
 	enc.Stderr = testWriter{t, "ffmpeg"}
@@ -19,7 +25,7 @@ func pubPipeline(t *testing.T, ctx context.Context, url, broadcast string, ffarg
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := exec.CommandContext(ctx, binPath, "pub", "--insecure", "--log-level", "info", url, broadcast)
+	pub := exec.CommandContext(ctx, binPath, append(append([]string{"pub", "--insecure", "--log-level", "info"}, pubArgs...), url, broadcast)...)
 	pub.Stdin = out
 	pub.Stderr = testWriter{t, "pub"}
 	if err := enc.Start(); err != nil {
@@ -43,24 +49,29 @@ func pubPipeline(t *testing.T, ctx context.Context, url, broadcast string, ffarg
 
 // TestPubHEVCOpus: ffmpeg encodes HEVC + Opus as fragmented MP4 (what RTMP
 // without the enhanced extensions cannot carry), `moqgate pub` publishes
-// it over raw QUIC, `moqgate sub` records it back over WebTransport;
-// ffprobe checks codecs, frame counts and timestamps.
+// it over raw QUIC, `moqgate sub` records it back over WebTransport
+// (draft-14, and both ends over draft-17 with --draft 17); ffprobe checks
+// codecs, frame counts and timestamps.
 func TestPubHEVCOpus(t *testing.T) {
-	for _, tc := range []struct{ name, vcodec, tag, acodec, wantV, wantA string }{
-		{"hevc-opus", "libx265", "hvc1", "libopus", "hevc", "opus"},
-		{"h264-bframes-aac", "libx264", "avc1", "aac", "h264", "aac"},
+	for _, tc := range []struct {
+		name, vcodec, tag, acodec, wantV, wantA string
+		args                                    []string
+	}{
+		{"hevc-opus", "libx265", "hvc1", "libopus", "hevc", "opus", nil},
+		{"h264-bframes-aac", "libx264", "avc1", "aac", "h264", "aac", nil},
+		{"hevc-opus-draft17", "libx265", "hvc1", "libopus", "hevc", "opus", []string{"--draft", "17"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			g := startGate(t, "rtmp:\n  grace_period: 500ms\n")
 			const seconds, fps = 5, 25
-			done := pubPipeline(t, ctx, g.MoQ, "live/pub", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+			done := pubPipelineWith(t, ctx, tc.args, g.MoQ, "live/pub", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
 				"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "5",
 				"-c:v", tc.vcodec, "-tag:v", tc.tag, "-g", "25", "-c:a", tc.acodec, "-x265-params", "log-level=error",
 				"-f", "mp4", "-movflags", "cmaf+frag_keyframe+empty_moov+default_base_moof", "-")
 			g.waitBroadcast(t, ctx, "live/pub")
-			file, subDone := sub(t, ctx, g.WT, "live/pub")
+			file, subDone := sub(t, ctx, g.WT, "live/pub", tc.args...)
 			select {
 			case err := <-done:
 				if err != nil {
@@ -84,6 +95,9 @@ func TestPubHEVCOpus(t *testing.T) {
 			checkTimestamps(t, p, p.Streams[0].Index)
 			checkStartsAtZero(t, file, 1.5/fps)
 			decodes(t, file)
+			if tc.args != nil && g.logs.count("moq session started", "version=0xff000011") < 2 {
+				t.Fatal("pub and sub did not both speak draft-17 to moqgate")
+			}
 		})
 	}
 }

@@ -7,8 +7,8 @@ import (
 )
 
 // TestRTMPToMoQ: ffmpeg pushes H.264/AAC over RTMP, `moqgate sub` records
-// the MoQ broadcast (draft-14, and draft-16 with --draft 16), ffprobe
-// checks what came out.
+// the MoQ broadcast (draft-14, and draft-16 / draft-17 with --draft),
+// ffprobe checks what came out.
 func TestRTMPToMoQ(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -21,6 +21,8 @@ func TestRTMPToMoQ(t *testing.T) {
 		{"bframes-webtransport", "2", func(g *gate) string { return g.WT }, nil},
 		{"bframes-quic-draft16", "2", func(g *gate) string { return g.MoQ }, []string{"--draft", "16"}},
 		{"bframes-webtransport-draft16", "2", func(g *gate) string { return g.WT }, []string{"--draft", "16"}},
+		{"bframes-quic-draft17", "2", func(g *gate) string { return g.MoQ }, []string{"--draft", "17"}},
+		{"bframes-webtransport-draft17", "2", func(g *gate) string { return g.WT }, []string{"--draft", "17"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -60,6 +62,13 @@ func TestRTMPToMoQ(t *testing.T) {
 			checkTimestamps(t, p, v.Index)
 			checkStartsAtZero(t, file, 1.5/fps)
 			decodes(t, file)
+			if len(tc.args) == 2 {
+				// The server spoke the draft asked for.
+				want := "version=0xff0000" + map[string]string{"16": "10", "17": "11"}[tc.args[1]]
+				if g.logs.count("moq session started", want) == 0 {
+					t.Fatalf("no moqgate session with %s in the log", want)
+				}
+			}
 			t.Logf("video %d frames, audio %d frames", frames, audio)
 		})
 	}

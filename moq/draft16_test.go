@@ -43,7 +43,7 @@ func TestProtocolSelection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	ts := startServer(t, RelayConfig{})
-	versionOf := map[string]uint64{"": wire.Version14, ALPN14: wire.Version14, ALPN16: wire.Version16}
+	versionOf := map[string]uint64{"": wire.Version14, ALPN14: wire.Version14, ALPN16: wire.Version16, ALPN17: wire.Version17}
 
 	// WebTransport: the first protocol of the client's that we speak.
 	for _, c := range []struct {
@@ -52,7 +52,8 @@ func TestProtocolSelection(t *testing.T) {
 	}{
 		{[]string{ALPN16, ALPN14}, ALPN16}, // Shaka's "auto"
 		{[]string{ALPN14, ALPN16}, ALPN14},
-		{[]string{"moq-lite-05", "moqt-19", "moqt-18", "moqt-17", "moqt-16", "moqt-15"}, ALPN16}, // @moq/watch
+		{[]string{"moq-lite-05", "moqt-19", "moqt-18", "moqt-17", "moqt-16", "moqt-15"}, ALPN17}, // @moq/watch
+		{[]string{ALPN16, ALPN17}, ALPN16}, // the client's order
 		{[]string{ALPN14}, ALPN14},
 		{[]string{"moqt-15"}, ""}, // nothing we speak: draft-14 in setup
 		{nil, ""},
@@ -81,6 +82,8 @@ func TestProtocolSelection(t *testing.T) {
 		want  string
 	}{
 		{[]string{ALPN14, ALPN16}, ALPN16},
+		{[]string{ALPN14, ALPN16, ALPN17}, ALPN17},
+		{[]string{ALPN17, ALPN14}, ALPN17},
 		{[]string{ALPN16}, ALPN16},
 		{[]string{ALPN14}, ALPN14},
 	} {
@@ -100,8 +103,8 @@ func TestProtocolSelection(t *testing.T) {
 		}
 		s.Close()
 	}
-	if _, err := Dial(ctx, "moqt://"+ts.addr, DialOptions{Insecure: true, Version: 0xff000011}); err == nil {
-		t.Error("dialing draft-17 succeeded")
+	if _, err := Dial(ctx, "moqt://"+ts.addr, DialOptions{Insecure: true, Version: 0xff000012}); err == nil {
+		t.Error("dialing draft-18 succeeded")
 	}
 }
 
@@ -223,6 +226,9 @@ func TestCrossDraftRelay(t *testing.T) {
 			{"draft14-to-draft16", wire.Version14, wire.Version16},
 			{"draft16-to-draft14", wire.Version16, wire.Version14},
 			{"draft16-to-draft16", wire.Version16, wire.Version16},
+			{"draft17-to-draft17", wire.Version17, wire.Version17},
+			{"draft14-to-draft17", wire.Version14, wire.Version17},
+			{"draft17-to-draft16", wire.Version17, wire.Version16},
 		} {
 			t.Run(scheme+"/"+c.name, func(t *testing.T) { testCrossDraft(t, scheme, c.pub, c.sub) })
 		}
@@ -337,7 +343,7 @@ func testCrossDraft(t *testing.T, scheme string, pubV, subV uint64) {
 	// Nothing in range: draft-16 answers with an empty stream, draft-14
 	// with NO_OBJECTS.
 	objs, err = fetchAll(ss.Fetch(ctx, ns, "video", Location{9, 0}, Location{9, 0}, 0))
-	if subV == wire.Version16 && (err != nil || len(objs) != 0) {
+	if subV != wire.Version14 && (err != nil || len(objs) != 0) {
 		t.Fatalf("empty FETCH: %d objects, %v", len(objs), err)
 	}
 	if subV == wire.Version14 && (!errors.As(err, &re) || re.Code != wire.FetchErrorNoObjects) {
@@ -378,11 +384,7 @@ func testCrossDraft(t *testing.T, scheme string, pubV, subV uint64) {
 // rawClient16 opens a raw QUIC moqt-16 connection and completes setup.
 func rawClient16(t *testing.T, ctx context.Context, addr string, codec wire.Codec) (*quic.Conn, *quic.Stream, *bufio.Reader) {
 	t.Helper()
-	qc, err := quic.DialAddr(ctx, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPN16}}, QUICConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { qc.CloseWithError(0, "") })
+	qc := dialRawQUIC(t, ctx, addr, ALPN16)
 	st, err := qc.OpenStreamSync(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -516,8 +518,8 @@ func TestUpstreamDraft16(t *testing.T) {
 	if err != nil || opts.Version != wire.Version16 || !opts.Insecure {
 		t.Fatalf("ParseUpstreamURL: %s %+v %v", u, opts, err)
 	}
-	if _, _, err := ParseUpstreamURL("moqt://x/?draft=17"); err == nil {
-		t.Fatal("draft=17 accepted")
+	if _, _, err := ParseUpstreamURL("moqt://x/?draft=18"); err == nil {
+		t.Fatal("draft=18 accepted")
 	}
 	edge := NewRelay(RelayConfig{Logger: testLogger(t)})
 	go edge.RunUpstream(ctx, UpstreamConfig{URL: u, Dial: opts, Session: Config{Logger: testLogger(t)}})

@@ -44,7 +44,12 @@ func (s *Session) lateRequestIDLocked(id uint64) bool {
 		}
 		return false
 	}
-	if (id-s.nextPeerReqID)/2+uint64(len(s.skippedPeerReqIDs)) > maxSkippedRequestIDs {
+	limit := uint64(maxSkippedRequestIDs)
+	if s.requestStreams() {
+		// Every request has a stream of its own: any order is possible.
+		limit = max(limit, 2*s.cfg.MaxRequests)
+	}
+	if (id-s.nextPeerReqID)/2+uint64(len(s.skippedPeerReqIDs)) > limit {
 		return false
 	}
 	for skipped := s.nextPeerReqID; skipped < id; skipped += 2 {
@@ -84,13 +89,19 @@ func (s *Session) acceptBidiLoop() {
 		if err != nil {
 			return
 		}
+		if s.requestStreams() {
+			s.wg.Add(1)
+			go s.handleBidi17(st)
+			continue
+		}
 		go s.handleNamespaceStream(st)
 	}
 }
 
-// handleNamespaceStream serves a bidirectional stream: the only kind a peer
-// may open is a SUBSCRIBE_NAMESPACE, which lasts until it closes the stream.
-func (s *Session) handleNamespaceStream(st Stream) {
+// readFirstMessage reads the message a peer's bidirectional stream begins
+// with; nil if there is none (a malformed one ends the session, a stream
+// that ends or fails first is reset).
+func (s *Session) readFirstMessage(st Stream) (*bufio.Reader, wire.Message) {
 	r := bufio.NewReader(st)
 	m, err := s.codec.ReadMessage(r)
 	if err != nil {
@@ -100,6 +111,16 @@ func (s *Session) handleNamespaceStream(st Stream) {
 		}
 		st.CancelRead(wire.ResetCancelled)
 		st.CancelWrite(wire.ResetCancelled)
+		return nil, nil
+	}
+	return r, m
+}
+
+// handleNamespaceStream serves a bidirectional stream: the only kind a peer
+// may open is a SUBSCRIBE_NAMESPACE, which lasts until it closes the stream.
+func (s *Session) handleNamespaceStream(st Stream) {
+	r, m := s.readFirstMessage(st)
+	if m == nil {
 		return
 	}
 	sn, ok := m.(*wire.SubscribeNamespace)
@@ -107,6 +128,12 @@ func (s *Session) handleNamespaceStream(st Stream) {
 		s.fail(protocolViolation("bidirectional stream begins with %T", m))
 		return
 	}
+	s.serveNamespaceStream(st, r, sn)
+}
+
+// serveNamespaceStream serves the peer's SUBSCRIBE_NAMESPACE sn, read from
+// st through r.
+func (s *Session) serveNamespaceStream(st Stream, r *bufio.Reader, sn *wire.SubscribeNamespace) {
 	n := &nsStreamIn{s: s, st: st, prefix: Namespace(sn.Prefix), live: make(map[string]bool)}
 	if err := s.onSubscribeNamespace(sn, n); err != nil {
 		s.fail(err)
@@ -254,7 +281,7 @@ func (s *Session) subscribeNamespaceStream(ctx context.Context, prefix Namespace
 	}
 	ch := make(chan result, 1)
 	go func() {
-		m, err := s.codec.ReadMessage(r)
+		m, err := s.readOn(r, id, wire.MsgSubscribeNamespace)
 		ch <- result{m, err}
 	}()
 	timer := time.NewTimer(s.cfg.RequestTimeout)
@@ -322,6 +349,8 @@ func (s *Session) readNamespaceStream(n *NamespaceSubscription, r *bufio.Reader)
 			suffix = m.Suffix
 		case *wire.NamespaceDone:
 			suffix, active = m.Suffix, false
+		case *wire.PublishBlocked:
+			continue // we ask for no PUBLISH, so none is missed
 		default:
 			s.fail(protocolViolation("%T on a namespace subscription stream", m))
 			return

@@ -19,11 +19,7 @@ import (
 // valid CLIENT_SETUP, then lets the test write whatever it wants.
 func rawClient(t *testing.T, ctx context.Context, addr string) (*quic.Conn, *quic.Stream) {
 	t.Helper()
-	qc, err := quic.DialAddr(ctx, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPN14}}, QUICConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { qc.CloseWithError(0, "") })
+	qc := dialRawQUIC(t, ctx, addr, ALPN14)
 	st, err := qc.OpenStreamSync(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -648,6 +648,9 @@ func (s *Session) onFetch(m *wire.Fetch) error {
 			delete(s.fetchesIn, m.RequestID)
 			s.mu.Unlock()
 			s.peerRequestDone()
+			if s.requestStreams() {
+				s.finishRequest17(m.RequestID, nil) // the fetch is over: FIN its request stream
+			}
 		}()
 		fail := func(code uint64, reason string) {
 			s.sendOrClose(&wire.FetchError{RequestID: m.RequestID, ErrorCode: code, Reason: reason})

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ import (
 const (
 	ALPN14 = wire.ALPN14
 	ALPN16 = wire.ALPN16
+	ALPN17 = wire.ALPN17
 )
 
 // QUICConfig is the QUIC configuration moqgate uses on both ends.
@@ -43,11 +45,14 @@ func QUICConfig() *quic.Config {
 	}
 }
 
-// Server accepts MoQ sessions on one UDP socket: raw QUIC (ALPN moqt-16 or
-// moq-00) and WebTransport over HTTP/3 (ALPN h3) side by side. Over
-// WebTransport the first of the client's protocols that is moqt-16 or
-// moq-00 is selected; a client that offers neither speaks draft-14.
+// Server accepts MoQ sessions on one UDP socket: raw QUIC (ALPN moqt-17,
+// moqt-16 or moq-00; TLS picks the newest the client offers) and
+// WebTransport over HTTP/3 (ALPN h3) side by side. Over WebTransport the
+// first of the client's protocols that is one of those is selected; a
+// client that offers none speaks draft-14.
 type Server struct {
+	// MaxDraft, if set (14, 16 or 17), is the newest draft offered.
+	MaxDraft int
 	// Handler serves every session (normally the Relay).
 	Handler Handler
 	// Session is the template configuration of accepted sessions.
@@ -77,7 +82,8 @@ func (srv *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	}
 	tlsConf := srv.TLSConfig.Clone()
 	// TLS picks the first of ours the client offers: the newest draft.
-	tlsConf.NextProtos = []string{ALPN16, ALPN14, http3.NextProtoH3}
+	protos := srv.protocols()
+	tlsConf.NextProtos = append(slices.Clone(protos), http3.NextProtoH3)
 	qconf := QUICConfig()
 	// The uni-stream credit is sized from the session's budget for
 	// objects in flight.
@@ -90,7 +96,7 @@ func (srv *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		// webtransport-go selects the first of the client's list that is
 		// here, so the client's preference wins (Shaka's "auto" offers
 		// moqt-16 first and expects it; @moq/watch offers moqt-19..15).
-		ApplicationProtocols: []string{ALPN16, ALPN14},
+		ApplicationProtocols: protos,
 		// Browser clients come from any page; access control is by token.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
@@ -132,7 +138,7 @@ func (srv *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		go func() {
 			defer srv.wg.Done()
 			switch conn.ConnectionState().TLS.NegotiatedProtocol {
-			case ALPN14, ALPN16:
+			case ALPN14, ALPN16, ALPN17:
 				srv.serveRaw(ctx, conn)
 			default:
 				if err := wt.ServeQUICConn(conn); err != nil {
@@ -141,6 +147,21 @@ func (srv *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 			}
 		}()
 	}
+}
+
+// protocols are the ALPNs / WebTransport protocols offered, newest first.
+func (srv *Server) protocols() []string {
+	all := []struct {
+		draft int
+		alpn  string
+	}{{17, ALPN17}, {16, ALPN16}, {14, ALPN14}}
+	var out []string
+	for _, p := range all {
+		if srv.MaxDraft == 0 || p.draft <= srv.MaxDraft {
+			out = append(out, p.alpn)
+		}
+	}
+	return out
 }
 
 func (srv *Server) admit(remote net.Addr, proto string) (func(), error) {
@@ -343,6 +364,8 @@ func dialProtocol(version uint64) (string, error) {
 		return ALPN14, nil
 	case wire.Version16:
 		return ALPN16, nil
+	case wire.Version17:
+		return ALPN17, nil
 	}
 	return "", fmt.Errorf("moq: unsupported version %#x", version)
 }

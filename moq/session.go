@@ -199,6 +199,9 @@ type Session struct {
 	// SUBSCRIBE_NAMESPACE streams by prefix path (draft-16).
 	announcedInReq map[uint64]string
 	nsStreamsIn    map[string]*nsStreamIn
+	// reqStreams are the draft-17 request streams, ours and the peer's,
+	// by request ID (and by the ID of an update on them, until answered).
+	reqStreams map[uint64]*reqStream
 
 	wg sync.WaitGroup
 	// writers counts group streams being written, for Drain.
@@ -284,11 +287,20 @@ func Accept(ctx context.Context, conn Conn, cfg Config, peerPath string) (*Sessi
 		}
 	})
 	defer stop()
-	ctrl, err := conn.AcceptStream(setupCtx)
-	if err != nil {
-		return nil, fmt.Errorf("moq: accept control stream: %w", err)
+	if s.requestStreams() {
+		if err := s.openControl17(setupCtx); err != nil {
+			return nil, err
+		}
+		if err := s.acceptControl17(setupCtx); err != nil {
+			return nil, err
+		}
+	} else {
+		ctrl, err := conn.AcceptStream(setupCtx)
+		if err != nil {
+			return nil, fmt.Errorf("moq: accept control stream: %w", err)
+		}
+		s.ctrl, s.ctrlR = ctrl, bufio.NewReaderSize(ctrl, 4096)
 	}
-	s.ctrl, s.ctrlR = ctrl, bufio.NewReaderSize(ctrl, 4096)
 	msg, err := s.codec.ReadMessage(s.ctrlR)
 	if err != nil {
 		s.fail(err)
@@ -306,6 +318,7 @@ func Accept(ctx context.Context, conn Conn, cfg Config, peerPath string) (*Sessi
 		return nil, fmt.Errorf("moq: client offers no supported version (%x)", cs.Versions)
 	}
 	s.PeerParams = cs.Params
+	s.peerQuirks17()
 	if p, ok := cs.Params.Bytes(wire.ParamPath); ok {
 		if conn.Protocol() == "webtransport" {
 			s.closeWith(wire.InvalidPath, "PATH over WebTransport")
@@ -313,14 +326,15 @@ func Accept(ctx context.Context, conn Conn, cfg Config, peerPath string) (*Sessi
 		}
 		s.PeerPath = string(p)
 	}
-	if max, ok := cs.Params.Uint(wire.ParamMaxRequestID); ok {
+	if max, ok := cs.Params.Uint(wire.ParamMaxRequestID); ok && !s.requestStreams() {
 		s.peerMaxReqID = max
 	}
-	s.maxPeerReqID = 2 * s.cfg.MaxRequests // client IDs are even
-	err = s.send(&wire.ServerSetup{Version: s.version, Params: wire.Params{
-		{Key: wire.ParamMaxRequestID, Value: s.maxPeerReqID},
-		{Key: wire.ParamImplementation, Bytes: []byte(s.cfg.Implementation)},
-	}})
+	params := wire.Params{{Key: wire.ParamImplementation, Bytes: []byte(s.cfg.Implementation)}}
+	if !s.requestStreams() {
+		s.maxPeerReqID = 2 * s.cfg.MaxRequests // client IDs are even
+		params = append(wire.Params{{Key: wire.ParamMaxRequestID, Value: s.maxPeerReqID}}, params...)
+	}
+	err = s.send(&wire.ServerSetup{Version: s.version, Params: params})
 	if err != nil {
 		s.fail(err)
 		return nil, fmt.Errorf("moq: send SERVER_SETUP: %w", err)
@@ -334,15 +348,19 @@ func Connect(ctx context.Context, conn Conn, cfg Config) (*Session, error) {
 	s := newSession(conn, cfg, true)
 	setupCtx, cancel := context.WithTimeout(ctx, s.cfg.SetupTimeout)
 	defer cancel()
-	ctrl, err := conn.OpenStreamSync(setupCtx)
-	if err != nil {
-		return nil, fmt.Errorf("moq: open control stream: %w", err)
-	}
-	s.ctrl, s.ctrlR = ctrl, bufio.NewReaderSize(ctrl, 4096)
-	s.maxPeerReqID = 2*s.cfg.MaxRequests + 1 // server IDs are odd
-	params := wire.Params{
-		{Key: wire.ParamMaxRequestID, Value: s.maxPeerReqID},
-		{Key: wire.ParamImplementation, Bytes: []byte(s.cfg.Implementation)},
+	params := wire.Params{{Key: wire.ParamImplementation, Bytes: []byte(s.cfg.Implementation)}}
+	if s.requestStreams() {
+		if err := s.openControl17(setupCtx); err != nil {
+			return nil, err
+		}
+	} else {
+		ctrl, err := conn.OpenStreamSync(setupCtx)
+		if err != nil {
+			return nil, fmt.Errorf("moq: open control stream: %w", err)
+		}
+		s.ctrl, s.ctrlR = ctrl, bufio.NewReaderSize(ctrl, 4096)
+		s.maxPeerReqID = 2*s.cfg.MaxRequests + 1 // server IDs are odd
+		params = append(wire.Params{{Key: wire.ParamMaxRequestID, Value: s.maxPeerReqID}}, params...)
 	}
 	if conn.Protocol() == "quic" {
 		if s.cfg.Path != "" {
@@ -358,6 +376,12 @@ func Connect(ctx context.Context, conn Conn, cfg Config) (*Session, error) {
 	if err := s.send(&wire.ClientSetup{Versions: []uint64{s.version}, Params: params}); err != nil {
 		s.fail(err)
 		return nil, fmt.Errorf("moq: send CLIENT_SETUP: %w", err)
+	}
+	if s.requestStreams() {
+		if err := s.acceptControl17(setupCtx); err != nil {
+			s.closeWith(wire.ControlMessageTimeout, "no control stream")
+			return nil, err
+		}
 	}
 	type result struct {
 		m   wire.Message
@@ -389,7 +413,8 @@ func Connect(ctx context.Context, conn Conn, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("moq: server selected version %#x", ss.Version)
 	}
 	s.PeerParams = ss.Params
-	if max, ok := ss.Params.Uint(wire.ParamMaxRequestID); ok {
+	s.peerQuirks17()
+	if max, ok := ss.Params.Uint(wire.ParamMaxRequestID); ok && !s.requestStreams() {
 		s.peerMaxReqID = max
 	}
 	s.start()
@@ -424,6 +449,7 @@ func newSession(conn Conn, cfg Config, client bool) *Session {
 		skippedPeerReqIDs: make(map[uint64]struct{}),
 		announcedInReq:    make(map[uint64]string),
 		nsStreamsIn:       make(map[string]*nsStreamIn),
+		reqStreams:        make(map[uint64]*reqStream),
 	}
 	s.inflight = NewByteBudget(cfg.MaxBytesInFlight)
 	// The negotiated ALPN or WebTransport protocol names the version
@@ -432,6 +458,10 @@ func newSession(conn Conn, cfg Config, client bool) *Session {
 	codec, ok := wire.CodecForProtocol(ApplicationProtocol(conn), s.requestType)
 	if !ok {
 		codec = wire.Draft14{}
+	}
+	if c, ok := codec.(wire.Draft17); ok {
+		c.Client = client
+		codec = c
 	}
 	s.codec, s.version = codec, codec.Version()
 	s.log = s.log.With("version", fmt.Sprintf("%#x", s.version))
@@ -622,17 +652,10 @@ func (s *Session) Shutdown(ctx context.Context) {
 
 // send writes one control message.
 func (s *Session) send(m wire.Message) error {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	b, err := s.codec.AppendMessage(s.sendBuf[:0], m)
-	if err != nil {
-		return fmt.Errorf("moq: encode %T: %w", m, err)
+	if s.requestStreams() {
+		return s.send17(m)
 	}
-	s.sendBuf = b
-	if _, err := s.ctrl.Write(b); err != nil {
-		return fmt.Errorf("moq: write %T: %w", m, err)
-	}
-	return nil
+	return s.sendControl(m)
 }
 
 // sendOrClose sends a reply; a failure to write the control stream ends

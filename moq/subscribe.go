@@ -671,6 +671,9 @@ func (s *Session) readFetch(r wire.DataReader, st ReceiveStream) {
 		s.mu.Lock()
 		delete(s.fetchesOut, h.RequestID)
 		s.mu.Unlock()
+		if s.requestStreams() {
+			s.finishRequest17(h.RequestID, nil) // all received: FIN the request stream
+		}
 	}()
 	for {
 		oh, err := r.ReadFetchObject(s.cfg.MaxObjectSize)

@@ -20,8 +20,10 @@ func DraftVersion(draft int) (uint64, error) {
 		return wire.Version14, nil
 	case 16:
 		return wire.Version16, nil
+	case 17:
+		return wire.Version17, nil
 	}
-	return 0, fmt.Errorf("moq: draft %d: want 14 or 16: %w", draft, ErrUnsupportedDraft)
+	return 0, fmt.Errorf("moq: draft %d: want 14, 16 or 17: %w", draft, ErrUnsupportedDraft)
 }
 
 // ErrUnsupportedDraft is DraftVersion's error for a draft we do not speak.

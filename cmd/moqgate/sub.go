@@ -31,7 +31,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.fingerprint, "fingerprint", "", "pin the server certificate by its hex SHA-256")
 	fs.StringVar(&c.token, "token", "", "authorization token (JWT) to present")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "debug, info, warn or error")
-	fs.IntVar(&c.draft, "draft", 14, "MoQ Transport draft to speak: 14 (ALPN moq-00) or 16 (moqt-16)")
+	fs.IntVar(&c.draft, "draft", 14, "MoQ Transport draft to speak: 14 (ALPN moq-00), 16 (moqt-16) or 17 (moqt-17)")
 }
 
 func (c *clientFlags) dial(ctx context.Context, url string, h moq.Handler, log *slog.Logger) (*moq.Session, error) {

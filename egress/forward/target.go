@@ -29,7 +29,7 @@ type Target struct {
 	// may carry our fingerprint=, insecure=1 and draft= options as for
 	// upstreams.
 	URL string
-	// Draft is 14 or 16 (0: from the URL, else 14).
+	// Draft is 14, 16 or 17 (0: from the URL, else 14).
 	Draft int
 	// Token is sent as the session's AUTHORIZATION TOKEN and, with
 	// TokenInURL, as ?jwt= too.
@@ -71,9 +71,9 @@ func (t *Target) Validate() error {
 		return fmt.Errorf("forward mode %q: want announce, publish or auto", t.Mode)
 	}
 	switch t.Draft {
-	case 0, 14, 16:
+	case 0, 14, 16, 17:
 	default:
-		return fmt.Errorf("forward draft %d: want 14 or 16", t.Draft)
+		return fmt.Errorf("forward draft %d: want 14, 16 or 17", t.Draft)
 	}
 	if t.RenameTo != "" && t.RenameFrom == "" {
 		return errors.New("forward rename: 'to' needs 'from'")

@@ -139,13 +139,16 @@ type Relay struct {
 	// UpstreamPrefixes are the broadcast path prefixes learnt from
 	// upstreams and peers with SUBSCRIBE_NAMESPACE.
 	UpstreamPrefixes []string `yaml:"upstream_prefixes"`
+	// MaxDraft is the newest MoQ Transport draft served to clients (14, 16
+	// or 17); 0 serves the newest moqgate speaks.
+	MaxDraft int `yaml:"max_draft"`
 }
 
 // Forward is a MoQ relay that local broadcasts are pushed to.
 type Forward struct {
 	// URL is moqt://host:port[/path] or https://host:port/path.
 	URL string `yaml:"url"`
-	// Draft is 14 or 16 (default: the URL's draft=, else 14).
+	// Draft is 14, 16 or 17 (default: the URL's draft=, else 14).
 	Draft int `yaml:"draft"`
 	// Token is sent as the session's AUTHORIZATION TOKEN; with
 	// TokenInURL also as ?jwt=.
@@ -518,6 +521,11 @@ func (c *Config) Validate() error {
 	if c.Relay.CacheMaxBytes < 64*KiB {
 		bad("relay.cache_max_bytes", "must be at least 64KiB, got %s", c.Relay.CacheMaxBytes)
 	}
+	switch c.Relay.MaxDraft {
+	case 0, 14, 16, 17:
+	default:
+		bad("relay.max_draft", "must be 14, 16 or 17, got %d", c.Relay.MaxDraft)
+	}
 	if c.Relay.MaxSubscriberLagGroups < 1 {
 		bad("relay.max_subscriber_lag_groups", "must be at least 1, got %d", c.Relay.MaxSubscriberLagGroups)
 	} else if c.Relay.CacheMaxGroups >= 1 && c.Relay.MaxSubscriberLagGroups > c.Relay.CacheMaxGroups {
@@ -544,8 +552,8 @@ func (c *Config) Validate() error {
 		default:
 			bad(fmt.Sprintf("forward[%d].mode", i), "must be announce, publish or auto, got %q", f.Mode)
 		}
-		if f.Draft != 0 && f.Draft != 14 && f.Draft != 16 {
-			bad(fmt.Sprintf("forward[%d].draft", i), "must be 14 or 16, got %d", f.Draft)
+		if f.Draft != 0 && f.Draft != 14 && f.Draft != 16 && f.Draft != 17 {
+			bad(fmt.Sprintf("forward[%d].draft", i), "must be 14, 16 or 17, got %d", f.Draft)
 		}
 		if f.Failover && i == 0 {
 			bad("forward[0].failover", "a failover target needs a target before it")

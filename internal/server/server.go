@@ -142,7 +142,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.moq = &moq.Server{
-		Handler: s.relay,
+		MaxDraft: cfg.Relay.MaxDraft,
+		Handler:  s.relay,
 		Admit: func(remote net.Addr, proto string) (func(), error) {
 			release, err := s.sessions.Admit(remote.String())
 			if err != nil {

@@ -7,6 +7,9 @@ import (
 // encoder accumulates a control message payload. The first error sticks, so
 // per-message code can be written straight-line.
 type encoder struct {
+	vi   vint // the varint encoding (draft-17's leading ones, or QUIC's)
+	p17  bool // draft-17 message layout (see Draft17)
+	kvp  bool // Draft17.KVPParams
 	b    []byte
 	msg  uint64
 	name string // the message's name in errors; "" means MessageName(msg)
@@ -34,7 +37,7 @@ func (e *encoder) varint(field string, v uint64) {
 		e.failf("%s %d exceeds 2^62-1", field, v)
 		return
 	}
-	e.b = AppendVarint(e.b, v)
+	e.b = e.vi.append(e.b, v)
 }
 
 func (e *encoder) u8(v uint8) { e.b = append(e.b, v) }
@@ -61,7 +64,7 @@ func (e *encoder) str(field, s string, max int) {
 		e.failf("%s length %d exceeds %d", field, len(s), max)
 		return
 	}
-	e.b = AppendVarint(e.b, uint64(len(s)))
+	e.b = e.vi.append(e.b, uint64(len(s)))
 	e.b = append(e.b, s...)
 }
 
@@ -96,9 +99,9 @@ func (e *encoder) tupleMin(field string, ns []string, minFields int, nonEmpty bo
 		e.failf("%s length %d exceeds %d", field, total, MaxFullTrackNameLen)
 		return 0
 	}
-	e.b = AppendVarint(e.b, uint64(len(ns)))
+	e.b = e.vi.append(e.b, uint64(len(ns)))
 	for _, f := range ns {
-		e.b = AppendVarint(e.b, uint64(len(f)))
+		e.b = e.vi.append(e.b, uint64(len(f)))
 		e.b = append(e.b, f...)
 	}
 	return total
@@ -169,7 +172,7 @@ func (e *encoder) params(ps Params) {
 		e.failf("%v", err)
 		return
 	}
-	e.b = AppendVarint(e.b, uint64(len(ps)))
+	e.b = e.vi.append(e.b, uint64(len(ps)))
 	for _, p := range ps {
 		e.b = appendKVP(e.b, p)
 	}
@@ -178,10 +181,15 @@ func (e *encoder) params(ps Params) {
 // decoder reads a complete control message payload. Running past the end of
 // the payload is a length mismatch, which §9 makes a PROTOCOL_VIOLATION.
 type decoder struct {
-	b    []byte
-	msg  uint64
-	name string // as in encoder
-	err  error
+	vi  vint // as in encoder
+	p17 bool // draft-17 message layout (see Draft17)
+	kvp bool // Draft17.KVPParams
+	// ctxID is the request of the stream being read (draft-17 replies).
+	ctxID uint64
+	b     []byte
+	msg   uint64
+	name  string // as in encoder
+	err   error
 }
 
 func (d *decoder) msgName() string {
@@ -201,7 +209,7 @@ func (d *decoder) varint(field string) uint64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n, err := ParseVarint(d.b)
+	v, n, err := d.vi.parse(d.b)
 	if err != nil {
 		d.fail(ProtocolViolation, "%s runs past end of payload", field)
 		return 0

@@ -16,6 +16,7 @@ package wire
 const (
 	Version14 uint64 = 0xff00000e // draft-ietf-moq-transport-14
 	Version16 uint64 = 0xff000010 // draft-ietf-moq-transport-16
+	Version17 uint64 = 0xff000011 // draft-ietf-moq-transport-17
 )
 
 // ALPN values (raw QUIC) and WebTransport protocols. Draft-14 and earlier
@@ -24,6 +25,7 @@ const (
 const (
 	ALPN14 = "moq-00"
 	ALPN16 = "moqt-16"
+	ALPN17 = "moqt-17"
 )
 
 // Limits from the draft.
@@ -168,6 +170,8 @@ func modelMessageName(t uint64) string {
 		return "NAMESPACE"
 	case MsgNamespaceDone:
 		return "NAMESPACE_DONE"
+	case MsgPublishBlocked:
+		return "PUBLISH_BLOCKED"
 	}
 	return ""
 }

@@ -32,7 +32,7 @@ func AppendMessage(b []byte, m Message) ([]byte, error) {
 // appendFrame appends a control message of wire type wireType whose payload
 // body writes with e (e.b is ignored; e.msg and e.name name the message).
 func appendFrame(b []byte, wireType uint64, e encoder, body func(*encoder)) ([]byte, error) {
-	e.b = AppendVarint(b, wireType)
+	e.b = e.vi.append(b, wireType)
 	lenAt := len(e.b)
 	e.b = append(e.b, 0, 0) // length placeholder, patched below: one pass, no copy
 	body(&e)
@@ -85,11 +85,16 @@ func ReadMessage(r io.Reader) (Message, error) {
 // readFrame reads the type, length and payload of one control message;
 // name names the types of the version ("" = unknown, PROTOCOL_VIOLATION).
 func readFrame(r io.Reader, name func(uint64) string) (uint64, []byte, error) {
+	return readFrameV(r, vint{}, name)
+}
+
+// readFrameV is readFrame with the varint encoding vi.
+func readFrameV(r io.Reader, vi vint, name func(uint64) string) (uint64, []byte, error) {
 	br, ok := r.(io.ByteReader)
 	if !ok {
 		br = &byteReader{r: r}
 	}
-	t, err := ReadVarint(br)
+	t, err := vi.read(br)
 	if err != nil {
 		if err == io.EOF {
 			return 0, nil, io.EOF

@@ -101,6 +101,12 @@ type ObjectHeader struct {
 // Extensions with a header type without extensions (they would be silently
 // dropped), or a varint out of range.
 func AppendSubgroupObjectHeader(b []byte, hdrType uint64, prevObjectID uint64, first bool, oh ObjectHeader) []byte {
+	return appendSubgroupObjectHeaderV(b, vint{}, hdrType, prevObjectID, first, oh)
+}
+
+// appendSubgroupObjectHeaderV is AppendSubgroupObjectHeader with the varint
+// encoding vi.
+func appendSubgroupObjectHeaderV(b []byte, vi vint, hdrType uint64, prevObjectID uint64, first bool, oh ObjectHeader) []byte {
 	delta := oh.ObjectID
 	if !first {
 		if oh.ObjectID <= prevObjectID {
@@ -108,16 +114,16 @@ func AppendSubgroupObjectHeader(b []byte, hdrType uint64, prevObjectID uint64, f
 		}
 		delta = oh.ObjectID - prevObjectID - 1
 	}
-	b = AppendVarint(b, delta)
+	b = vi.append(b, delta)
 	if hdrType&subgroupExtBit != 0 {
-		b = AppendVarint(b, uint64(len(oh.Extensions)))
+		b = vi.append(b, uint64(len(oh.Extensions)))
 		b = append(b, oh.Extensions...)
 	} else if len(oh.Extensions) != 0 {
 		panic("wire: object has extensions but subgroup header type has none")
 	}
-	b = AppendVarint(b, oh.PayloadLen)
+	b = vi.append(b, oh.PayloadLen)
 	if oh.PayloadLen == 0 {
-		b = AppendVarint(b, oh.Status)
+		b = vi.append(b, oh.Status)
 	}
 	return b
 }
@@ -141,8 +147,12 @@ type FetchObjectHeader struct {
 
 // AppendFetchHeader appends the stream type (0x05) and FETCH_HEADER.
 func AppendFetchHeader(b []byte, requestID uint64) []byte {
-	b = AppendVarint(b, StreamTypeFetch)
-	return AppendVarint(b, requestID)
+	return appendFetchHeaderV(b, vint{}, requestID)
+}
+
+func appendFetchHeaderV(b []byte, vi vint, requestID uint64) []byte {
+	b = vi.append(b, StreamTypeFetch)
+	return vi.append(b, requestID)
 }
 
 // AppendFetchObjectHeader appends one fetch object's fields up to the payload.
@@ -173,6 +183,7 @@ func AppendFetchObjectHeader(b []byte, oh FetchObjectHeader) []byte {
 type StreamReader struct {
 	r   *bufio.Reader
 	own *bufio.Reader // our own buffer, kept across Reset to avoid reallocating
+	vi  vint          // the varint encoding (draft-17's, or QUIC's)
 
 	// MaxExtensionsLen bounds an object's extension header block; 0 means
 	// DefaultMaxExtensions. The draft sets no limit, so exceeding it yields
@@ -205,7 +216,7 @@ func (s *StreamReader) Reset(r io.Reader) {
 
 // readField reads a varint inside a header: any end of stream is a truncation.
 func (s *StreamReader) readField(what string) (uint64, error) {
-	v, err := ReadVarint(s.r)
+	v, err := s.vi.read(s.r)
 	if err != nil {
 		return 0, readErr(what, err)
 	}
@@ -222,7 +233,7 @@ func (s *StreamReader) readFirst(what string) (uint64, error) {
 		}
 		return 0, fmt.Errorf("moq wire: reading %s: %w", what, err)
 	}
-	v, err := readVarintRest(s.r, c)
+	v, err := s.vi.readRest(s.r, c)
 	if err != nil {
 		return 0, readErr(what, err)
 	}

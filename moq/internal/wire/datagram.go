@@ -107,6 +107,7 @@ type objectRules struct {
 	// extensions validates an extension block, or rewrites it in the
 	// model's layout.
 	extensions func(b []byte) ([]byte, error)
+	vi         vint // the varint encoding
 }
 
 var datagram14 = objectRules{
@@ -122,7 +123,7 @@ var datagram14 = objectRules{
 func parseDatagram(b []byte, r *objectRules) (Datagram, error) {
 	var d Datagram
 	next := func(what string) (uint64, error) {
-		v, n, err := ParseVarint(b)
+		v, n, err := r.vi.parse(b)
 		if err != nil {
 			return 0, protocolViolation("datagram: %s truncated", what)
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"slices"
 )
@@ -30,6 +31,9 @@ type Draft16 struct {
 	// the outstanding request with this ID that we sent, or 0. Replies
 	// name only the request ID; what they mean depends on the request.
 	RequestType func(requestID uint64) uint64
+
+	// p17, if set, makes this the draft-17 message layer (see Draft17).
+	p17 *ctx17
 }
 
 var _ Codec = Draft16{}
@@ -291,12 +295,27 @@ func (c Draft16) ReadMessage(r io.Reader) (Message, error) {
 // ParseMessage decodes a draft-16 control message payload of wire type t
 // into the model.
 func (c Draft16) ParseMessage(t uint64, payload []byte) (Message, error) {
-	name := d16MessageName(t)
+	name := c.messageName(t)
 	if name == "" {
 		return nil, protocolViolation("unknown control message type 0x%x", t)
 	}
-	d := decoder{b: payload, name: name}
+	d := c.decoder(payload, name)
 	var m Message
+	if c.p17 != nil {
+		m = c.p17.parse(&d, t)
+	}
+	if m == nil {
+		m = c.parseBody(&d, t)
+	}
+	d.finish()
+	if d.err != nil {
+		return nil, d.err
+	}
+	return m, nil
+}
+
+// parseBody decodes the fields of a message of wire type t.
+func (c Draft16) parseBody(d *decoder, t uint64) (m Message) {
 	switch t {
 	case d16ClientSetup:
 		d.msg = MsgClientSetup
@@ -305,39 +324,39 @@ func (c Draft16) ParseMessage(t uint64, payload []byte) (Message, error) {
 		d.msg = MsgServerSetup
 		m = &ServerSetup{Version: Version16, Params: d.setupParams16(false)}
 	case d16GoAway:
-		m = parseOneField(&d, MsgGoAway)
+		m = parseOneField(d, MsgGoAway)
 	case d16MaxRequestID:
-		m = parseOneField(&d, MsgMaxRequestID)
+		m = parseOneField(d, MsgMaxRequestID)
 	case d16RequestsBlocked:
-		m = parseOneField(&d, MsgRequestsBlocked)
+		m = parseOneField(d, MsgRequestsBlocked)
 	case d16Unsubscribe:
-		m = parseOneField(&d, MsgUnsubscribe)
+		m = parseOneField(d, MsgUnsubscribe)
 	case d16FetchCancel:
-		m = parseOneField(&d, MsgFetchCancel)
+		m = parseOneField(d, MsgFetchCancel)
 	case d16PublishDone:
 		m = &PublishDone{
-			RequestID:   d.varint("request ID"),
+			RequestID:   d.replyID(),
 			StatusCode:  publishDoneCodes16.model(d.varint("status code")),
 			StreamCount: d.varint("stream count"),
 			Reason:      d.reason(),
 		}
 	case d16Subscribe, d16TrackStatus:
-		m = parseSubscribe16(&d, t)
+		m = parseSubscribe16(d, t)
 	case d16SubscribeOK:
-		m = parseSubscribeOK16(&d)
+		m = parseSubscribeOK16(d)
 	case d16RequestUpdate:
-		m = parseRequestUpdate16(&d)
+		m = parseRequestUpdate16(d)
 	case d16Publish:
-		m = parsePublish16(&d)
+		m = parsePublish16(d)
 	case d16PublishOK:
-		m = parsePublishOK16(&d)
+		m = parsePublishOK16(d)
 	case d16Fetch:
-		m = parseFetch16(&d)
+		m = parseFetch16(d)
 	case d16FetchOK:
-		m = parseFetchOK16(&d)
+		m = parseFetchOK16(d)
 	case d16PublishNamespace:
-		v := &PublishNamespace{RequestID: d.varint("request ID")}
-		v.Namespace, _ = d.tupleMin("track namespace", 1, true)
+		v := &PublishNamespace{RequestID: d.reqID()}
+		v.Namespace, _ = d.tupleMin("track namespace", d.minNamespace(), true)
 		v.Params = d.params16(t, nil)
 		m = v
 	case d16PublishNamespaceDone:
@@ -357,17 +376,13 @@ func (c Draft16) ParseMessage(t uint64, payload []byte) (Message, error) {
 		v.Suffix, _ = d.tupleMin("track namespace suffix", 0, true)
 		m = v
 	case d16SubscribeNamespace:
-		m = parseSubscribeNamespace16(&d)
+		m = parseSubscribeNamespace16(d)
 	case d16RequestOK:
-		m = c.parseRequestOK(&d)
+		m = c.parseRequestOK(d)
 	case d16RequestError:
-		m = c.parseRequestError(&d)
+		m = c.parseRequestError(d)
 	}
-	d.finish()
-	if d.err != nil {
-		return nil, d.err
-	}
-	return m, nil
+	return m
 }
 
 func (c Draft16) requestType(id uint64) uint64 {
@@ -378,7 +393,7 @@ func (c Draft16) requestType(id uint64) uint64 {
 }
 
 func (c Draft16) parseRequestOK(d *decoder) Message {
-	id := d.varint("request ID")
+	id := d.replyID()
 	if d.err != nil {
 		return nil
 	}
@@ -416,7 +431,7 @@ func orNone(s string) string {
 }
 
 func (c Draft16) parseRequestError(d *decoder) Message {
-	id := d.varint("request ID")
+	id := d.replyID()
 	code := d.varint("error code")
 	retry := d.varint("retry interval")
 	reason := d.reason()
@@ -459,9 +474,9 @@ func (c Draft16) parseRequestError(d *decoder) Message {
 }
 
 func parseSubscribe16(d *decoder, t uint64) Message {
-	m := Subscribe{RequestID: d.varint("request ID")}
+	m := Subscribe{RequestID: d.reqID()}
 	var nsLen int
-	m.Namespace, nsLen = d.tupleMin("track namespace", 1, true)
+	m.Namespace, nsLen = d.tupleMin("track namespace", d.minNamespace(), true)
 	m.TrackName = d.trackName(nsLen)
 	// Defaults of omitted parameters (§9.2.2): priority 128, the
 	// publisher's group order, forward 1, no filter (which is what
@@ -494,7 +509,7 @@ func parseSubscribe16(d *decoder, t uint64) Message {
 }
 
 func parseSubscribeOK16(d *decoder) Message {
-	m := &SubscribeOK{RequestID: d.varint("request ID"), TrackAlias: d.varint("track alias")}
+	m := &SubscribeOK{RequestID: d.replyID(), TrackAlias: d.varint("track alias")}
 	for _, p := range d.params16(d16SubscribeOK, nil) {
 		switch p.Key {
 		case p16Expires:
@@ -508,9 +523,9 @@ func parseSubscribeOK16(d *decoder) Message {
 }
 
 func parsePublish16(d *decoder) Message {
-	m := &Publish{RequestID: d.varint("request ID")}
+	m := &Publish{RequestID: d.reqID()}
 	var nsLen int
-	m.Namespace, nsLen = d.tupleMin("track namespace", 1, true)
+	m.Namespace, nsLen = d.tupleMin("track namespace", d.minNamespace(), true)
 	m.TrackName = d.trackName(nsLen)
 	m.TrackAlias = d.varint("track alias")
 	m.Forward = true
@@ -534,7 +549,7 @@ func parsePublish16(d *decoder) Message {
 }
 
 func parsePublishOK16(d *decoder) Message {
-	m := &PublishOK{RequestID: d.varint("request ID")}
+	m := &PublishOK{RequestID: d.replyID()}
 	m.SubscriberPriority, m.Forward, m.FilterType = 128, true, FilterAbsoluteStart
 	m.Params = d.params16(d16PublishOK, func(p Param) bool {
 		switch p.Key {
@@ -556,7 +571,7 @@ func parsePublishOK16(d *decoder) Message {
 }
 
 func parseRequestUpdate16(d *decoder) Message {
-	m := &SubscribeUpdate{RequestID: d.varint("request ID"), SubscriptionRequestID: d.varint("existing request ID")}
+	m := &SubscribeUpdate{RequestID: d.reqID(), SubscriptionRequestID: d.replyID()}
 	m.Omit = OmitFilter | OmitPriority | OmitForward
 	m.Params = d.params16(d16RequestUpdate, func(p Param) bool {
 		switch p.Key {
@@ -580,7 +595,7 @@ func parseRequestUpdate16(d *decoder) Message {
 }
 
 func parseFetch16(d *decoder) Message {
-	m := &Fetch{RequestID: d.varint("request ID"), FetchType: d.varint("fetch type")}
+	m := &Fetch{RequestID: d.reqID(), FetchType: d.varint("fetch type")}
 	if d.err != nil {
 		return m
 	}
@@ -603,7 +618,7 @@ func parseFetch16(d *decoder) Message {
 }
 
 func parseFetchOK16(d *decoder) Message {
-	m := &FetchOK{RequestID: d.varint("request ID")}
+	m := &FetchOK{RequestID: d.replyID()}
 	m.EndOfTrack = d.flag("end of track")
 	m.End = d.location("end")
 	d.params16(d16FetchOK, nil) // none is defined for FETCH_OK
@@ -612,7 +627,7 @@ func parseFetchOK16(d *decoder) Message {
 }
 
 func parseSubscribeNamespace16(d *decoder) Message {
-	m := &SubscribeNamespace{RequestID: d.varint("request ID")}
+	m := &SubscribeNamespace{RequestID: d.reqID()}
 	m.Prefix, _ = d.tupleMin("track namespace prefix", 0, true)
 	switch opt := d.varint("subscribe options"); opt {
 	case 0:
@@ -633,15 +648,18 @@ func parseSubscribeNamespace16(d *decoder) Message {
 
 // parseKVP16 decodes one Key-Value-Pair whose type is a delta from prev.
 // Bytes aliases b.
-func parseKVP16(b []byte, prev uint64) (Param, int, error) {
-	delta, n, err := ParseVarint(b)
+func parseKVP16(b []byte, prev uint64) (Param, int, error) { return parseKVPDelta(b, prev, vint{}) }
+
+// parseKVPDelta is parseKVP16 with the varint encoding vi.
+func parseKVPDelta(b []byte, prev uint64, vi vint) (Param, int, error) {
+	delta, n, err := vi.parse(b)
 	if err != nil {
 		return Param{}, 0, protocolViolation("key-value pair: truncated delta type")
 	}
 	if delta > MaxVarint-prev {
 		return Param{}, 0, protocolViolation("key-value pair: type %d + %d exceeds 2^62-1", prev, delta)
 	}
-	p, m, err := parseKVPValue(b[n:], prev+delta)
+	p, m, err := parseKVPValueV(b[n:], prev+delta, vi)
 	return p, n + m, err
 }
 
@@ -659,12 +677,15 @@ func (d *decoder) params16(msg uint64, take func(Param) bool) Params {
 	var prev uint64
 	seen := make([]uint64, 0, min(n, 16))
 	for i := uint64(0); i < n; i++ {
-		p, used, err := parseKVP16(d.b, prev)
+		p, used, err := d.parseParam(prev)
 		if err != nil {
 			d.fail(ProtocolViolation, "parameter %d: %s", i, err.(*SessionError).Reason)
 			return nil
 		}
 		d.b, prev = d.b[used:], p.Key
+		if d.p17 && dropParam17(msg, p) {
+			continue
+		}
 		if !known16(p.Key) {
 			d.fail(ProtocolViolation, "unknown parameter 0x%x", p.Key)
 			return nil
@@ -737,14 +758,17 @@ func checkParam16(p Param) (uint64, string) {
 // ignored (and kept), the same checks as draft-14 plus: no token alias
 // DELETE or USE_ALIAS in CLIENT_SETUP.
 func (d *decoder) setupParams16(client bool) Params {
-	n := d.varint("number of parameters")
+	var n uint64 = math.MaxUint64 // draft-17: Setup Options fill the message
+	if !d.p17 {
+		n = d.varint("number of parameters")
+	}
 	if d.err != nil || n == 0 {
 		return nil
 	}
 	ps := make(Params, 0, min(n, uint64(len(d.b)/2)))
 	var prev uint64
-	for i := uint64(0); i < n; i++ {
-		p, used, err := parseKVP16(d.b, prev)
+	for i := uint64(0); i < n && (!d.p17 || len(d.b) > 0); i++ {
+		p, used, err := parseKVPDelta(d.b, prev, d.vi)
 		if err != nil {
 			d.fail(ProtocolViolation, "parameter %d: %s", i, err.(*SessionError).Reason)
 			return nil
@@ -754,6 +778,9 @@ func (d *decoder) setupParams16(client bool) Params {
 			p.Bytes = slices.Clone(p.Bytes)
 		}
 		ps = append(ps, p)
+	}
+	if len(ps) == 0 {
+		return nil
 	}
 	if err := checkParams(d.msg, ps); err != nil {
 		se := err.(*SessionError)
@@ -783,7 +810,7 @@ func (d *decoder) trackExtensions16() (groupOrder uint8, params, rest Params) {
 	var prev uint64
 	var seen []uint64
 	for len(d.b) > 0 {
-		p, used, err := parseKVP16(d.b, prev)
+		p, used, err := parseKVPDelta(d.b, prev, d.vi)
 		if err != nil {
 			d.fail(ProtocolViolation, "track extension: %s", err.(*SessionError).Reason)
 			return
@@ -876,7 +903,7 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 		m = rv.Elem().Interface().(Message)
 	}
 	frame := func(t, model uint64, body func(*encoder)) ([]byte, error) {
-		return appendFrame(b, t, encoder{msg: model, name: d16MessageName(t)}, body)
+		return appendFrame(b, t, c.encoder(model, c.messageName(t)), body)
 	}
 	switch v := m.(type) {
 	case ClientSetup:
@@ -902,7 +929,7 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 		return frame(d16TrackStatus, MsgTrackStatus, func(e *encoder) { e.subscribe16(Subscribe(v), true) })
 	case SubscribeOK:
 		return frame(d16SubscribeOK, MsgSubscribeOK, func(e *encoder) {
-			e.varint("request ID", v.RequestID)
+			e.replyID(v.RequestID)
 			e.varint("track alias", v.TrackAlias)
 			e.params16(d16SubscribeOK, largestExpires16(v.ContentExists, v.Largest, v.Expires), nil)
 			e.trackExtensions16(v.GroupOrder, v.Params, v.TrackExtensions)
@@ -931,8 +958,8 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 		return c.requestOK(b, MsgSubscribeUpdateOK, v.RequestID, v.Params)
 	case SubscribeUpdate:
 		return frame(d16RequestUpdate, MsgSubscribeUpdate, func(e *encoder) {
-			e.varint("request ID", v.RequestID)
-			e.varint("existing request ID", v.SubscriptionRequestID)
+			e.reqID(v.RequestID)
+			e.replyID(v.SubscriptionRequestID)
 			var fields Params
 			if v.Omit&OmitPriority == 0 {
 				fields = append(fields, UintParam(p16SubscriberPriority, uint64(v.SubscriberPriority)))
@@ -961,8 +988,8 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 		})
 	case Publish:
 		return frame(d16Publish, MsgPublish, func(e *encoder) {
-			e.varint("request ID", v.RequestID)
-			e.trackName(e.tupleMin("track namespace", v.Namespace, 1, true), v.TrackName)
+			e.reqID(v.RequestID)
+			e.trackName(e.tupleMin("track namespace", v.Namespace, e.minNamespace(), true), v.TrackName)
 			e.varint("track alias", v.TrackAlias)
 			fields := largestExpires16(v.ContentExists, v.Largest, 0)
 			fields = append(fields, UintParam(p16Forward, b2u(v.Forward)))
@@ -971,7 +998,7 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 		})
 	case PublishOK:
 		return frame(d16PublishOK, MsgPublishOK, func(e *encoder) {
-			e.varint("request ID", v.RequestID)
+			e.replyID(v.RequestID)
 			fields := Params{
 				UintParam(p16Forward, b2u(v.Forward)),
 				UintParam(p16SubscriberPriority, uint64(v.SubscriberPriority)),
@@ -986,7 +1013,7 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 		})
 	case Fetch:
 		return frame(d16Fetch, MsgFetch, func(e *encoder) {
-			e.varint("request ID", v.RequestID)
+			e.reqID(v.RequestID)
 			if !e.fetchRange(v, true) {
 				return
 			}
@@ -998,7 +1025,7 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 		})
 	case FetchOK:
 		return frame(d16FetchOK, MsgFetchOK, func(e *encoder) {
-			e.varint("request ID", v.RequestID)
+			e.replyID(v.RequestID)
 			e.flag(v.EndOfTrack)
 			e.location("end", v.End)
 			e.params16(d16FetchOK, nil, nil)
@@ -1006,8 +1033,8 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 		})
 	case PublishNamespace:
 		return frame(d16PublishNamespace, MsgPublishNamespace, func(e *encoder) {
-			e.varint("request ID", v.RequestID)
-			e.tupleMin("track namespace", v.Namespace, 1, true)
+			e.reqID(v.RequestID)
+			e.tupleMin("track namespace", v.Namespace, e.minNamespace(), true)
 			e.params16(d16PublishNamespace, nil, v.Params)
 		})
 	case PublishNamespaceDone:
@@ -1026,7 +1053,7 @@ func (c Draft16) AppendMessage(b []byte, m Message) ([]byte, error) {
 		return frame(d16NamespaceDone, MsgNamespaceDone, func(e *encoder) { e.tupleMin("track namespace suffix", v.Suffix, 0, true) })
 	case SubscribeNamespace:
 		return frame(d16SubscribeNamespace, MsgSubscribeNamespace, func(e *encoder) {
-			e.varint("request ID", v.RequestID)
+			e.reqID(v.RequestID)
 			e.tupleMin("track namespace prefix", v.Prefix, 0, true)
 			opt := uint64(1)
 			switch {
@@ -1065,15 +1092,15 @@ func largestExpires16(exists bool, largest Location, expires uint64) Params {
 }
 
 func (c Draft16) requestOK(b []byte, model, id uint64, params Params) ([]byte, error) {
-	return appendFrame(b, d16RequestOK, encoder{msg: model, name: "REQUEST_OK"}, func(e *encoder) {
-		e.varint("request ID", id)
+	return appendFrame(b, d16RequestOK, c.encoder(model, "REQUEST_OK"), func(e *encoder) {
+		e.replyID(id)
 		e.params16(d16RequestOK, nil, params)
 	})
 }
 
 func (c Draft16) requestError(b []byte, model uint64, v SubscribeError, codes codeMap) ([]byte, error) {
-	return appendFrame(b, d16RequestError, encoder{msg: model, name: "REQUEST_ERROR"}, func(e *encoder) {
-		e.varint("request ID", v.RequestID)
+	return appendFrame(b, d16RequestError, c.encoder(model, "REQUEST_ERROR"), func(e *encoder) {
+		e.replyID(v.RequestID)
 		e.varint("error code", codes.wire(v.ErrorCode))
 		e.varint("retry interval", v.RetryInterval)
 		e.reason(v.Reason)
@@ -1082,8 +1109,8 @@ func (c Draft16) requestError(b []byte, model uint64, v SubscribeError, codes co
 
 // subscribe16 writes SUBSCRIBE, or TRACK_STATUS (no delivery parameters).
 func (e *encoder) subscribe16(v Subscribe, status bool) {
-	e.varint("request ID", v.RequestID)
-	e.trackName(e.tupleMin("track namespace", v.Namespace, 1, true), v.TrackName)
+	e.reqID(v.RequestID)
+	e.trackName(e.tupleMin("track namespace", v.Namespace, e.minNamespace(), true), v.TrackName)
 	if status {
 		e.params16(d16TrackStatus, nil, v.Params)
 		return
@@ -1128,6 +1155,10 @@ func (e *encoder) params16(msg uint64, fields, extra Params) {
 		}
 	}
 	e.varint("number of parameters", uint64(len(ps)))
+	if e.p17 && !e.kvp {
+		e.params17(ps)
+		return
+	}
 	e.kvps16(ps)
 }
 
@@ -1142,7 +1173,9 @@ func (e *encoder) setupParams16(ps Params) {
 	}
 	ps = slices.Clone(ps)
 	sortParams(ps)
-	e.varint("number of parameters", uint64(len(ps)))
+	if !e.p17 { // draft-17: no count, the options fill the message
+		e.varint("number of parameters", uint64(len(ps)))
+	}
 	e.kvps16(ps)
 }
 
@@ -1195,18 +1228,21 @@ func (e *encoder) kvps16(ps Params) {
 		case p.Key&1 == 1 && len(p.Bytes) > MaxParamValueLen:
 			e.failf("parameter 0x%x length %d exceeds %d", p.Key, len(p.Bytes), MaxParamValueLen)
 		default:
-			e.b = appendKVP16(e.b, p, prev)
+			e.b = appendKVPDelta(e.b, p, prev, e.vi)
 			prev = p.Key
 		}
 	}
 }
 
-func appendKVP16(b []byte, p Param, prev uint64) []byte {
-	b = AppendVarint(b, p.Key-prev)
+func appendKVP16(b []byte, p Param, prev uint64) []byte { return appendKVPDelta(b, p, prev, vint{}) }
+
+// appendKVPDelta is appendKVP16 with the varint encoding vi.
+func appendKVPDelta(b []byte, p Param, prev uint64, vi vint) []byte {
+	b = vi.append(b, p.Key-prev)
 	if p.Key&1 == 0 {
-		return AppendVarint(b, p.Value)
+		return vi.append(b, p.Value)
 	}
-	b = AppendVarint(b, uint64(len(p.Bytes)))
+	b = vi.append(b, uint64(len(p.Bytes)))
 	return append(b, p.Bytes...)
 }
 

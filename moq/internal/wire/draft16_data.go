@@ -66,7 +66,7 @@ func (s *streamReader16) readExtensions16() ([]byte, error) {
 	if err != nil || ext == nil {
 		return nil, err
 	}
-	return extensions16To14(ext)
+	return extensionsDeltaTo14(ext, s.vi)
 }
 
 // Fetch object Serialization Flags (§10.4.4 of draft-16).
@@ -189,6 +189,10 @@ func (s *streamReader16) readFetchFields(flags, maxPayload uint64) (FetchObjectH
 // selects the 0x30-0x3D form without the priority byte. It panics on a
 // header type that is not a subgroup type (a programming error).
 func (Draft16) AppendSubgroupHeader(b []byte, h SubgroupHeader) []byte {
+	return appendSubgroupHeader16(b, vint{}, h)
+}
+
+func appendSubgroupHeader16(b []byte, vi vint, h SubgroupHeader) []byte {
 	if !IsSubgroupType(h.Type) {
 		panic(fmt.Sprintf("wire: 0x%x is not a subgroup header type", h.Type))
 	}
@@ -196,11 +200,11 @@ func (Draft16) AppendSubgroupHeader(b []byte, h SubgroupHeader) []byte {
 	if h.DefaultPriority {
 		t |= subgroupDefaultPriority
 	}
-	b = AppendVarint(b, t)
-	b = AppendVarint(b, h.TrackAlias)
-	b = AppendVarint(b, h.GroupID)
+	b = vi.append(b, t)
+	b = vi.append(b, h.TrackAlias)
+	b = vi.append(b, h.GroupID)
 	if h.SubgroupIDMode() == SubgroupIDExplicit {
-		b = AppendVarint(b, h.SubgroupID)
+		b = vi.append(b, h.SubgroupID)
 	}
 	if !h.DefaultPriority {
 		b = append(b, h.PublisherPriority)
@@ -213,10 +217,14 @@ func (Draft16) AppendSubgroupHeader(b []byte, h SubgroupHeader) []byte {
 // extensions of an object that is not Normal are left out (draft-16 allows
 // none there). Programming errors panic as in AppendSubgroupObjectHeader.
 func (Draft16) AppendSubgroupObject(b []byte, hdrType, prevObjectID uint64, first bool, oh ObjectHeader) ([]byte, error) {
+	return appendSubgroupObject16(b, vint{}, hdrType, prevObjectID, first, oh)
+}
+
+func appendSubgroupObject16(b []byte, vi vint, hdrType, prevObjectID uint64, first bool, oh ObjectHeader) ([]byte, error) {
 	if oh.PayloadLen == 0 && !validObjectStatus16(oh.Status) {
 		return b, fmt.Errorf("%w: object status %d", ErrNotInVersion, oh.Status)
 	}
-	ext, err := extensions14To16(oh.Extensions)
+	ext, err := extensions14ToDelta(oh.Extensions, vi)
 	if err != nil {
 		return b, err
 	}
@@ -224,7 +232,7 @@ func (Draft16) AppendSubgroupObject(b []byte, hdrType, prevObjectID uint64, firs
 		ext = nil
 	}
 	oh.Extensions = ext // the same layout as draft-14 from here
-	return AppendSubgroupObjectHeader(b, hdrType, prevObjectID, first, oh), nil
+	return appendSubgroupObjectHeaderV(b, vi, hdrType, prevObjectID, first, oh), nil
 }
 
 // AppendFetchHeader writes the stream type and FETCH_HEADER (as draft-14).
@@ -237,10 +245,14 @@ func (Draft16) AppendFetchHeader(b []byte, requestID uint64) []byte {
 // Fetch objects carry no status in draft-16: one that is not Normal is
 // ErrNotInVersion (its absence says the same).
 func (Draft16) AppendFetchObject(b []byte, prev *FetchObjectHeader, oh FetchObjectHeader) ([]byte, error) {
+	return appendFetchObject16(b, vint{}, prev, oh)
+}
+
+func appendFetchObject16(b []byte, vi vint, prev *FetchObjectHeader, oh FetchObjectHeader) ([]byte, error) {
 	if oh.PayloadLen == 0 && oh.Status != ObjectStatusNormal {
 		return b, fmt.Errorf("%w: fetch object status %d", ErrNotInVersion, oh.Status)
 	}
-	ext, err := extensions14To16(oh.Extensions)
+	ext, err := extensions14ToDelta(oh.Extensions, vi)
 	if err != nil {
 		return b, err
 	}
@@ -269,24 +281,24 @@ func (Draft16) AppendFetchObject(b []byte, prev *FetchObjectHeader, oh FetchObje
 	if len(ext) > 0 {
 		flags |= fetchExtensions
 	}
-	b = AppendVarint(b, flags)
+	b = vi.append(b, flags)
 	if flags&fetchGroupID != 0 {
-		b = AppendVarint(b, oh.GroupID)
+		b = vi.append(b, oh.GroupID)
 	}
 	if flags&(fetchDatagram|fetchSubgroupMask) == fetchSubgroupField {
-		b = AppendVarint(b, oh.SubgroupID)
+		b = vi.append(b, oh.SubgroupID)
 	}
 	if flags&fetchObjectID != 0 {
-		b = AppendVarint(b, oh.ObjectID)
+		b = vi.append(b, oh.ObjectID)
 	}
 	if flags&fetchPriority != 0 {
 		b = append(b, oh.PublisherPriority)
 	}
 	if flags&fetchExtensions != 0 {
-		b = AppendVarint(b, uint64(len(ext)))
+		b = vi.append(b, uint64(len(ext)))
 		b = append(b, ext...)
 	}
-	return AppendVarint(b, oh.PayloadLen), nil
+	return vi.append(b, oh.PayloadLen), nil
 }
 
 // OBJECT_DATAGRAM type bits of draft-16 (§10.3.1) beyond draft-14's.
@@ -324,11 +336,15 @@ var datagram16 = objectRules{
 // bit, End of Group (payload form only), Object ID omitted iff 0, priority
 // omitted iff DefaultPriority, extensions iff any.
 func (Draft16) AppendDatagram(b []byte, d Datagram) ([]byte, error) {
+	return appendDatagram16(b, vint{}, d)
+}
+
+func appendDatagram16(b []byte, vi vint, d Datagram) ([]byte, error) {
 	status := d.Status != 0 || (d.Type <= 0x2F && d.Type&datagram16Status != 0)
 	if status && !validObjectStatus16(d.Status) {
 		return b, fmt.Errorf("%w: object status %d", ErrNotInVersion, d.Status)
 	}
-	ext, err := extensions14To16(d.Extensions)
+	ext, err := extensions14ToDelta(d.Extensions, vi)
 	if err != nil {
 		return b, err
 	}
@@ -350,21 +366,21 @@ func (Draft16) AppendDatagram(b []byte, d Datagram) ([]byte, error) {
 	if len(ext) > 0 {
 		t |= datagramExtBit
 	}
-	b = AppendVarint(b, t)
-	b = AppendVarint(b, d.TrackAlias)
-	b = AppendVarint(b, d.GroupID)
+	b = vi.append(b, t)
+	b = vi.append(b, d.TrackAlias)
+	b = vi.append(b, d.GroupID)
 	if d.ObjectID != 0 {
-		b = AppendVarint(b, d.ObjectID)
+		b = vi.append(b, d.ObjectID)
 	}
 	if !d.DefaultPriority {
 		b = append(b, d.PublisherPriority)
 	}
 	if len(ext) > 0 {
-		b = AppendVarint(b, uint64(len(ext)))
+		b = vi.append(b, uint64(len(ext)))
 		b = append(b, ext...)
 	}
 	if status {
-		return AppendVarint(b, d.Status), nil
+		return vi.append(b, d.Status), nil
 	}
 	return append(b, d.Payload...), nil
 }
@@ -373,11 +389,14 @@ func (Draft16) AppendDatagram(b []byte, d Datagram) ([]byte, error) {
 // types) in the draft-14 layout the model keeps. Values are copied as they
 // are: IMMUTABLE_EXTENSIONS' contents are not rewritten, since relays must
 // not modify them.
-func extensions16To14(b []byte) ([]byte, error) {
+func extensions16To14(b []byte) ([]byte, error) { return extensionsDeltaTo14(b, vint{}) }
+
+// extensionsDeltaTo14 is extensions16To14 for the varint encoding vi.
+func extensionsDeltaTo14(b []byte, vi vint) ([]byte, error) {
 	out := make([]byte, 0, len(b)+8)
 	var prev uint64
 	for len(b) > 0 {
-		p, n, err := parseKVP16(b, prev)
+		p, n, err := parseKVPDelta(b, prev, vi)
 		if err != nil {
 			return nil, err
 		}
@@ -388,7 +407,10 @@ func extensions16To14(b []byte) ([]byte, error) {
 
 // extensions14To16 rewrites a model (draft-14 layout) extension block for
 // draft-16: types sorted (stably) and delta-encoded.
-func extensions14To16(b []byte) ([]byte, error) {
+func extensions14To16(b []byte) ([]byte, error) { return extensions14ToDelta(b, vint{}) }
+
+// extensions14ToDelta is extensions14To16 for the varint encoding vi.
+func extensions14ToDelta(b []byte, vi vint) ([]byte, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
@@ -400,7 +422,7 @@ func extensions14To16(b []byte) ([]byte, error) {
 	out := make([]byte, 0, len(b))
 	var prev uint64
 	for _, p := range ps {
-		out, prev = appendKVP16(out, p, prev), p.Key
+		out, prev = appendKVPDelta(out, p, prev, vi), p.Key
 	}
 	return out, nil
 }

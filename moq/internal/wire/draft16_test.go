@@ -532,14 +532,14 @@ func TestDraft16Datagrams(t *testing.T) {
 }
 
 func TestCodecForProtocol(t *testing.T) {
-	for proto, want := range map[string]uint64{"": Version14, ALPN14: Version14, ALPN16: Version16} {
+	for proto, want := range map[string]uint64{"": Version14, ALPN14: Version14, ALPN16: Version16, ALPN17: Version17} {
 		c, ok := CodecForProtocol(proto, nil)
 		if !ok || c.Version() != want {
 			t.Errorf("%q: %v %v", proto, c, ok)
 		}
 	}
-	if _, ok := CodecForProtocol("moqt-17", nil); ok {
-		t.Error("moqt-17 accepted")
+	if _, ok := CodecForProtocol("moqt-15", nil); ok {
+		t.Error("moqt-15 accepted")
 	}
 	if f := (Draft14{}).Features(); f != (Features{}) {
 		t.Errorf("draft-14 features %+v", f)
@@ -580,7 +580,12 @@ func FuzzDraft16ReadMessage(f *testing.F) {
 
 // readDataStream16 parses a whole draft-16 data stream (see readDataStream).
 func readDataStream16(data []byte) (typ uint64, sh SubgroupHeader, fh FetchHeader, objs []fuzzObj, err error) {
-	sr := codec16.NewStreamReader(bytes.NewReader(data))
+	return readDataStreamC(codec16, data)
+}
+
+// readDataStreamC is readDataStream16 for codec c (draft-16 or -17).
+func readDataStreamC(c Codec, data []byte) (typ uint64, sh SubgroupHeader, fh FetchHeader, objs []fuzzObj, err error) {
+	sr := c.NewStreamReader(bytes.NewReader(data))
 	sr.(*streamReader16).MaxExtensionsLen = 4096
 	if typ, err = sr.ReadStreamType(); err != nil {
 		return
@@ -625,21 +630,26 @@ func readDataStream16(data []byte) (typ uint64, sh SubgroupHeader, fh FetchHeade
 }
 
 func encodeDataStream16(t testing.TB, sh SubgroupHeader, fh *FetchHeader, objs []fuzzObj) []byte {
+	return encodeDataStreamC(t, codec16, sh, fh, objs)
+}
+
+// encodeDataStreamC is encodeDataStream16 for codec c.
+func encodeDataStreamC(t testing.TB, c Codec, sh SubgroupHeader, fh *FetchHeader, objs []fuzzObj) []byte {
 	var b []byte
 	if fh != nil {
-		b = codec16.AppendFetchHeader(b, fh.RequestID)
+		b = c.AppendFetchHeader(b, fh.RequestID)
 	} else {
-		b = codec16.AppendSubgroupHeader(b, sh)
+		b = c.AppendSubgroupHeader(b, sh)
 	}
 	var prevID uint64
 	var prev *FetchObjectHeader
 	for i, o := range objs {
 		var err error
 		if fh != nil {
-			b, err = codec16.AppendFetchObject(b, prev, o.fetch)
+			b, err = c.AppendFetchObject(b, prev, o.fetch)
 			prev = &objs[i].fetch
 		} else {
-			b, err = codec16.AppendSubgroupObject(b, sh.Type, prevID, i == 0, o.sub)
+			b, err = c.AppendSubgroupObject(b, sh.Type, prevID, i == 0, o.sub)
 			prevID = o.sub.ObjectID
 		}
 		if err != nil {
@@ -651,8 +661,14 @@ func encodeDataStream16(t testing.TB, sh SubgroupHeader, fh *FetchHeader, objs [
 }
 
 func FuzzDraft16StreamReader(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) {
-		typ, sh, fh, objs, err := readDataStream16(data)
+	f.Fuzz(func(t *testing.T, data []byte) { checkStreamRoundTrip(t, codec16, data) })
+}
+
+// checkStreamRoundTrip: what c's stream reader accepts re-encodes to a
+// stream that reads back the same, and that encoding is canonical.
+func checkStreamRoundTrip(t *testing.T, c Codec, data []byte) {
+	{
+		typ, sh, fh, objs, err := readDataStreamC(c, data)
 		checkErrKind(t, err)
 		if typ != StreamTypeFetch && !isSubgroupType16(typ) {
 			return
@@ -664,32 +680,37 @@ func FuzzDraft16StreamReader(f *testing.F) {
 		if typ == StreamTypeFetch {
 			fhp = &fh
 		}
-		enc := encodeDataStream16(t, sh, fhp, objs)
-		typ2, sh2, fh2, objs2, err2 := readDataStream16(enc)
+		enc := encodeDataStreamC(t, c, sh, fhp, objs)
+		typ2, sh2, fh2, objs2, err2 := readDataStreamC(c, enc)
 		if err2 != io.EOF {
 			t.Fatalf("re-parse of re-encoded stream: %v", err2)
 		}
 		if typ2 != typ || sh2 != sh || fh2 != fh || !reflect.DeepEqual(objs, objs2) {
 			t.Fatalf("round trip mismatch:\n%v %+v %+v %+v\n%v %+v %+v %+v", typ, sh, fh, objs, typ2, sh2, fh2, objs2)
 		}
-		if !bytes.Equal(encodeDataStream16(t, sh2, fhp, objs2), enc) {
+		if !bytes.Equal(encodeDataStreamC(t, c, sh2, fhp, objs2), enc) {
 			t.Fatal("encoding not canonical")
 		}
-	})
+	}
 }
 
 func FuzzDraft16Datagram(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := codec16.ParseDatagram(data)
+	f.Fuzz(func(t *testing.T, data []byte) { checkDatagramRoundTrip(t, codec16, data) })
+}
+
+// checkDatagramRoundTrip is checkStreamRoundTrip for datagrams.
+func checkDatagramRoundTrip(t *testing.T, c Codec, data []byte) {
+	{
+		d, err := c.ParseDatagram(data)
 		if err != nil {
 			checkErrKind(t, err)
 			return
 		}
-		b, err := codec16.AppendDatagram(nil, d)
+		b, err := c.AppendDatagram(nil, d)
 		if err != nil {
 			t.Fatalf("re-encoding %v: %v", d, err)
 		}
-		d2, err := codec16.ParseDatagram(b)
+		d2, err := c.ParseDatagram(b)
 		if err != nil {
 			t.Fatalf("re-parse % x: %v", b, err)
 		}
@@ -701,10 +722,10 @@ func FuzzDraft16Datagram(f *testing.F) {
 		if !reflect.DeepEqual(d, d2) {
 			t.Fatalf("round trip mismatch:\n got %v\nwant %v", d2, d)
 		}
-		if b2, _ := codec16.AppendDatagram(nil, d2); !bytes.Equal(b2, b) {
+		if b2, _ := c.AppendDatagram(nil, d2); !bytes.Equal(b2, b) {
 			t.Fatal("encoding not canonical")
 		}
-	})
+	}
 }
 
 func controlSeeds16() map[string][]byte {

@@ -29,6 +29,10 @@ const (
 	ExpiredAuthToken         = 0x18
 	InvalidAuthority         = 0x19
 	MalformedAuthority       = 0x1A
+
+	// InvalidRequiredRequestID is draft-17's code 0x7 (TOO_MANY_REQUESTS
+	// in drafts 14 and 16).
+	InvalidRequiredRequestID = 0x7
 )
 
 // SUBSCRIBE_ERROR codes (§9.9, §13.1.2); TRACK_STATUS_ERROR uses the same.

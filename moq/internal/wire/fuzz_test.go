@@ -281,6 +281,9 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		"FuzzDraft16ReadMessage":  controlSeeds16(),
 		"FuzzDraft16StreamReader": streamSeeds16(),
 		"FuzzDraft16Datagram":     datagramSeeds16(),
+		"FuzzDraft17ReadMessage":  controlSeeds17(),
+		"FuzzDraft17StreamReader": streamSeeds17(),
+		"FuzzDraft17Datagram":     datagramSeeds17(),
 	} {
 		dir := filepath.Join("testdata", "fuzz", name)
 		for seed, b := range seeds {

@@ -38,6 +38,9 @@ type ServerSetup struct {
 // GoAway is GOAWAY (§9.4).
 type GoAway struct {
 	NewSessionURI string
+	// Timeout (ms, 0 = none given) is draft-17's: how long the sender
+	// waits before closing the session.
+	Timeout uint64
 }
 
 // MaxRequestID is MAX_REQUEST_ID (§9.5).

@@ -270,8 +270,13 @@ func parseKVP(b []byte) (Param, int, error) {
 // parseKVPValue decodes the value of a Key-Value-Pair of type key at the
 // start of b. Bytes aliases b.
 func parseKVPValue(b []byte, key uint64) (Param, int, error) {
+	return parseKVPValueV(b, key, vint{})
+}
+
+// parseKVPValueV is parseKVPValue with the varint encoding vi.
+func parseKVPValueV(b []byte, key uint64, vi vint) (Param, int, error) {
 	p := Param{Key: key}
-	v, n, err := ParseVarint(b)
+	v, n, err := vi.parse(b)
 	if err != nil {
 		return Param{}, 0, protocolViolation("key-value pair 0x%x: truncated value", key)
 	}

@@ -60,6 +60,11 @@ type Features struct {
 	// group (NEW_GROUP_REQUEST, ParamNewGroupRequest), where the track says
 	// it supports that (the DYNAMIC_GROUPS track extension).
 	DynamicGroups bool
+	// RequestStreams: every request opens a bidirectional stream of its
+	// own, answered there (replies name no request ID); closing or
+	// resetting it cancels the request; the control streams are a pair of
+	// unidirectional streams starting with SETUP; no MAX_REQUEST_ID.
+	RequestStreams bool
 }
 
 // DataReader reads a unidirectional data stream; see StreamReader for the
@@ -92,6 +97,8 @@ func CodecForProtocol(protocol string, requestType func(requestID uint64) uint64
 		return Draft14{}, true
 	case ALPN16:
 		return Draft16{RequestType: requestType}, true
+	case ALPN17:
+		return Draft17{}, true // the session sets Client
 	}
 	return nil, false
 }
