@@ -18,9 +18,10 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("Load(\"\"): %v", err)
 	}
 	want := Config{
-		Listen:    Listen{Addr: ":4443"},
-		RTMP:      RTMP{Addr: ":1935", GracePeriod: 5 * time.Second},
-		WebRTC:    WebRTC{UDP: ":8189", NAT1To1IPs: []string{}, STUNServers: []string{}, KeyframeInterval: 2 * time.Second, FFmpeg: "ffmpeg"},
+		Listen: Listen{Addr: ":4443"},
+		RTMP:   RTMP{Addr: ":1935", GracePeriod: 5 * time.Second},
+		WebRTC: WebRTC{UDP: ":8189", NAT1To1IPs: []string{}, STUNServers: []string{}, KeyframeInterval: 2 * time.Second, FFmpeg: "ffmpeg",
+			VideoTranscode: "auto", VideoPreset: "veryfast", MaxVideoTranscodes: 2},
 		SRT:       SRT{Addr: ":8890", Latency: 120 * time.Millisecond},
 		TLS:       TLS{Hostnames: []string{}},
 		Relay:     Relay{CacheMaxGroups: 4, CacheMaxBytes: 32 * MiB, MaxSubscriberLagGroups: 2, InFlightPerSession: 32 * MiB, InFlightTotal: 256 * MiB, UpstreamPrefixes: []string{"live"}},

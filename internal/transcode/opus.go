@@ -55,9 +55,18 @@ type Registry struct {
 	checkOnce sync.Once
 	checkErr  error
 
+	x264Once sync.Once
+	x264Err  error
+
 	mu      sync.Mutex
 	writers map[string]*Writer
 	wanted  map[string]time.Time
+
+	optMu sync.Mutex
+	video VideoOptions
+
+	slotMu sync.Mutex
+	slots  int // video transcodes running
 }
 
 // NewRegistry makes a registry; ffmpeg is the program ("" disables
@@ -67,7 +76,9 @@ func NewRegistry(ffmpeg string, log *slog.Logger) *Registry {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "transcode") // once: its writers' loggers derive from it
-	return &Registry{ffmpeg: ffmpeg, log: log, writers: map[string]*Writer{}, wanted: map[string]time.Time{}}
+	r := &Registry{ffmpeg: ffmpeg, log: log, writers: map[string]*Writer{}, wanted: map[string]time.Time{}}
+	r.ConfigureVideo(VideoOptions{})
+	return r
 }
 
 // Available reports whether transcoding works here: ffmpeg runs and has
@@ -164,6 +175,17 @@ type Writer struct {
 	enabled bool
 	tc      *transcoder
 	closed  bool
+
+	// The video rendition: its transcoder, its published parameters
+	// (from its first key frame), when a viewer last asked for it, and
+	// the source's measured bit rate.
+	vt          *videoTranscoder
+	video       *media.TrackInfo
+	videoWanted time.Time
+	vrate       rateMeter
+	// order is the order the renditions were published in: the packager
+	// keeps the groups going when renditions are only added or removed.
+	order []string
 }
 
 var _ media.BroadcastWriter = (*Writer)(nil)
@@ -185,6 +207,7 @@ func (w *Writer) SetTracks(tracks []media.TrackInfo) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.tracks = slices.Clone(tracks)
+	w.applyVideoLocked()
 	return w.applyLocked()
 }
 
@@ -206,9 +229,28 @@ func (w *Writer) applyLocked() error {
 			w.tc, w.opus = tc, &info
 		}
 	}
-	tracks := w.tracks
-	if w.opus != nil {
-		tracks = append(slices.Clone(tracks), *w.opus)
+	return w.publishLocked()
+}
+
+// publishLocked publishes the publisher's tracks and the renditions there
+// are, in the order they appeared.
+func (w *Writer) publishLocked() error {
+	have := map[string]*media.TrackInfo{OpusTrack: w.opus, VideoTrack: w.video}
+	order := w.order[:0]
+	for _, n := range w.order {
+		if have[n] != nil {
+			order = append(order, n)
+		}
+	}
+	for _, n := range []string{OpusTrack, VideoTrack} {
+		if have[n] != nil && !slices.Contains(order, n) {
+			order = append(order, n)
+		}
+	}
+	w.order = order
+	tracks := slices.Clone(w.tracks)
+	for _, n := range order {
+		tracks = append(tracks, *have[n])
 	}
 	return w.inner.SetTracks(tracks)
 }
@@ -233,10 +275,16 @@ func (w *Writer) enable() error {
 func (w *Writer) WriteFrame(track string, f media.Frame) error {
 	err := w.inner.WriteFrame(track, f)
 	w.mu.Lock()
-	tc := w.tc
+	tc, vt := w.tc, w.vt
+	if v := videoTrack(w.tracks); v != nil && v.Name == track {
+		w.vrate.add(f)
+	}
 	w.mu.Unlock()
 	if tc != nil && track == tc.src.Name {
 		tc.feed(f)
+	}
+	if vt != nil && track == vt.src.Name {
+		vt.feed(f)
 	}
 	return err
 }
@@ -248,6 +296,7 @@ func (w *Writer) Close() error {
 	w.closed = true
 	tc := w.tc
 	w.tc = nil
+	w.stopVideoLocked("the publisher left")
 	w.mu.Unlock()
 	if tc != nil {
 		tc.stop()
