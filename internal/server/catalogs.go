@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moqgate/moqgate/internal/transcode"
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
 )
@@ -139,6 +140,9 @@ type apiBroadcast struct {
 	FromRelay bool       `json:"from_relay,omitempty"`
 	Since     time.Time  `json:"since"`
 	Tracks    []apiTrack `json:"tracks"`
+	// Transcodes are the derived renditions (audio-opus, video-webrtc)
+	// this server is making for the broadcast, with their CPU use.
+	Transcodes []transcode.Status `json:"transcodes,omitempty"`
 }
 
 // broadcasts merges the relay's view with the catalogs and rates.
@@ -187,12 +191,28 @@ func (w *catalogWatcher) broadcasts() []apiBroadcast {
 }
 
 func (s *Server) apiBroadcastsHandler(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, map[string]any{"broadcasts": s.catalogs.broadcasts()})
+	writeJSON(w, map[string]any{"broadcasts": s.apiBroadcasts()})
+}
+
+// apiBroadcasts are the broadcasts with the transcodes running for them.
+func (s *Server) apiBroadcasts() []apiBroadcast {
+	bs := s.catalogs.broadcasts()
+	if s.webrtc == nil || s.webrtc.transcode == nil {
+		return bs
+	}
+	by := map[string][]transcode.Status{}
+	for _, t := range s.webrtc.transcode.Transcodes() {
+		by[t.Broadcast] = append(by[t.Broadcast], t)
+	}
+	for i := range bs {
+		bs[i].Transcodes = by[bs[i].Path]
+	}
+	return bs
 }
 
 func (s *Server) apiBroadcastHandler(w http.ResponseWriter, r *http.Request) {
 	path := strings.Trim(r.PathValue("path"), "/")
-	for _, b := range s.catalogs.broadcasts() {
+	for _, b := range s.apiBroadcasts() {
 		if b.Path == path {
 			writeJSON(w, b)
 			return

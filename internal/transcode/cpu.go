@@ -31,9 +31,13 @@ func (m *cpuMeter) attach(pid int) {
 	m.mu.Unlock()
 }
 
-// detach counts the process that ended (its last sample).
-func (m *cpuMeter) detach() {
+// detach counts the process that ended: its final CPU time if it was
+// waited for (ps), else its last sample.
+func (m *cpuMeter) detach(ps *os.ProcessState) {
 	m.mu.Lock()
+	if ps != nil {
+		m.current = (ps.UserTime() + ps.SystemTime()).Seconds()
+	}
 	m.past += m.current
 	m.pid, m.current = 0, 0
 	m.mu.Unlock()

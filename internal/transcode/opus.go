@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
@@ -65,8 +66,13 @@ type Registry struct {
 	optMu sync.Mutex
 	video VideoOptions
 
-	slotMu sync.Mutex
-	slots  int // video transcodes running
+	slotMu  sync.Mutex
+	slots   int // video transcodes running
+	refused atomic.Uint64
+
+	statMu   sync.Mutex
+	startedN map[string]uint64
+	cpuEnded map[string]float64
 }
 
 // NewRegistry makes a registry; ffmpeg is the program ("" disables
@@ -76,7 +82,8 @@ func NewRegistry(ffmpeg string, log *slog.Logger) *Registry {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "transcode") // once: its writers' loggers derive from it
-	r := &Registry{ffmpeg: ffmpeg, log: log, writers: map[string]*Writer{}, wanted: map[string]time.Time{}}
+	r := &Registry{ffmpeg: ffmpeg, log: log, writers: map[string]*Writer{}, wanted: map[string]time.Time{},
+		startedN: map[string]uint64{}, cpuEnded: map[string]float64{}}
 	r.ConfigureVideo(VideoOptions{})
 	return r
 }
@@ -320,6 +327,7 @@ func (w *Writer) writeOpus(tc *transcoder, f media.Frame) {
 	if err := w.inner.WriteFrame(OpusTrack, f); err != nil {
 		w.log.Debug("Opus frame not published", "err", err)
 	}
+	tc.ready.Store(true)
 }
 
 // transcoder is one ffmpeg process and its feeding and reading goroutines,
@@ -330,9 +338,19 @@ type transcoder struct {
 	adts     mpeg4audio.ADTSPacket
 	channels int
 
-	in     chan media.Frame
-	cancel context.CancelFunc
-	done   chan struct{}
+	in      chan media.Frame
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started time.Time
+	cpu     cpuMeter
+	ready   atomic.Bool // a packet was published
+}
+
+func (t *transcoder) describe() Status {
+	t.cpu.sample()
+	return Status{Broadcast: t.w.path, Rendition: OpusTrack, Codec: string(media.Opus), Source: t.src.Name,
+		SourceCodec: string(t.src.Codec), Started: t.started, Bitrate: 96000, Ready: t.ready.Load(),
+		CPUSeconds: t.cpu.total(), CPUPercent: t.cpu.percent()}
 }
 
 func (t *transcoder) sameSource(src media.TrackInfo) bool {
@@ -363,8 +381,9 @@ func startTranscoder(w *Writer, src media.TrackInfo) (*transcoder, media.TrackIn
 	t := &transcoder{
 		w: w, src: src, channels: ch,
 		adts: mpeg4audio.ADTSPacket{Type: typ, SampleRate: asc.SampleRate, ChannelConfig: asc.ChannelConfig},
-		in:   make(chan media.Frame, feedQueue), cancel: cancel, done: make(chan struct{}),
+		in:   make(chan media.Frame, feedQueue), cancel: cancel, done: make(chan struct{}), started: time.Now(),
 	}
+	w.reg.started(OpusTrack)
 	info := media.TrackInfo{Name: OpusTrack, Codec: media.Opus, Timescale: 48000, SampleRate: 48000,
 		Channels: ch, OpusPreSkip: opusPreSkip}
 	go t.supervise(ctx)
@@ -385,6 +404,7 @@ func (t *transcoder) feed(f media.Frame) {
 func (t *transcoder) stop() {
 	t.cancel()
 	<-t.done
+	t.w.reg.ended(OpusTrack, &t.cpu)
 	t.w.log.Info("AAC to Opus transcoder stopped")
 }
 
@@ -444,6 +464,8 @@ func (t *transcoder) runOnce(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
+	t.cpu.attach(cmd.Process.Pid)
+	defer func() { t.cpu.detach(cmd.ProcessState) }() // after the Wait below
 
 	// The first AAC frame fixes where the Opus timeline starts.
 	startc := make(chan int64, 1)

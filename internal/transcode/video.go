@@ -58,20 +58,6 @@ const (
 	tsOrigin = 90000
 )
 
-// VideoTranscode describes a running video transcode, for the API.
-type VideoTranscode struct {
-	Broadcast  string    `json:"broadcast"`
-	Source     string    `json:"source"` // source codec
-	Rendition  string    `json:"rendition"`
-	Started    time.Time `json:"started"`
-	Bitrate    int       `json:"bitrate"`
-	Preset     string    `json:"preset"`
-	CPUSeconds float64   `json:"cpu_seconds"`
-	// CPUPercent is the ffmpeg process's recent CPU use (100 = one core).
-	CPUPercent float64 `json:"cpu_percent"`
-	Ready      bool    `json:"ready"` // its first key frame was published
-}
-
 // ConfigureVideo sets the video rendition's options (before use).
 func (r *Registry) ConfigureVideo(o VideoOptions) {
 	if o.Preset == "" {
@@ -154,31 +140,12 @@ func (r *Registry) EnableVideo(ctx context.Context, path string) error {
 	}
 }
 
-// VideoTranscodes lists the running video transcodes.
-func (r *Registry) VideoTranscodes() []VideoTranscode {
-	r.mu.Lock()
-	ws := make([]*Writer, 0, len(r.writers))
-	for _, w := range r.writers {
-		ws = append(ws, w)
-	}
-	r.mu.Unlock()
-	var out []VideoTranscode
-	for _, w := range ws {
-		w.mu.Lock()
-		vt := w.vt
-		w.mu.Unlock()
-		if vt != nil {
-			out = append(out, vt.describe())
-		}
-	}
-	return out
-}
-
 // takeSlot reserves one of the Max transcodes.
 func (r *Registry) takeSlot() bool {
 	r.slotMu.Lock()
 	defer r.slotMu.Unlock()
 	if r.slots >= r.videoOptions().Max {
+		r.refused.Add(1)
 		return false
 	}
 	r.slots++
@@ -241,6 +208,7 @@ func (w *Writer) startVideoLocked() error {
 	vt := &videoTranscoder{w: w, src: *src, bitrate: bitrate, preset: opts.Preset, started: time.Now(),
 		in: make(chan media.Frame, videoFeedQueue), ready: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	w.vt = vt
+	w.reg.started(VideoTrack)
 	go vt.supervise(ctx)
 	go vt.watchIdle(ctx, opts)
 	w.log.Info("video transcoder started", "source", src.Codec, "bitrate", bitrate, "preset", opts.Preset)
@@ -362,15 +330,15 @@ type videoTranscoder struct {
 	done      chan struct{}
 }
 
-func (vt *videoTranscoder) describe() VideoTranscode {
+func (vt *videoTranscoder) describe() Status {
 	ready := false
 	select {
 	case <-vt.ready:
 		ready = true
 	default:
 	}
-	return VideoTranscode{Broadcast: vt.w.path, Source: string(vt.src.Codec), Rendition: VideoTrack,
-		Started: vt.started, Bitrate: vt.bitrate, Preset: vt.preset, Ready: ready,
+	return Status{Broadcast: vt.w.path, Rendition: VideoTrack, Codec: string(media.H264), Source: vt.src.Name,
+		SourceCodec: string(vt.src.Codec), Started: vt.started, Bitrate: vt.bitrate, Preset: vt.preset, Ready: ready,
 		CPUSeconds: vt.cpu.total(), CPUPercent: vt.cpu.percent()}
 }
 
@@ -421,6 +389,7 @@ func (vt *videoTranscoder) watchIdle(ctx context.Context, o VideoOptions) {
 // it exits or the input timeline jumps.
 func (vt *videoTranscoder) supervise(ctx context.Context) {
 	defer close(vt.done)
+	defer vt.w.reg.ended(VideoTrack, &vt.cpu) // once its last ffmpeg ended
 	backoff := time.Second
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -483,7 +452,7 @@ func (vt *videoTranscoder) runOnce(ctx context.Context) error {
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
 	vt.cpu.attach(cmd.Process.Pid)
-	defer vt.cpu.detach()
+	defer func() { vt.cpu.detach(cmd.ProcessState) }() // after the Wait below
 
 	startc := make(chan int64, 1) // the first frame's PTS, in the source timescale
 	feedErr := make(chan error, 1)

@@ -73,7 +73,7 @@ func TestVideoRendition(t *testing.T) {
 	info, frames := bframeVideo(t)
 	var subs atomic.Int32
 	subs.Store(1)
-	reg := NewRegistry("ffmpeg", slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	reg := NewRegistry("ffmpeg", slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	reg.ConfigureVideo(VideoOptions{Max: 1, Linger: time.Second,
 		Subscribers: func(path, name string) int {
 			if path == "live/x" && name == VideoTrack {
@@ -95,7 +95,7 @@ func TestVideoRendition(t *testing.T) {
 	defer cancel()
 	enabled := make(chan error, 1)
 	go func() { enabled <- reg.EnableVideo(ctx, "live/x") }()
-	for len(reg.VideoTranscodes()) == 0 && ctx.Err() == nil {
+	for len(reg.Transcodes()) == 0 && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 	go func() {
@@ -110,7 +110,7 @@ func TestVideoRendition(t *testing.T) {
 	if err := <-enabled; err != nil {
 		t.Fatalf("EnableVideo: %v", err)
 	}
-	if l := reg.VideoTranscodes(); len(l) != 1 || !l[0].Ready || l[0].Source != "h264" {
+	if l := reg.Transcodes(); len(l) != 1 || !l[0].Ready || l[0].SourceCodec != "h264" {
 		t.Errorf("transcodes: %+v", l)
 	}
 	// The cap: a second broadcast's transcode is refused.
@@ -162,11 +162,19 @@ func TestVideoRendition(t *testing.T) {
 	// catalogs.
 	subs.Store(0)
 	deadline = time.Now().Add(15 * time.Second)
-	for len(reg.VideoTranscodes()) > 0 && time.Now().Before(deadline) {
+	for len(reg.Transcodes()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if l := reg.VideoTranscodes(); len(l) != 0 {
+	if l := reg.Transcodes(); len(l) != 0 {
 		t.Fatalf("still running without viewers: %+v", l)
+	}
+	deadline = time.Now().Add(5 * time.Second) // its ffmpeg's CPU counts once it ended
+	for reg.Stats().CPUSeconds[VideoTrack] == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := reg.Stats(); st.Started[VideoTrack] != 1 || st.Refused != 1 || st.Running[VideoTrack] != 0 ||
+		st.CPUSeconds[VideoTrack] <= 0 {
+		t.Errorf("stats %+v, want 1 started, 1 refused, none running, some CPU", st)
 	}
 	rec.mu.Lock()
 	last = rec.sets[len(rec.sets)-1]
