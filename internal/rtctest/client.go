@@ -115,7 +115,7 @@ func negotiate(ctx context.Context, pc *webrtc.PeerConnection, endpoint, token s
 		return "", err
 	}
 	if status != http.StatusCreated {
-		return "", &HTTPError{Status: status, Body: body}
+		return "", &HTTPError{Status: status, Body: body, Header: hdr}
 	}
 	loc := hdr.Get("Location")
 	if loc == "" {
@@ -139,6 +139,7 @@ func negotiate(ctx context.Context, pc *webrtc.PeerConnection, endpoint, token s
 type HTTPError struct {
 	Status int
 	Body   string
+	Header http.Header
 }
 
 func (e *HTTPError) Error() string {

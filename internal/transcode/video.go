@@ -134,6 +134,10 @@ func (r *Registry) EnableVideo(ctx context.Context, path string) error {
 	case <-ready:
 		return nil
 	case <-timer.C:
+		// The viewer is told to come back shortly: keep it going till then.
+		w.mu.Lock()
+		w.videoWanted = time.Now()
+		w.mu.Unlock()
 		return ErrStarting
 	case <-ctx.Done():
 		return ctx.Err()
