@@ -251,3 +251,22 @@ func x264Children(t *testing.T, g *gate) int {
 	}
 	return n
 }
+
+// TestRTMPBFramesToWHEPChromium: Chromium's RTCPeerConnection plays an
+// RTMP broadcast with B-frames over WHEP: the re-encoded H.264 decodes and
+// advances, with Opus audio.
+func TestRTMPBFramesToWHEPChromium(t *testing.T) {
+	pages := requireWebRTCPages(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	defer cancel()
+	g := startGate(t, "")
+	pushBFrames(t, ctx, g, "live/test", "640x360", "30")
+	g.waitBroadcast(t, ctx, "live/test")
+	r := playWHEP(t, ctx, pages, g.Web+"/whep/live/test", true)
+	if !strings.Contains(strings.ToLower(r.Codec), "h264") || !strings.Contains(strings.ToLower(r.AudioCodec), "opus") {
+		t.Errorf("Chromium got %s + %s, want H.264 + Opus", r.Codec, r.AudioCodec)
+	}
+	if g.logs.count("video transcoder started", "broadcast=live/test") != 1 {
+		t.Error("no video transcoder started")
+	}
+}
