@@ -475,8 +475,8 @@ func (c *Config) Validate() error {
 	if !validPreset(c.WebRTC.VideoPreset) {
 		bad("webrtc.video_preset", "must be a libx264 preset (ultrafast ... veryslow), got %q", c.WebRTC.VideoPreset)
 	}
-	if c.WebRTC.MaxVideoTranscodes < 0 {
-		bad("webrtc.max_video_transcodes", "must not be negative, got %d", c.WebRTC.MaxVideoTranscodes)
+	if c.WebRTC.MaxVideoTranscodes < 1 {
+		bad("webrtc.max_video_transcodes", "must be at least 1 (video_transcode: off turns them off), got %d", c.WebRTC.MaxVideoTranscodes)
 	}
 	if c.WebRTC.KeyframeInterval < 0 {
 		bad("webrtc.keyframe_interval", "must not be negative (0 = only when needed), got %s", c.WebRTC.KeyframeInterval)

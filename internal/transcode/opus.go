@@ -408,92 +408,20 @@ func (t *transcoder) stop() {
 	t.w.log.Info("AAC to Opus transcoder stopped")
 }
 
-// supervise runs ffmpeg until stopped, restarting it (with backoff) when
-// it exits or the input timeline jumps.
+// supervise runs ffmpeg until stopped. The Opus timeline starts at the
+// first AAC frame's time and follows the samples produced.
 func (t *transcoder) supervise(ctx context.Context) {
 	defer close(t.done)
-	backoff := time.Second
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := t.runOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, errResync) {
-			t.w.log.Info("AAC timeline jumped; transcoder restarted")
-			backoff = time.Second
-			continue
-		}
-		t.w.log.Warn("AAC to Opus transcoder exited; restarting", "err", err, "after", backoff)
-		if time.Since(start) > time.Minute {
-			backoff = time.Second
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
-}
-
-var errResync = errors.New("resync")
-
-// runOnce runs one ffmpeg process. The Opus timeline starts at the first
-// AAC frame's time and follows the samples produced.
-func (t *transcoder) runOnce(ctx context.Context) error {
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(pctx, t.w.reg.ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-fflags", "nobuffer", "-probesize", "32", "-analyzeduration", "0",
-		"-f", "aac", "-i", "pipe:0",
-		"-vn", "-c:a", "libopus", "-b:a", opusBitrate, "-ar", "48000", "-ac", fmt.Sprint(t.channels),
-		"-application", "audio", "-frame_duration", "20",
-		"-f", "ogg", "-page_duration", "20000", "-flush_packets", "1", "pipe:1")
-	cmd.WaitDelay = 2 * time.Second
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	var stderr tail
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start ffmpeg: %w", err)
-	}
-	t.cpu.attach(cmd.Process.Pid)
-	defer func() { t.cpu.detach(cmd.ProcessState) }() // after the Wait below
-
-	// The first AAC frame fixes where the Opus timeline starts.
-	startc := make(chan int64, 1)
-	feedErr := make(chan error, 1)
-	go func() {
-		feedErr <- t.feedLoop(pctx, stdin, startc)
-		stdin.Close()
-	}()
-	readErr := make(chan error, 1)
-	go func() { readErr <- t.readLoop(pctx, stdout, startc) }()
-
-	var result error
-	select {
-	case err := <-feedErr:
-		result = err
-	case err := <-readErr:
-		result = err
-	case <-pctx.Done():
-	}
-	cancel()
-	werr := cmd.Wait()
-	if result == nil || errors.Is(result, context.Canceled) {
-		result = werr
-	}
-	if s := stderr.String(); s != "" && !errors.Is(result, errResync) && ctx.Err() == nil {
-		result = fmt.Errorf("%w (ffmpeg: %s)", result, s)
-	}
-	return result
+	p := &process{log: t.w.log, what: "AAC to Opus", ffmpeg: t.w.reg.ffmpeg, feed: t.feedLoop, read: t.readLoop, cpu: &t.cpu,
+		args: func() []string {
+			return []string{"-hide_banner", "-loglevel", "error", "-nostdin",
+				"-fflags", "nobuffer", "-probesize", "32", "-analyzeduration", "0",
+				"-f", "aac", "-i", "pipe:0",
+				"-vn", "-c:a", "libopus", "-b:a", opusBitrate, "-ar", "48000", "-ac", fmt.Sprint(t.channels),
+				"-application", "audio", "-frame_duration", "20",
+				"-f", "ogg", "-page_duration", "20000", "-flush_packets", "1", "pipe:1"}
+		}}
+	p.supervise(ctx)
 }
 
 // feedLoop writes the queued AAC frames to ffmpeg as ADTS.

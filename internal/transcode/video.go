@@ -389,33 +389,14 @@ func (vt *videoTranscoder) watchIdle(ctx context.Context, o VideoOptions) {
 	}
 }
 
-// supervise runs ffmpeg until stopped, restarting it (with backoff) when
-// it exits or the input timeline jumps.
+// supervise runs ffmpeg until stopped; the output keeps the source's
+// timeline from the first key frame fed.
 func (vt *videoTranscoder) supervise(ctx context.Context) {
 	defer close(vt.done)
 	defer vt.w.reg.ended(VideoTrack, &vt.cpu) // once its last ffmpeg ended
-	backoff := time.Second
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := vt.runOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, errResync) {
-			vt.w.log.Info("video timeline jumped; transcoder restarted")
-			continue
-		}
-		vt.w.log.Warn("video transcoder exited; restarting", "err", err, "after", backoff)
-		if time.Since(start) > time.Minute {
-			backoff = time.Second
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
+	p := &process{log: vt.w.log, what: "video", ffmpeg: vt.w.reg.ffmpeg, args: vt.args, feed: vt.feedLoop,
+		read: vt.readLoop, cpu: &vt.cpu}
+	p.supervise(ctx)
 }
 
 func (vt *videoTranscoder) args() []string {
@@ -434,54 +415,6 @@ func (vt *videoTranscoder) args() []string {
 		"-b:v", fmt.Sprint(b), "-maxrate", fmt.Sprint(b * 5 / 4), "-bufsize", fmt.Sprint(b),
 		"-f", "mpegts", "-omit_video_pes_length", "0", "-muxdelay", "0", "-muxpreload", "0",
 		"-flush_packets", "1", "pipe:1"}
-}
-
-// runOnce runs one ffmpeg process.
-func (vt *videoTranscoder) runOnce(ctx context.Context) error {
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(pctx, vt.w.reg.ffmpeg, vt.args()...)
-	cmd.WaitDelay = 2 * time.Second
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	var stderr tail
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start ffmpeg: %w", err)
-	}
-	vt.cpu.attach(cmd.Process.Pid)
-	defer func() { vt.cpu.detach(cmd.ProcessState) }() // after the Wait below
-
-	startc := make(chan int64, 1) // the first frame's PTS, in the source timescale
-	feedErr := make(chan error, 1)
-	go func() {
-		feedErr <- vt.feedLoop(pctx, stdin, startc)
-		stdin.Close()
-	}()
-	readErr := make(chan error, 1)
-	go func() { readErr <- vt.readLoop(pctx, stdout, startc) }()
-
-	var result error
-	select {
-	case result = <-feedErr:
-	case result = <-readErr:
-	case <-pctx.Done():
-	}
-	cancel()
-	werr := cmd.Wait()
-	if result == nil || errors.Is(result, context.Canceled) {
-		result = werr
-	}
-	if s := stderr.String(); s != "" && !errors.Is(result, errResync) && ctx.Err() == nil {
-		result = fmt.Errorf("%w (ffmpeg: %s)", result, s)
-	}
-	return result
 }
 
 // feedLoop writes the queued frames to ffmpeg as MPEG-TS, from a key
