@@ -121,7 +121,8 @@ func (s *Server) produceTrack(path, name string) error {
 	return errors.New("no such rendition")
 }
 
-// withOpus lets WHEP viewers of a broadcast get its AAC audio as Opus.
+// withOpus lets WHEP viewers of a broadcast get its AAC audio as Opus, and
+// its video re-encoded when they cannot take it (B-frames).
 func (s *Server) withOpus(path string, w media.BroadcastWriter) media.BroadcastWriter {
 	if s.webrtc == nil || s.webrtc.engine == nil {
 		return w
