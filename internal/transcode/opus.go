@@ -96,20 +96,9 @@ func (r *Registry) Available() error {
 			r.checkErr = errors.New("transcoding is off (webrtc.ffmpeg is empty)")
 			return
 		}
-		path, err := exec.LookPath(r.ffmpeg)
+		path, err := hasEncoder(r.ffmpeg, "libopus")
 		if err != nil {
-			r.checkErr = fmt.Errorf("ffmpeg not found (%s): %w", r.ffmpeg, err)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, path, "-hide_banner", "-encoders").Output()
-		if err != nil {
-			r.checkErr = fmt.Errorf("ffmpeg -encoders: %w", err)
-			return
-		}
-		if !bytes.Contains(out, []byte("libopus")) {
-			r.checkErr = errors.New("this ffmpeg has no libopus encoder")
+			r.checkErr = err
 			return
 		}
 		r.ffmpeg = path
@@ -118,6 +107,24 @@ func (r *Registry) Available() error {
 		r.log.Warn("AAC to Opus transcoding unavailable", "reason", r.checkErr)
 	}
 	return r.checkErr
+}
+
+// hasEncoder finds the ffmpeg program and checks that it has an encoder.
+func hasEncoder(ffmpeg, encoder string) (string, error) {
+	path, err := exec.LookPath(ffmpeg)
+	if err != nil {
+		return "", fmt.Errorf("ffmpeg not found (%s): %w", ffmpeg, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "-hide_banner", "-encoders").Output()
+	if err != nil {
+		return "", fmt.Errorf("ffmpeg -encoders: %w", err)
+	}
+	if !bytes.Contains(out, []byte(encoder)) {
+		return "", fmt.Errorf("this ffmpeg has no %s encoder", encoder)
+	}
+	return path, nil
 }
 
 // Wrap registers a broadcast's writer: the writer it returns passes

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"sync"
 	"time"
 
@@ -93,21 +92,7 @@ func (r *Registry) availableVideo() error {
 	if r.ffmpeg == "" {
 		return errors.New("transcoding is off (webrtc.ffmpeg is empty)")
 	}
-	r.x264Once.Do(func() {
-		path, err := exec.LookPath(r.ffmpeg)
-		if err != nil {
-			r.x264Err = fmt.Errorf("ffmpeg not found (%s): %w", r.ffmpeg, err)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, path, "-hide_banner", "-encoders").Output()
-		if err != nil {
-			r.x264Err = fmt.Errorf("ffmpeg -encoders: %w", err)
-		} else if !bytes.Contains(out, []byte("libx264")) {
-			r.x264Err = errors.New("this ffmpeg has no libx264 encoder")
-		}
-	})
+	r.x264Once.Do(func() { _, r.x264Err = hasEncoder(r.ffmpeg, "libx264") })
 	return r.x264Err
 }
 
