@@ -270,3 +270,41 @@ func TestRTMPBFramesToWHEPChromium(t *testing.T) {
 		t.Error("no video transcoder started")
 	}
 }
+
+// TestWHEPTranscodesHEVC: an HEVC broadcast (over SRT) to a WHEP viewer
+// whose offer has H.264 only: the viewer gets the video re-encoded to
+// H.264, decodable, with Opus.
+func TestWHEPTranscodesHEVC(t *testing.T) {
+	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	g := startGate(t, "")
+	ffmpeg(t, ctx, srtPushArgs(60, hevcArgs, aacArgs, srtURL(g.SRT, "publish:live/hevc"))...)
+	g.waitBroadcast(t, ctx, "live/hevc")
+	api, err := rtctest.NewLightAPI() // H.264 and Opus only
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := filepath.Join(t.TempDir(), "whep.h264")
+	f, err := os.Create(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := viewRetrying(t, ctx, rtctest.ViewOptions{Endpoint: g.Web + "/whep/live/hevc", API: api, H264: f})
+	deadline := time.Now().Add(30 * time.Second)
+	for v.Stats()["video"].Frames < 160 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	st := v.Stats()
+	v.Close()
+	f.Close()
+	t.Logf("WHEP viewer of HEVC: %+v", st)
+	if !strings.EqualFold(st["video"].Codec, "video/H264") || st["video"].Frames < 160 ||
+		!strings.EqualFold(st["audio"].Codec, "audio/opus") || st["audio"].Packets < 100 {
+		t.Fatalf("WHEP viewer of HEVC got %+v, want H.264 and Opus", st)
+	}
+	if g.logs.count("video transcoder started", "broadcast=live/hevc", "source=h265") != 1 {
+		t.Error("no video transcoder started from h265")
+	}
+	checkNoBFrames(t, rec)
+}

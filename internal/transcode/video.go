@@ -49,7 +49,6 @@ type VideoOptions struct {
 // Video tuning.
 const (
 	videoFeedQueue  = 300 // frames waiting for ffmpeg (10 s at 30 fps)
-	defaultBitrate  = 2_500_000
 	idleCheck       = time.Second
 	videoResyncJump = 5 * time.Second
 	// The input timeline starts this far from zero, so that the PTS of
@@ -190,7 +189,7 @@ func (w *Writer) startVideoLocked() error {
 		bitrate = w.vrate.bitrate(src.Timescale)
 	}
 	if bitrate <= 0 {
-		bitrate = defaultBitrate
+		bitrate = sizeBitrate(*src)
 	}
 	opts := w.reg.videoOptions()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -274,6 +273,21 @@ func (w *Writer) writeVideo(vt *videoTranscoder, f media.Frame) {
 	if err := w.inner.WriteFrame(VideoTrack, f); err != nil {
 		w.log.Debug("transcoded video frame not published", "err", err)
 	}
+}
+
+// sizeBitrate is a bit rate for a track whose own is unknown (a viewer
+// came within a second of the start): 0.1 bit per pixel, H.264's usual
+// for live video, within 300 kbit/s ... 8 Mbit/s.
+func sizeBitrate(t media.TrackInfo) int {
+	fps := t.Framerate
+	if fps <= 0 {
+		fps = 30
+	}
+	w, h := t.Width, t.Height
+	if w <= 0 || h <= 0 {
+		w, h = 1280, 720
+	}
+	return min(max(int(float64(w*h)*fps/10), 300_000), 8_000_000)
 }
 
 // rateMeter estimates a track's bit rate from the frames written (the
