@@ -427,8 +427,8 @@ func (r *readmeRun) checkPages(b readmeBlock) {
 }
 
 // checkWHEP plays the broadcast over WHEP for a few seconds and wants
-// video (WHEP refuses video with B-frames, so this is what catches an
-// encoder example that leaves them on).
+// video (an example with B-frames plays too, re-encoded, if this machine
+// can: the README says what that costs).
 func (r *readmeRun) checkWHEP(b readmeBlock) {
 	t := r.t
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -369,16 +369,17 @@ func TestRTMPToWHEPWithAudio(t *testing.T) {
 	}
 }
 
-// TestWHEPRefusesBFrames: WebRTC has no B-frames; a WHEP viewer of a
-// broadcast whose video has them gets a clear 406, not garbage (sent as
-// is, in decode order with presentation or decode timestamps, Chromium
-// decodes a frame every few hundred milliseconds and asks for key frames
-// all the time). An audio-only viewer still gets the audio.
+// TestWHEPRefusesBFrames: WebRTC has no B-frames; with video transcoding
+// off, a WHEP viewer of a broadcast whose video has them gets a clear 406,
+// not garbage (sent as is, in decode order with presentation or decode
+// timestamps, Chromium decodes a frame every few hundred milliseconds and
+// asks for key frames all the time). An audio-only viewer still gets the
+// audio.
 func TestWHEPRefusesBFrames(t *testing.T) {
 	browsertest.RequirePeer(t, browsertest.PeerFFmpeg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	g := startGate(t, "")
+	g := startGate(t, "webrtc:\n  video_transcode: \"off\"\n")
 	ffmpeg(t, ctx, "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", "60", "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "2", "-c:a", "aac", "-f", "flv", g.RTMP+"/live/bframes")
@@ -386,8 +387,9 @@ func TestWHEPRefusesBFrames(t *testing.T) {
 	time.Sleep(time.Second)
 	_, err := rtctest.View(ctx, rtctest.ViewOptions{Endpoint: g.Web + "/whep/live/bframes"})
 	he, ok := err.(*rtctest.HTTPError)
-	if !ok || he.Status != http.StatusNotAcceptable || !strings.Contains(he.Body, "B-frames") {
-		t.Fatalf("WHEP of a B-frame broadcast: %v, want 406 mentioning B-frames", err)
+	if !ok || he.Status != http.StatusNotAcceptable || !strings.Contains(he.Body, "B-frames") ||
+		!strings.Contains(he.Body, "webrtc.video_transcode") {
+		t.Fatalf("WHEP of a B-frame broadcast: %v, want 406 mentioning B-frames and webrtc.video_transcode", err)
 	}
 	t.Logf("refused: %v", he)
 	v, err := rtctest.View(ctx, rtctest.ViewOptions{Endpoint: g.Web + "/whep/live/bframes", NoVideo: true})

@@ -20,6 +20,12 @@ const (
 // to make it.
 const OpusRendition = "audio-opus"
 
+// WebRTCVideoRendition is the track of a broadcast's video re-encoded for
+// WebRTC (H.264 constrained baseline without B-frames, a key frame at
+// every source key frame), for viewers that cannot take the original.
+// Subscribing to it asks the origin to make it.
+const WebRTCVideoRendition = "video-webrtc"
+
 // Bounds enforced by the catalog parsers. A catalog holds a few init
 // segments (about 1 KiB each); these leave ample room and stop a hostile
 // publisher from making subscribers allocate without limit.

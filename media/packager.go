@@ -110,8 +110,8 @@ func NewPackager(sink ObjectSink, opts PackagerOptions) *Packager {
 // both catalogs (each as a new group holding one object) and starts every
 // track afresh: video waits for its next key frame. An identical set is a
 // no-op. A set that only adds tracks after the unchanged existing ones (an
-// extra rendition, e.g. transcoded audio) publishes the catalogs and keeps
-// the existing tracks' groups going.
+// extra rendition, e.g. transcoded audio), or only removes some, publishes
+// the catalogs and keeps the remaining tracks' groups going.
 func (p *Packager) SetTracks(tracks []TrackInfo) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -131,6 +131,9 @@ func (p *Packager) SetTracks(tracks []TrackInfo) error {
 	}
 	if p.tracks != nil && len(tracks) > len(p.tracks) && reflect.DeepEqual(p.tracks, tracks[:len(p.tracks)]) {
 		return p.addTracksLocked(tracks, hang, msf)
+	}
+	if p.tracks != nil && onlyRemoves(p.tracks, tracks) {
+		return p.removeTracksLocked(tracks, hang, msf)
 	}
 	var firstErr error
 	for name, st := range p.state {
@@ -189,6 +192,64 @@ func (p *Packager) addTracksLocked(tracks []TrackInfo, hang, msf []byte) error {
 	p.log.Info("media: tracks added, catalogs published", "tracks", len(tracks), "added", len(added),
 		"hang_bytes", len(hang), "msf_bytes", len(msf))
 	return nil
+}
+
+// onlyRemoves reports whether tracks is old without some of its tracks,
+// the others unchanged and in the same order.
+func onlyRemoves(old, tracks []TrackInfo) bool {
+	if len(tracks) >= len(old) {
+		return false
+	}
+	i := 0
+	for _, t := range old {
+		if i < len(tracks) && reflect.DeepEqual(t, tracks[i]) {
+			i++
+		}
+	}
+	return i == len(tracks)
+}
+
+// removeTracksLocked publishes the catalogs of tracks, the current ones
+// minus some (a rendition nobody watches any more), and ends the removed
+// ones' groups; the others' groups keep going.
+func (p *Packager) removeTracksLocked(tracks []TrackInfo, hang, msf []byte) error {
+	if err := p.publishCatalog(HangCatalogTrack, hang); err != nil {
+		return err
+	}
+	if err := p.publishCatalog(MSFCatalogTrack, msf); err != nil {
+		return err
+	}
+	p.stats.CatalogUpdates++
+	keep := map[string]bool{}
+	for _, t := range tracks {
+		keep[t.Name] = true
+	}
+	var firstErr error
+	for name, st := range p.state {
+		if keep[name] {
+			continue
+		}
+		if st.groupOpen {
+			if err := p.sink.CloseGroup(name); err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("media: close group on %q: %w", name, err)
+			}
+		}
+		delete(p.state, name)
+		if name == p.primaryVideo {
+			p.primaryVideo = ""
+		}
+	}
+	p.tracks, p.hasVideo = cloneTracks(tracks), false
+	for _, t := range p.tracks {
+		if t.Codec.Kind() == Video {
+			p.hasVideo = true
+			if p.primaryVideo == "" {
+				p.primaryVideo = t.Name
+			}
+		}
+	}
+	p.log.Info("media: tracks removed, catalogs published", "tracks", len(tracks))
+	return firstErr
 }
 
 func (p *Packager) publishCatalog(track string, payload []byte) error {

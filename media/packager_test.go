@@ -484,14 +484,28 @@ func TestPackagerAddTrackKeepsGroups(t *testing.T) {
 	if n := len(hang.MediaTracks()); n != 3 {
 		t.Errorf("catalog has %d tracks, want 3", n)
 	}
-	// The same set again is a no-op; removing the extra is a full reset.
+	// The same set again is a no-op; removing the extra ends only its
+	// group, and the others go on.
 	sink.take()
 	must(t, p.SetTracks([]TrackInfo{pkgVideo(), pkgAudio(), extra}))
 	if ev := sink.take(); len(ev) != 0 {
 		t.Errorf("unchanged SetTracks produced %v", ev)
 	}
 	must(t, p.SetTracks([]TrackInfo{pkgVideo(), pkgAudio()}))
+	ev = strings.Join(sink.take(), ",")
+	if strings.Contains(ev, "close video") || strings.Contains(ev, "close audio,") || !strings.HasSuffix(ev, "close audio-opus") ||
+		!strings.Contains(ev, "open catalog,") {
+		t.Errorf("removing a track: %s, want new catalogs and only its group closed", ev)
+	}
+	must(t, p.WriteFrame("video", vf(6000, false)))
+	if got := fmt.Sprint(sink.groupSizes("video")); got != "[3]" {
+		t.Errorf("video groups %s after the removal, want [3]", got)
+	}
+	// A changed track is still a full reset.
+	changed := pkgVideo()
+	changed.Width *= 2
+	must(t, p.SetTracks([]TrackInfo{changed, pkgAudio()}))
 	if ev := strings.Join(sink.take(), ","); !strings.Contains(ev, "close video") {
-		t.Errorf("removing a track did not restart the groups: %s", ev)
+		t.Errorf("changing a track did not restart the groups: %s", ev)
 	}
 }

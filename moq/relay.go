@@ -32,7 +32,11 @@ type RelayConfig struct {
 	// e.g. an edge relay's) wants a track that a broadcast's in-process
 	// producer does not have: a derived rendition such as transcoded
 	// audio. nil means its producer will write the track, which exists
-	// (empty) from then on; an error refuses the subscription.
+	// (empty) from then on; an error refuses the subscription (a
+	// *RequestError as it is, e.g. with SubscribeErrorTimeout for "not
+	// yet"). It is asked again whenever a track it made gets a first
+	// subscriber after having had none, so that a producer may stop making
+	// a rendition nobody watches (TrackSubscribers) and start it again.
 	ProduceTrack func(path, name string) error
 }
 
@@ -64,6 +68,8 @@ type broadcast struct {
 	// an announcement; it goes when its last track does.
 	onDemand bool
 	tracks   map[string]*relayTrack
+	// produced: the tracks ProduceTrack made.
+	produced map[string]bool
 	grace    *time.Timer
 	started  time.Time
 }
@@ -306,7 +312,7 @@ func (r *Relay) acquire(ctx context.Context, s *Session, proto string, ns Namesp
 		r.broadcasts[path] = b
 	}
 	rt := b.tracks[name]
-	if rt == nil && b.local != nil {
+	if b.local != nil && (rt == nil || (b.produced[name] && rt.refs == 0)) {
 		r.mu.Unlock()
 		var err error
 		if rt, err = r.produceTrack(b, name); err != nil {
@@ -347,11 +353,19 @@ func (r *Relay) produceTrack(b *broadcast, name string) (*relayTrack, error) {
 		return nil, unknown
 	}
 	if err := r.cfg.ProduceTrack(b.path, name); err != nil {
+		var re *RequestError
+		if errors.As(err, &re) {
+			return nil, re
+		}
 		unknown.Reason += ": " + err.Error()
 		return nil, unknown
 	}
 	r.mu.Lock()
 	lp := b.local
+	if b.produced == nil {
+		b.produced = map[string]bool{}
+	}
+	b.produced[name] = true
 	r.mu.Unlock()
 	if lp == nil || r.localTrack(b, lp, name) == nil {
 		return nil, &RequestError{Code: wire.SubscribeErrorTrackDoesNotExist, Reason: "publisher is reconnecting"}
@@ -362,6 +376,19 @@ func (r *Relay) produceTrack(b *broadcast, name string) (*relayTrack, error) {
 		return rt, nil
 	}
 	return nil, unknown
+}
+
+// TrackSubscribers is the number of subscribers of a track (local and
+// remote, e.g. an edge relay's one subscription for all its viewers).
+func (r *Relay) TrackSubscribers(path, name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.broadcasts[path]; b != nil {
+		if rt := b.tracks[name]; rt != nil {
+			return max(rt.refs, 0)
+		}
+	}
+	return 0
 }
 
 // subscribeUpstream makes the one upstream subscription of a track.

@@ -106,8 +106,26 @@ func (e *RequestError) Is(target error) bool {
 		return e.Code == wire.SubscribeErrorTrackDoesNotExist
 	case ErrNotSupported:
 		return e.Code == wire.SubscribeErrorNotSupported
+	case ErrTimeout:
+		return e.Code == wire.SubscribeErrorTimeout
 	}
 	return false
+}
+
+// Refusal makes the RequestError that errors.Is matches to kind
+// (ErrNotFound, ErrNotSupported or ErrTimeout; anything else is an
+// internal error), for handlers that choose the code without the codec.
+func Refusal(kind error, reason string) *RequestError {
+	code := uint64(wire.SubscribeErrorInternalError)
+	switch kind {
+	case ErrNotFound:
+		code = wire.SubscribeErrorTrackDoesNotExist
+	case ErrNotSupported:
+		code = wire.SubscribeErrorNotSupported
+	case ErrTimeout:
+		code = wire.SubscribeErrorTimeout
+	}
+	return &RequestError{Code: code, Reason: reason}
 }
 
 // SessionError is how a session ended: the termination code and reason,
@@ -1066,6 +1084,10 @@ var ErrNotFound = errors.New("moq: not found")
 
 // ErrNotSupported matches a peer's NOT_SUPPORTED refusal of a request.
 var ErrNotSupported = errors.New("moq: not supported")
+
+// ErrTimeout matches a TIMEOUT refusal: not yet, ask again shortly (e.g.
+// a derived rendition still starting).
+var ErrTimeout = errors.New("moq: timeout")
 
 // EncodeAuthToken encodes a token value as an AUTHORIZATION TOKEN
 // parameter value (Alias Type USE_VALUE, Token Type 0).

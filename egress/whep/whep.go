@@ -14,10 +14,15 @@
 // the broadcast's Opus rendition (media.OpusRendition), which makes the
 // origin transcode it, once per broadcast, even for an edge's viewers.
 //
-// B-frames: WebRTC has none. A video track whose presentation order
-// differs from its decode order is refused with 406 (or, if B-frames show
-// up later, its video stops with a warning) rather than sent as a stream
-// browsers render out of order.
+// B-frames: WebRTC has none. A viewer of a video track whose presentation
+// order differs from its decode order (or whose codec the offer lacks, e.g.
+// HEVC) gets the broadcast's WebRTC rendition (media.WebRTCVideoRendition)
+// instead, which the origin re-encodes once per broadcast while viewers
+// watch it; where that cannot be had (transcoding off, the server's cap
+// reached) the viewer is refused with 406, and a viewer arriving while the
+// transcoder starts gets 503 with Retry-After. If B-frames show up later in
+// a track that had none, its video stops with a warning rather than being
+// sent as a stream browsers render out of order.
 package whep
 
 import (
@@ -174,6 +179,7 @@ type choice struct {
 	info    media.TrackInfo
 	offered rtc.OfferedCodec
 	kind    string // "audio" or "video"
+	pending bool   // a rendition being made, which may not be in the catalog yet
 }
 
 // offeredFor returns the offered codec that carries c, if any: for H.264
@@ -261,18 +267,46 @@ func feedbackFor(c rtc.OfferedCodec) []webrtc.RTCPFeedback {
 	return out
 }
 
-// askOpus asks for the broadcast's Opus rendition through the media model:
-// a subscription to it makes the origin start the transcode (on this
-// server or upstream of an edge); the feed subscribes again for real.
-func (s *Server) askOpus(ctx context.Context, path string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// askRendition asks for a derived rendition of the broadcast through the
+// media model: a subscription to it makes the origin start the transcode
+// (on this server or upstream of an edge); the feed subscribes again for
+// real.
+func (s *Server) askRendition(ctx context.Context, path, name string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	c, err := s.cfg.Relay.Local("whep").SubscribeTrack(ctx, path, media.OpusRendition, moq.SubscribeOptions{Priority: 80})
+	c, err := s.cfg.Relay.Local("whep").SubscribeTrack(ctx, path, name, moq.SubscribeOptions{Priority: 80})
 	if err != nil {
 		return err
 	}
 	c.Close()
 	return nil
+}
+
+// webrtcVideo is the broadcast's video re-encoded for WebRTC (H.264
+// constrained baseline, no B-frames), for a viewer that cannot take the
+// original; nil (no error) when the offer takes no H.264. A transcoder
+// still starting is a 503 with Retry-After; one the origin cannot run
+// (off, over its cap, no libx264) is the error it gave.
+func (s *Server) webrtcVideo(ctx context.Context, sess *rtc.Session, m rtc.OfferedMedia, why string) (*choice, error) {
+	info := media.TrackInfo{Codec: media.H264, SPS: [][]byte{{0x67, 0x42, 0xc0, 0x1f}}} // constrained baseline 3.1
+	oc, ok := offeredFor(m, info)
+	if !ok {
+		return nil, nil
+	}
+	err := s.askRendition(ctx, sess.Path, media.WebRTCVideoRendition, 10*time.Second)
+	switch {
+	case err == nil:
+		sess.Log.Info("WHEP: the viewer gets the video re-encoded for WebRTC", "why", why)
+		return &choice{track: media.WebRTCVideoRendition, info: info, offered: oc, kind: "video", pending: true}, nil
+	case errors.Is(err, moq.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return nil, &rtc.Error{Status: http.StatusServiceUnavailable, RetryAfter: 2 * time.Second,
+			Msg: "the broadcast's video (" + why + ") is being re-encoded for WebRTC and is not ready yet: retry shortly"}
+	}
+	var re *moq.RequestError
+	if errors.As(err, &re) {
+		err = errors.New(re.Reason)
+	}
+	return nil, err
 }
 
 func (s *Server) create(ctx context.Context, sess *rtc.Session, offer string) (string, error) {
@@ -305,18 +339,18 @@ func (s *Server) create(ctx context.Context, sess *rtc.Session, offer string) (s
 	tracks, _ := h.catalog()
 	var have []string
 	var video, audio *choice
-	var pendingAudio string
-	var bframes bool
+	var bframes, transcodable bool
 	// Video: the largest rendition a codec of the offer carries.
 	for _, t := range tracks {
-		if t.Kind != media.Video {
-			continue
+		if t.Kind != media.Video || t.Name == media.WebRTCVideoRendition {
+			continue // the rendition is for those that need it (below)
 		}
 		info, err := media.ParseInit(t.Init)
 		if err != nil {
 			continue
 		}
 		have = append(have, t.Codec)
+		transcodable = transcodable || info.Codec == media.H264 || info.Codec == media.H265
 		if videoM == nil {
 			continue
 		}
@@ -362,18 +396,34 @@ func (s *Server) create(ctx context.Context, sess *rtc.Session, offer string) (s
 		opus := media.TrackInfo{Codec: media.Opus, SampleRate: 48000, Channels: 2}
 		oc, ok := offeredFor(*audioM, opus)
 		if ok {
-			if err := s.askOpus(ctx, sess.Path); err != nil {
+			if err := s.askRendition(ctx, sess.Path, media.OpusRendition, 5*time.Second); err != nil {
 				sess.Log.Warn("WHEP: the broadcast's audio is AAC, which WebRTC cannot carry, and it cannot be transcoded; the viewer gets no audio",
 					"err", err)
 			} else {
-				pendingAudio = media.OpusRendition
-				audio = &choice{track: media.OpusRendition, info: opus, offered: oc, kind: "audio"}
+				audio = &choice{track: media.OpusRendition, info: opus, offered: oc, kind: "audio", pending: true}
 			}
 		}
 	}
+	if video == nil && videoM != nil && transcodable {
+		why := "its codec is not in the offer"
+		if bframes {
+			why = "it has B-frames"
+		}
+		video, err = s.webrtcVideo(ctx, sess, *videoM, why)
+		var re *rtc.Error
+		switch {
+		case errors.As(err, &re):
+			return "", err
+		case err != nil && bframes:
+			// Rather than audio without a word about the video: a clear
+			// refusal (an audio-only offer still plays the audio).
+			return "", rtc.Errorf(http.StatusNotAcceptable,
+				"the broadcast's video has B-frames, which WebRTC cannot carry, and it cannot be re-encoded now (%v): re-encode without B-frames (x264: -bf 0 or -tune zerolatency; OBS: B-frames 0), or offer audio only", err)
+		case err != nil:
+			sess.Log.Warn("WHEP: the broadcast's video codec is not in the offer, and it cannot be re-encoded; the viewer gets no video", "err", err)
+		}
+	}
 	if video == nil && bframes {
-		// Rather than audio without a word about the video: a clear refusal
-		// (an audio-only offer still plays the audio).
 		return "", rtc.Errorf(http.StatusNotAcceptable,
 			"the broadcast's video has B-frames, which WebRTC cannot carry: re-encode without B-frames (x264: -bf 0 or -tune zerolatency; OBS: B-frames 0), or offer audio only")
 	}
@@ -414,7 +464,7 @@ func (s *Server) create(ctx context.Context, sess *rtc.Session, offer string) (s
 		if err != nil {
 			return "", fmt.Errorf("add %s track: %w", c.kind, err)
 		}
-		v.senders = append(v.senders, newSender(v, c, track, sender, c.track == pendingAudio))
+		v.senders = append(v.senders, newSender(v, c, track, sender, c.pending))
 	}
 	answer, err := sess.Answer(offer)
 	if err != nil {

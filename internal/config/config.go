@@ -91,6 +91,14 @@ type WebRTC struct {
 	// FFmpeg is the ffmpeg program that transcodes AAC to Opus for WHEP
 	// viewers (once per broadcast, on demand); empty disables transcoding.
 	FFmpeg string `yaml:"ffmpeg"`
+	// VideoTranscode is "auto" (re-encode a broadcast's video to H.264
+	// without B-frames for WHEP viewers that cannot take the original, once
+	// per broadcast, on demand) or "off" (such viewers are refused).
+	VideoTranscode string `yaml:"video_transcode"`
+	// VideoPreset is the libx264 preset of those transcodes.
+	VideoPreset string `yaml:"video_preset"`
+	// MaxVideoTranscodes caps the video transcodes running at once.
+	MaxVideoTranscodes int `yaml:"max_video_transcodes"`
 }
 
 // SRT configures SRT ingest and playback.
@@ -485,6 +493,15 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("webrtc.stun_servers[%d]", i), "%v", err)
 		}
 	}
+	if v := c.WebRTC.VideoTranscode; v != "auto" && v != "off" {
+		bad("webrtc.video_transcode", "must be auto or off, got %q", v)
+	}
+	if !validPreset(c.WebRTC.VideoPreset) {
+		bad("webrtc.video_preset", "must be a libx264 preset (ultrafast ... veryslow), got %q", c.WebRTC.VideoPreset)
+	}
+	if c.WebRTC.MaxVideoTranscodes < 1 {
+		bad("webrtc.max_video_transcodes", "must be at least 1 (video_transcode: off turns them off), got %d", c.WebRTC.MaxVideoTranscodes)
+	}
 	if c.WebRTC.KeyframeInterval < 0 {
 		bad("webrtc.keyframe_interval", "must not be negative (0 = only when needed), got %s", c.WebRTC.KeyframeInterval)
 	}
@@ -712,4 +729,13 @@ func validateUpstream(s string) error {
 		}
 	}
 	return nil
+}
+
+// validPreset reports whether p is a libx264 preset.
+func validPreset(p string) bool {
+	switch p {
+	case "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow":
+		return true
+	}
+	return false
 }

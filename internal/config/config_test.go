@@ -18,9 +18,10 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("Load(\"\"): %v", err)
 	}
 	want := Config{
-		Listen:    Listen{Addr: ":4443"},
-		RTMP:      RTMP{Addr: ":1935", GracePeriod: 5 * time.Second},
-		WebRTC:    WebRTC{UDP: ":8189", NAT1To1IPs: []string{}, STUNServers: []string{}, KeyframeInterval: 2 * time.Second, FFmpeg: "ffmpeg"},
+		Listen: Listen{Addr: ":4443"},
+		RTMP:   RTMP{Addr: ":1935", GracePeriod: 5 * time.Second},
+		WebRTC: WebRTC{UDP: ":8189", NAT1To1IPs: []string{}, STUNServers: []string{}, KeyframeInterval: 2 * time.Second, FFmpeg: "ffmpeg",
+			VideoTranscode: "auto", VideoPreset: "veryfast", MaxVideoTranscodes: 2},
 		SRT:       SRT{Addr: ":8890", Latency: 120 * time.Millisecond},
 		TLS:       TLS{Hostnames: []string{}},
 		Relay:     Relay{CacheMaxGroups: 4, CacheMaxBytes: 32 * MiB, MaxSubscriberLagGroups: 2, InFlightPerSession: 32 * MiB, InFlightTotal: 256 * MiB, UpstreamPrefixes: []string{"live"}},
@@ -99,6 +100,9 @@ tls:
   hostnames: [media.example.com, 192.0.2.1]
 log:
   level: DEBUG
+webrtc:
+  video_transcode: off
+  max_video_transcodes: 1
 `)
 	c, err := Load(p)
 	if err != nil {
@@ -124,6 +128,10 @@ log:
 	}
 	if c.Log.SlogLevel().String() != "DEBUG" {
 		t.Errorf("log level = %v", c.Log.SlogLevel())
+	}
+	// YAML 1.1's off is the string here (no quotes needed).
+	if c.WebRTC.VideoTranscode != "off" || c.WebRTC.MaxVideoTranscodes != 1 || c.WebRTC.VideoPreset != "veryfast" {
+		t.Errorf("webrtc = %+v", c.WebRTC)
 	}
 }
 
@@ -207,6 +215,9 @@ func TestValidate(t *testing.T) {
 		{"srt passphrase", func(c *Config) { c.SRT.Passphrase = "short" }, "srt.passphrase"},
 		{"srt latency", func(c *Config) { c.SRT.Latency = -time.Second }, "srt.latency"},
 		{"srt max_bw", func(c *Config) { c.SRT.MaxBW = -1 }, "srt.max_bw"},
+		{"webrtc video transcode", func(c *Config) { c.WebRTC.VideoTranscode = "on" }, "webrtc.video_transcode"},
+		{"webrtc video preset", func(c *Config) { c.WebRTC.VideoPreset = "fastest" }, "webrtc.video_preset"},
+		{"webrtc video cap", func(c *Config) { c.WebRTC.MaxVideoTranscodes = 0 }, "webrtc.max_video_transcodes"},
 		{"cert without key", func(c *Config) { c.TLS.CertFile = "a.pem" }, "cert_file and key_file must be set together"},
 		{"bad hostname", func(c *Config) { c.TLS.Hostnames = []string{"bad host"} }, "tls.hostnames[0]"},
 		{"groups", func(c *Config) { c.Relay.CacheMaxGroups = 0 }, "relay.cache_max_groups: must be at least 1"},

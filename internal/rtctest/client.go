@@ -115,7 +115,7 @@ func negotiate(ctx context.Context, pc *webrtc.PeerConnection, endpoint, token s
 		return "", err
 	}
 	if status != http.StatusCreated {
-		return "", &HTTPError{Status: status, Body: body}
+		return "", &HTTPError{Status: status, Body: body, Header: hdr}
 	}
 	loc := hdr.Get("Location")
 	if loc == "" {
@@ -139,6 +139,7 @@ func negotiate(ctx context.Context, pc *webrtc.PeerConnection, endpoint, token s
 type HTTPError struct {
 	Status int
 	Body   string
+	Header http.Header
 }
 
 func (e *HTTPError) Error() string {
@@ -352,6 +353,9 @@ type ViewOptions struct {
 	// Light only counts packets and bytes (for many viewers in one process).
 	Light bool
 	API   *webrtc.API
+	// H264, if set, gets the H.264 access units received, in Annex B from
+	// the first IDR frame on (for a decoder to check; not with Light).
+	H264 io.Writer
 }
 
 // Viewer is a WHEP viewer.
@@ -408,7 +412,7 @@ func View(ctx context.Context, o ViewOptions) (*Viewer, error) {
 		v.wg.Add(1)
 		go func() {
 			defer v.wg.Done()
-			v.receive(tr, st, o.Light)
+			v.receive(tr, st, o.Light, o.H264)
 		}()
 	})
 	v.Resource, err = negotiate(ctx, pc, o.Endpoint, o.Token)
@@ -419,12 +423,13 @@ func View(ctx context.Context, o ViewOptions) (*Viewer, error) {
 	return v, nil
 }
 
-func (v *Viewer) receive(tr *webrtc.TrackRemote, st *TrackStats, light bool) {
+func (v *Viewer) receive(tr *webrtc.TrackRemote, st *TrackStats, light bool, rec io.Writer) {
 	buf := make([]byte, 1500)
 	video := tr.Kind() == webrtc.RTPCodecTypeVideo
 	h264 := strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypeH264)
 	var frame []byte // H.264 NAL units of the frame being received (not light)
 	var fua []byte
+	recording := false // into rec, from the first IDR on
 	for {
 		n, _, err := tr.Read(buf)
 		if err != nil {
@@ -479,6 +484,7 @@ func (v *Viewer) receive(tr *webrtc.TrackRemote, st *TrackStats, light bool) {
 		if marker {
 			key := false
 			var sent time.Time
+			var annexB []byte
 			for b := frame; len(b) >= 4; {
 				l := int(binary.BigEndian.Uint32(b))
 				if l > len(b)-4 {
@@ -491,7 +497,12 @@ func (v *Viewer) receive(tr *webrtc.TrackRemote, st *TrackStats, light bool) {
 				if t, ok := parseSEI(nal); ok {
 					sent = t
 				}
+				annexB = append(append(annexB, 0, 0, 0, 1), nal...)
 				b = b[4+l:]
+			}
+			if rec != nil && (key || recording) {
+				recording = true
+				rec.Write(annexB)
 			}
 			v.mu.Lock()
 			if key {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moqgate/moqgate/internal/auth"
+	"github.com/moqgate/moqgate/internal/transcode"
 	"github.com/moqgate/moqgate/media"
 	"github.com/moqgate/moqgate/moq"
 )
@@ -140,6 +141,9 @@ type apiBroadcast struct {
 	FromRelay bool       `json:"from_relay,omitempty"`
 	Since     time.Time  `json:"since"`
 	Tracks    []apiTrack `json:"tracks"`
+	// Transcodes are the derived renditions (audio-opus, video-webrtc)
+	// this server is making for the broadcast, with their CPU use.
+	Transcodes []transcode.Status `json:"transcodes,omitempty"`
 }
 
 // broadcasts merges the relay's view with the catalogs and rates.
@@ -195,12 +199,28 @@ func (s *Server) apiBroadcastsHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []apiBroadcast{}
-	for _, b := range s.catalogs.broadcasts() {
+	for _, b := range s.apiBroadcasts() {
 		if g == nil || g.Allows(auth.Subscribe, b.Path) {
 			out = append(out, b)
 		}
 	}
 	writeJSON(w, map[string]any{"broadcasts": out})
+}
+
+// apiBroadcasts are the broadcasts with the transcodes running for them.
+func (s *Server) apiBroadcasts() []apiBroadcast {
+	bs := s.catalogs.broadcasts()
+	if s.webrtc == nil || s.webrtc.transcode == nil {
+		return bs
+	}
+	by := map[string][]transcode.Status{}
+	for _, t := range s.webrtc.transcode.Transcodes() {
+		by[t.Broadcast] = append(by[t.Broadcast], t)
+	}
+	for i := range bs {
+		bs[i].Transcodes = by[bs[i].Path]
+	}
+	return bs
 }
 
 // apiBroadcastHandler describes one broadcast; one the token may not
@@ -211,7 +231,7 @@ func (s *Server) apiBroadcastHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := strings.Trim(r.PathValue("path"), "/")
-	for _, b := range s.catalogs.broadcasts() {
+	for _, b := range s.apiBroadcasts() {
 		if b.Path == path && (g == nil || g.Allows(auth.Subscribe, b.Path)) {
 			writeJSON(w, b)
 			return

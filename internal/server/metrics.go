@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/moqgate/moqgate/internal/transcode"
 	"github.com/moqgate/moqgate/moq"
 )
 
@@ -18,11 +19,12 @@ type metrics struct {
 	limitRefusals *prometheus.CounterVec
 	subscribeLat  prometheus.Histogram
 
-	sessions, objectsOut, bytesOut, objectsIn, bytesIn, dropped *prometheus.Desc
-	broadcasts, cacheBytes, trackSubs                           *prometheus.Desc
-	webrtcPending, inFlight                                     *prometheus.Desc
-	forward                                                     forwardMetrics
-	record                                                      recordMetrics
+	sessions, objectsOut, bytesOut, objectsIn, bytesIn, dropped    *prometheus.Desc
+	broadcasts, cacheBytes, trackSubs                              *prometheus.Desc
+	webrtcPending, inFlight                                        *prometheus.Desc
+	transcodes, transcodesStarted, transcodeCPU, transcodesRefused *prometheus.Desc
+	forward                                                        forwardMetrics
+	record                                                         recordMetrics
 }
 
 func newMetrics(s *Server) *metrics {
@@ -40,24 +42,29 @@ func newMetrics(s *Server) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		sessions: d("sessions", "Live sessions by protocol (quic, webtransport; rtmp publishers, hls muxers; "+
 			"whip and whep peer connections).", "protocol"),
-		objectsOut:    d("objects_sent_total", "MoQ objects sent, by protocol.", "protocol"),
-		bytesOut:      d("bytes_sent_total", "Object payload bytes sent, by protocol.", "protocol"),
-		objectsIn:     d("objects_received_total", "MoQ objects received, by protocol.", "protocol"),
-		bytesIn:       d("bytes_received_total", "Object payload bytes received, by protocol.", "protocol"),
-		dropped:       d("groups_dropped_total", "Groups dropped for subscribers that could not keep up, by protocol.", "protocol"),
-		broadcasts:    d("broadcasts", "Broadcasts known to the relay."),
-		cacheBytes:    d("cache_bytes", "Object payload bytes held in the relay's track caches."),
-		trackSubs:     d("subscriptions", "Subscriptions on relay tracks, by protocol.", "protocol"),
-		inFlight:      d("bytes_in_flight", "Bytes of MoQ objects being received (read, not yet complete)."),
-		webrtcPending: d("webrtc_pending_sessions", "WHIP/WHEP sessions answered and awaiting ICE."),
-		forward:       newForwardMetrics(),
-		record:        newRecordMetrics(),
+		objectsOut:        d("objects_sent_total", "MoQ objects sent, by protocol.", "protocol"),
+		bytesOut:          d("bytes_sent_total", "Object payload bytes sent, by protocol.", "protocol"),
+		objectsIn:         d("objects_received_total", "MoQ objects received, by protocol.", "protocol"),
+		bytesIn:           d("bytes_received_total", "Object payload bytes received, by protocol.", "protocol"),
+		dropped:           d("groups_dropped_total", "Groups dropped for subscribers that could not keep up, by protocol.", "protocol"),
+		broadcasts:        d("broadcasts", "Broadcasts known to the relay."),
+		cacheBytes:        d("cache_bytes", "Object payload bytes held in the relay's track caches."),
+		trackSubs:         d("subscriptions", "Subscriptions on relay tracks, by protocol.", "protocol"),
+		inFlight:          d("bytes_in_flight", "Bytes of MoQ objects being received (read, not yet complete)."),
+		webrtcPending:     d("webrtc_pending_sessions", "WHIP/WHEP sessions answered and awaiting ICE."),
+		transcodes:        d("transcodes", "Transcodes running (derived renditions being made), by rendition.", "rendition"),
+		transcodesStarted: d("transcodes_started_total", "Transcodes started, by rendition.", "rendition"),
+		transcodeCPU:      d("transcode_cpu_seconds_total", "CPU time of the transcoders' ffmpeg processes, by rendition.", "rendition"),
+		transcodesRefused: d("video_transcodes_refused_total", "Video transcodes refused at webrtc.max_video_transcodes."),
+		forward:           newForwardMetrics(),
+		record:            newRecordMetrics(),
 	}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.sessions, m.objectsOut, m.bytesOut, m.objectsIn, m.bytesIn,
-		m.dropped, m.broadcasts, m.cacheBytes, m.trackSubs, m.webrtcPending, m.inFlight} {
+		m.dropped, m.broadcasts, m.cacheBytes, m.trackSubs, m.webrtcPending, m.inFlight,
+		m.transcodes, m.transcodesStarted, m.transcodeCPU, m.transcodesRefused} {
 		ch <- d
 	}
 	m.forward.describe(ch)
@@ -87,6 +94,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	if p := m.s.webrtc.pending; p != nil {
 		ch <- prometheus.MustNewConstMetric(m.webrtcPending, prometheus.GaugeValue, float64(p.Count()))
 	}
+	m.collectTranscodes(ch)
 	subs := map[string]int{}
 	for _, b := range bs {
 		for _, t := range b.Tracks {
@@ -98,6 +106,21 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for p, n := range subs {
 		ch <- prometheus.MustNewConstMetric(m.trackSubs, prometheus.GaugeValue, float64(n), p)
 	}
+}
+
+// collectTranscodes reports the derived renditions being made; both
+// renditions are present whenever WebRTC is on.
+func (m *metrics) collectTranscodes(ch chan<- prometheus.Metric) {
+	if m.s.webrtc == nil || m.s.webrtc.transcode == nil {
+		return
+	}
+	st := m.s.webrtc.transcode.Stats()
+	for _, r := range []string{transcode.OpusTrack, transcode.VideoTrack} {
+		ch <- prometheus.MustNewConstMetric(m.transcodes, prometheus.GaugeValue, float64(st.Running[r]), r)
+		ch <- prometheus.MustNewConstMetric(m.transcodesStarted, prometheus.CounterValue, float64(st.Started[r]), r)
+		ch <- prometheus.MustNewConstMetric(m.transcodeCPU, prometheus.CounterValue, st.CPUSeconds[r], r)
+	}
+	ch <- prometheus.MustNewConstMetric(m.transcodesRefused, prometheus.CounterValue, float64(st.Refused))
 }
 
 // webrtcSessions counts WHIP and WHEP sessions as their peer connections

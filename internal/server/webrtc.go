@@ -31,6 +31,8 @@ type webRTC struct {
 // setupWebRTC binds the WebRTC sockets (unless webrtc.udp is empty).
 func (s *Server) setupWebRTC() error {
 	s.webrtc = &webRTC{transcode: transcode.NewRegistry(s.cfg.WebRTC.FFmpeg, s.log)}
+	s.webrtc.transcode.ConfigureVideo(transcode.VideoOptions{Off: s.cfg.WebRTC.VideoTranscode == "off",
+		Preset: s.cfg.WebRTC.VideoPreset, Max: s.cfg.WebRTC.MaxVideoTranscodes, Subscribers: s.relay.TrackSubscribers})
 	if s.cfg.WebRTC.UDP == "" {
 		return nil
 	}
@@ -94,16 +96,33 @@ func (s *Server) webrtcAddr() string {
 
 // produceTrack makes the derived renditions subscribers ask for (the
 // relay's ProduceTrack): the Opus rendition of a local broadcast's AAC
-// audio, whoever asks — a WHEP viewer here, or an edge relay's.
+// audio, and its video re-encoded for WebRTC, whoever asks — a WHEP
+// viewer here, or an edge relay's. The video waits for the transcoder's
+// first key frame (bounded: then "not yet", a Timeout the WHEP side turns
+// into 503 Retry-After).
 func (s *Server) produceTrack(path, name string) error {
-	if name != transcode.OpusTrack || s.webrtc == nil {
+	if s.webrtc == nil {
 		return errors.New("no such rendition")
 	}
-	_, err := s.webrtc.transcode.Enable(path)
-	return err
+	switch name {
+	case transcode.OpusTrack:
+		_, err := s.webrtc.transcode.Enable(path)
+		return err
+	case transcode.VideoTrack:
+		err := s.webrtc.transcode.EnableVideo(context.Background(), path)
+		switch {
+		case errors.Is(err, transcode.ErrStarting):
+			return moq.Refusal(moq.ErrTimeout, err.Error())
+		case err != nil:
+			return moq.Refusal(moq.ErrNotSupported, err.Error())
+		}
+		return nil
+	}
+	return errors.New("no such rendition")
 }
 
-// withOpus lets WHEP viewers of a broadcast get its AAC audio as Opus.
+// withOpus lets WHEP viewers of a broadcast get its AAC audio as Opus, and
+// its video re-encoded when they cannot take it (B-frames).
 func (s *Server) withOpus(path string, w media.BroadcastWriter) media.BroadcastWriter {
 	if s.webrtc == nil || s.webrtc.engine == nil {
 		return w

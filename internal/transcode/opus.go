@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
@@ -55,9 +56,23 @@ type Registry struct {
 	checkOnce sync.Once
 	checkErr  error
 
+	x264Once sync.Once
+	x264Err  error
+
 	mu      sync.Mutex
 	writers map[string]*Writer
 	wanted  map[string]time.Time
+
+	optMu sync.Mutex
+	video VideoOptions
+
+	slotMu  sync.Mutex
+	slots   int // video transcodes running
+	refused atomic.Uint64
+
+	statMu   sync.Mutex
+	startedN map[string]uint64
+	cpuEnded map[string]float64
 }
 
 // NewRegistry makes a registry; ffmpeg is the program ("" disables
@@ -67,7 +82,10 @@ func NewRegistry(ffmpeg string, log *slog.Logger) *Registry {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "transcode") // once: its writers' loggers derive from it
-	return &Registry{ffmpeg: ffmpeg, log: log, writers: map[string]*Writer{}, wanted: map[string]time.Time{}}
+	r := &Registry{ffmpeg: ffmpeg, log: log, writers: map[string]*Writer{}, wanted: map[string]time.Time{},
+		startedN: map[string]uint64{}, cpuEnded: map[string]float64{}}
+	r.ConfigureVideo(VideoOptions{})
+	return r
 }
 
 // Available reports whether transcoding works here: ffmpeg runs and has
@@ -78,20 +96,9 @@ func (r *Registry) Available() error {
 			r.checkErr = errors.New("transcoding is off (webrtc.ffmpeg is empty)")
 			return
 		}
-		path, err := exec.LookPath(r.ffmpeg)
+		path, err := hasEncoder(r.ffmpeg, "libopus")
 		if err != nil {
-			r.checkErr = fmt.Errorf("ffmpeg not found (%s): %w", r.ffmpeg, err)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, path, "-hide_banner", "-encoders").Output()
-		if err != nil {
-			r.checkErr = fmt.Errorf("ffmpeg -encoders: %w", err)
-			return
-		}
-		if !bytes.Contains(out, []byte("libopus")) {
-			r.checkErr = errors.New("this ffmpeg has no libopus encoder")
+			r.checkErr = err
 			return
 		}
 		r.ffmpeg = path
@@ -100,6 +107,24 @@ func (r *Registry) Available() error {
 		r.log.Warn("AAC to Opus transcoding unavailable", "reason", r.checkErr)
 	}
 	return r.checkErr
+}
+
+// hasEncoder finds the ffmpeg program and checks that it has an encoder.
+func hasEncoder(ffmpeg, encoder string) (string, error) {
+	path, err := exec.LookPath(ffmpeg)
+	if err != nil {
+		return "", fmt.Errorf("ffmpeg not found (%s): %w", ffmpeg, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "-hide_banner", "-encoders").Output()
+	if err != nil {
+		return "", fmt.Errorf("ffmpeg -encoders: %w", err)
+	}
+	if !bytes.Contains(out, []byte(encoder)) {
+		return "", fmt.Errorf("this ffmpeg has no %s encoder", encoder)
+	}
+	return path, nil
 }
 
 // Wrap registers a broadcast's writer: the writer it returns passes
@@ -164,6 +189,17 @@ type Writer struct {
 	enabled bool
 	tc      *transcoder
 	closed  bool
+
+	// The video rendition: its transcoder, its published parameters
+	// (from its first key frame), when a viewer last asked for it, and
+	// the source's measured bit rate.
+	vt          *videoTranscoder
+	video       *media.TrackInfo
+	videoWanted time.Time
+	vrate       rateMeter
+	// order is the order the renditions were published in: the packager
+	// keeps the groups going when renditions are only added or removed.
+	order []string
 }
 
 var _ media.BroadcastWriter = (*Writer)(nil)
@@ -185,6 +221,7 @@ func (w *Writer) SetTracks(tracks []media.TrackInfo) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.tracks = slices.Clone(tracks)
+	w.applyVideoLocked()
 	return w.applyLocked()
 }
 
@@ -206,9 +243,28 @@ func (w *Writer) applyLocked() error {
 			w.tc, w.opus = tc, &info
 		}
 	}
-	tracks := w.tracks
-	if w.opus != nil {
-		tracks = append(slices.Clone(tracks), *w.opus)
+	return w.publishLocked()
+}
+
+// publishLocked publishes the publisher's tracks and the renditions there
+// are, in the order they appeared.
+func (w *Writer) publishLocked() error {
+	have := map[string]*media.TrackInfo{OpusTrack: w.opus, VideoTrack: w.video}
+	order := w.order[:0]
+	for _, n := range w.order {
+		if have[n] != nil {
+			order = append(order, n)
+		}
+	}
+	for _, n := range []string{OpusTrack, VideoTrack} {
+		if have[n] != nil && !slices.Contains(order, n) {
+			order = append(order, n)
+		}
+	}
+	w.order = order
+	tracks := slices.Clone(w.tracks)
+	for _, n := range order {
+		tracks = append(tracks, *have[n])
 	}
 	return w.inner.SetTracks(tracks)
 }
@@ -233,10 +289,16 @@ func (w *Writer) enable() error {
 func (w *Writer) WriteFrame(track string, f media.Frame) error {
 	err := w.inner.WriteFrame(track, f)
 	w.mu.Lock()
-	tc := w.tc
+	tc, vt := w.tc, w.vt
+	if v := videoTrack(w.tracks); v != nil && v.Name == track {
+		w.vrate.add(f)
+	}
 	w.mu.Unlock()
 	if tc != nil && track == tc.src.Name {
 		tc.feed(f)
+	}
+	if vt != nil && track == vt.src.Name {
+		vt.feed(f)
 	}
 	return err
 }
@@ -248,6 +310,7 @@ func (w *Writer) Close() error {
 	w.closed = true
 	tc := w.tc
 	w.tc = nil
+	w.stopVideoLocked("the publisher left")
 	w.mu.Unlock()
 	if tc != nil {
 		tc.stop()
@@ -271,6 +334,7 @@ func (w *Writer) writeOpus(tc *transcoder, f media.Frame) {
 	if err := w.inner.WriteFrame(OpusTrack, f); err != nil {
 		w.log.Debug("Opus frame not published", "err", err)
 	}
+	tc.ready.Store(true)
 }
 
 // transcoder is one ffmpeg process and its feeding and reading goroutines,
@@ -281,9 +345,19 @@ type transcoder struct {
 	adts     mpeg4audio.ADTSPacket
 	channels int
 
-	in     chan media.Frame
-	cancel context.CancelFunc
-	done   chan struct{}
+	in      chan media.Frame
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started time.Time
+	cpu     cpuMeter
+	ready   atomic.Bool // a packet was published
+}
+
+func (t *transcoder) describe() Status {
+	t.cpu.sample()
+	return Status{Broadcast: t.w.path, Rendition: OpusTrack, Codec: string(media.Opus), Source: t.src.Name,
+		SourceCodec: string(t.src.Codec), Started: t.started, Bitrate: 96000, Ready: t.ready.Load(),
+		CPUSeconds: t.cpu.total(), CPUPercent: t.cpu.percent()}
 }
 
 func (t *transcoder) sameSource(src media.TrackInfo) bool {
@@ -314,8 +388,9 @@ func startTranscoder(w *Writer, src media.TrackInfo) (*transcoder, media.TrackIn
 	t := &transcoder{
 		w: w, src: src, channels: ch,
 		adts: mpeg4audio.ADTSPacket{Type: typ, SampleRate: asc.SampleRate, ChannelConfig: asc.ChannelConfig},
-		in:   make(chan media.Frame, feedQueue), cancel: cancel, done: make(chan struct{}),
+		in:   make(chan media.Frame, feedQueue), cancel: cancel, done: make(chan struct{}), started: time.Now(),
 	}
+	w.reg.started(OpusTrack)
 	info := media.TrackInfo{Name: OpusTrack, Codec: media.Opus, Timescale: 48000, SampleRate: 48000,
 		Channels: ch, OpusPreSkip: opusPreSkip}
 	go t.supervise(ctx)
@@ -336,93 +411,24 @@ func (t *transcoder) feed(f media.Frame) {
 func (t *transcoder) stop() {
 	t.cancel()
 	<-t.done
+	t.w.reg.ended(OpusTrack, &t.cpu)
 	t.w.log.Info("AAC to Opus transcoder stopped")
 }
 
-// supervise runs ffmpeg until stopped, restarting it (with backoff) when
-// it exits or the input timeline jumps.
+// supervise runs ffmpeg until stopped. The Opus timeline starts at the
+// first AAC frame's time and follows the samples produced.
 func (t *transcoder) supervise(ctx context.Context) {
 	defer close(t.done)
-	backoff := time.Second
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := t.runOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, errResync) {
-			t.w.log.Info("AAC timeline jumped; transcoder restarted")
-			backoff = time.Second
-			continue
-		}
-		t.w.log.Warn("AAC to Opus transcoder exited; restarting", "err", err, "after", backoff)
-		if time.Since(start) > time.Minute {
-			backoff = time.Second
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
-}
-
-var errResync = errors.New("resync")
-
-// runOnce runs one ffmpeg process. The Opus timeline starts at the first
-// AAC frame's time and follows the samples produced.
-func (t *transcoder) runOnce(ctx context.Context) error {
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(pctx, t.w.reg.ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-fflags", "nobuffer", "-probesize", "32", "-analyzeduration", "0",
-		"-f", "aac", "-i", "pipe:0",
-		"-vn", "-c:a", "libopus", "-b:a", opusBitrate, "-ar", "48000", "-ac", fmt.Sprint(t.channels),
-		"-application", "audio", "-frame_duration", "20",
-		"-f", "ogg", "-page_duration", "20000", "-flush_packets", "1", "pipe:1")
-	cmd.WaitDelay = 2 * time.Second
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	var stderr tail
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start ffmpeg: %w", err)
-	}
-
-	// The first AAC frame fixes where the Opus timeline starts.
-	startc := make(chan int64, 1)
-	feedErr := make(chan error, 1)
-	go func() {
-		feedErr <- t.feedLoop(pctx, stdin, startc)
-		stdin.Close()
-	}()
-	readErr := make(chan error, 1)
-	go func() { readErr <- t.readLoop(pctx, stdout, startc) }()
-
-	var result error
-	select {
-	case err := <-feedErr:
-		result = err
-	case err := <-readErr:
-		result = err
-	case <-pctx.Done():
-	}
-	cancel()
-	werr := cmd.Wait()
-	if result == nil || errors.Is(result, context.Canceled) {
-		result = werr
-	}
-	if s := stderr.String(); s != "" && !errors.Is(result, errResync) && ctx.Err() == nil {
-		result = fmt.Errorf("%w (ffmpeg: %s)", result, s)
-	}
-	return result
+	p := &process{log: t.w.log, what: "AAC to Opus", ffmpeg: t.w.reg.ffmpeg, feed: t.feedLoop, read: t.readLoop, cpu: &t.cpu,
+		args: func() []string {
+			return []string{"-hide_banner", "-loglevel", "error", "-nostdin",
+				"-fflags", "nobuffer", "-probesize", "32", "-analyzeduration", "0",
+				"-f", "aac", "-i", "pipe:0",
+				"-vn", "-c:a", "libopus", "-b:a", opusBitrate, "-ar", "48000", "-ac", fmt.Sprint(t.channels),
+				"-application", "audio", "-frame_duration", "20",
+				"-f", "ogg", "-page_duration", "20000", "-flush_packets", "1", "pipe:1"}
+		}}
+	p.supervise(ctx)
 }
 
 // feedLoop writes the queued AAC frames to ffmpeg as ADTS.
