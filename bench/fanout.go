@@ -330,22 +330,48 @@ type publisher struct {
 	objects, bytes atomic.Uint64
 }
 
-// publish appends objects to t at cfg.FPS until ctx is done. Sending
+// sink is where the publisher writes: a moq.Track, or a floor stream.
+type sink interface {
+	NewGroup(ctx context.Context) error
+	Append(id uint64, payload []byte) error
+	Close()
+}
+
+// trackSink publishes into a moq.Track.
+type trackSink struct {
+	t *moq.Track
+	g *moq.Group
+}
+
+func (s *trackSink) NewGroup(context.Context) error {
+	s.Close()
+	if s.g = s.t.NewGroup(); s.g == nil {
+		return errors.New("bench: publisher track refused a new group")
+	}
+	return nil
+}
+
+func (s *trackSink) Append(id uint64, payload []byte) error {
+	return s.g.Append(moq.Object{ID: id, Payload: payload})
+}
+
+func (s *trackSink) Close() {
+	if s.g != nil {
+		s.g.Close()
+	}
+}
+
+// publish appends objects to out at cfg.FPS until ctx is done. Sending
 // follows a fixed schedule, so a stall is caught up rather than lowering
 // the rate; each payload is stamped right before it is appended.
-func (p *publisher) publish(ctx context.Context, cfg *FanoutConfig, w *window, t *moq.Track) error {
+func (p *publisher) publish(ctx context.Context, cfg *FanoutConfig, w *window, out sink) error {
 	key, other := cfg.objectSizes()
 	interval := time.Second / time.Duration(cfg.FPS)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
 	next := time.Now()
-	var g *moq.Group
-	defer func() {
-		if g != nil {
-			g.Close()
-		}
-	}()
+	defer out.Close()
 	for i := 0; ; i++ {
 		if d := time.Until(next); d > 0 {
 			timer.Reset(d)
@@ -362,17 +388,14 @@ func (p *publisher) publish(ctx context.Context, cfg *FanoutConfig, w *window, t
 		size := other
 		if id == 0 {
 			size = key
-			if g != nil {
-				g.Close()
-			}
-			if g = t.NewGroup(); g == nil {
-				return errors.New("bench: publisher track refused a new group")
+			if err := out.NewGroup(ctx); err != nil {
+				return err
 			}
 		}
 		payload := make([]byte, size)
 		now := time.Now().UnixNano()
 		binary.BigEndian.PutUint64(payload, uint64(now))
-		if err := g.Append(moq.Object{ID: uint64(id), Payload: payload}); err != nil {
+		if err := out.Append(uint64(id), payload); err != nil {
 			return fmt.Errorf("bench: publish: %w", err)
 		}
 		if w.contains(now) {
@@ -472,7 +495,7 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 	}
 	var p publisher
 	pubErr := make(chan error, 1)
-	go func() { pubErr <- p.publish(ctx, &cfg, w, track) }()
+	go func() { pubErr <- p.publish(ctx, &cfg, w, &trackSink{t: track}) }()
 
 	// The subscribers.
 	var readers sync.WaitGroup
@@ -496,11 +519,21 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 		return FanoutResult{}, err
 	}
 	log.Info("subscribers connected", "n", cfg.Subscribers, "elapsed", time.Since(setupStart))
+	return measure(ctx, &cfg, setupStart, w, subs, &p, pubErr)
+}
+
+// measure waits until every subscriber got an object, then for the
+// warm-up, and measures the window.
+func measure(ctx context.Context, cfg *FanoutConfig, setupStart time.Time, w *window, subs []*subscriber, p *publisher, pubErr <-chan error) (FanoutResult, error) {
+	log := cfg.Logger
+	var err error
+	setupCtx, setupCancel := context.WithDeadline(ctx, setupStart.Add(cfg.SetupTimeout))
+	defer setupCancel()
 	for i, s := range subs {
 		select {
 		case <-s.first:
 		case err := <-pubErr:
-			return FanoutResult{}, fmt.Errorf("bench: publisher stopped: %w", err)
+			return FanoutResult{}, fmt.Errorf("%w: %w", errPublisherStopped, err)
 		case <-setupCtx.Done():
 			return FanoutResult{}, fmt.Errorf("bench: subscriber %d got no object: %w", i, setupCtx.Err())
 		}
@@ -513,7 +546,7 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 		case <-time.After(d):
 			return nil
 		case err := <-pubErr:
-			return fmt.Errorf("bench: publisher stopped: %w", err)
+			return fmt.Errorf("%w: %w", errPublisherStopped, err)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -84,6 +84,9 @@ func envDuration(b *testing.B, name string) time.Duration {
 // relay allocations and QUIC packets (received, sent) per delivered
 // object, and p50/p99/max publish-to-receive latency, plus the p99 of
 // all but the first (keyframe-like, 6x average) object of each group.
+// Right before it, the same load runs against the plain quic-go floor
+// (RunFloor, a child process too): floor-* metrics, and the relay's p50
+// over the floor's and its p99 as a multiple of the floor's.
 // Relay and load generator share the machine's cores: with many
 // subscribers the load generator's own CPU use inflates the latency
 // figures, and other-cores > 0 means the run was disturbed.
@@ -119,6 +122,7 @@ func BenchmarkFanout(b *testing.B) {
 				cfg.WindowStart = func() error { return relay.StartProfile(path) }
 				cfg.WindowEnd = relay.StopProfile
 			}
+			floor := runFloorChild(ctx, b, exe, cfg)
 			b.ResetTimer()
 			res, err := RunFanout(ctx, cfg)
 			b.StopTimer()
@@ -143,6 +147,28 @@ func BenchmarkFanout(b *testing.B) {
 			b.ReportMetric(ms(res.P99), "p99-ms")
 			b.ReportMetric(ms(res.Max), "max-ms")
 			b.ReportMetric(ms(res.DeltaP99), "delta-p99-ms")
+			b.ReportMetric(ms(floor.P50), "floor-p50-ms")
+			b.ReportMetric(ms(floor.P99), "floor-p99-ms")
+			b.ReportMetric(1/floor.RelayCPUPerGbit(), "floor-Gbit/s-per-core")
+			b.ReportMetric(floor.OtherCores(), "floor-other-cores")
+			b.ReportMetric(ms(res.P50-floor.P50), "p50-over-floor-ms")
+			b.ReportMetric(float64(res.P99)/float64(floor.P99), "p99-vs-floor")
 		})
 	}
+}
+
+// runFloorChild measures the plain quic-go floor with cfg's shape.
+func runFloorChild(ctx context.Context, b *testing.B, exe string, cfg FanoutConfig) FanoutResult {
+	fl, err := StartRelayProcess(ctx, exe, os.Stderr, FloorChildEnv+"=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fl.Close()
+	cfg.RelayStats, cfg.WindowStart, cfg.WindowEnd = fl.Stats, nil, nil
+	res, err := RunFloor(ctx, fl.Addr, cfg)
+	if err != nil {
+		b.Fatalf("floor: %v", err)
+	}
+	b.Log("floor: ", res)
+	return res
 }

@@ -375,7 +375,7 @@ func RunHop(ctx context.Context, cfg HopConfig) (HopResult, error) {
 	}
 	var p publisher
 	pubErr := make(chan error, 1)
-	go func() { pubErr <- p.publish(ctx, &cfg.FanoutConfig, w, track) }()
+	go func() { pubErr <- p.publish(ctx, &cfg.FanoutConfig, w, &trackSink{t: track}) }()
 
 	// The control subscriber at the origin, the others at the edge.
 	var readers sync.WaitGroup

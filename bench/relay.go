@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,11 @@ func MaybeRunRelayChild() {
 //	stopprofile      -> "ok": ends the CPU profile, allocation profile to
 //	                    PATH.allocs1 (go tool pprof -sample_index=alloc_space
 //	                    -base PATH.allocs0 PATH.allocs1 shows the window's)
+//	trace PATH       -> "ok" or "err ...": runtime/trace to PATH until
+//	                    "stoptrace" -> "ok"
+//
+// With FloorChildEnv set it serves the plain quic-go floor instead of the
+// relay (see RunFloor), with the same commands.
 //
 // It shuts the relay down and returns when in reaches EOF.
 func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logger) error {
@@ -80,7 +86,11 @@ func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.L
 	tally := newSessionTally(relay)
 	srv := &moq.Server{Handler: tally, TLSConfig: cm.TLSConfig(), Logger: log}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, pc) }()
+	if os.Getenv(FloorChildEnv) == "1" {
+		go func() { served <- serveFloor(ctx, pc, cm.TLSConfig(), log) }()
+	} else {
+		go func() { served <- srv.Serve(ctx, pc) }()
+	}
 	if up := os.Getenv(RelayUpstreamEnv); up != "" {
 		u, opts, err := moq.ParseUpstreamURL(up)
 		if err != nil {
@@ -109,6 +119,17 @@ func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.L
 		return errors.Join(err, writeAllocs(profPath+".allocs1"))
 	}
 	defer stopProfile()
+	var traceFile *os.File
+	stopTrace := func() error {
+		if traceFile == nil {
+			return nil
+		}
+		trace.Stop()
+		err := traceFile.Close()
+		traceFile = nil
+		return err
+	}
+	defer stopTrace()
 
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
@@ -142,6 +163,29 @@ func RunRelayChild(ctx context.Context, in io.Reader, out io.Writer, log *slog.L
 				break
 			}
 			prof, profPath = f, arg
+			err = reply("ok")
+		case "trace":
+			if traceFile != nil {
+				err = reply("err a trace is running")
+				break
+			}
+			f, ferr := os.Create(arg)
+			if ferr == nil {
+				if ferr = trace.Start(f); ferr != nil {
+					f.Close()
+				}
+			}
+			if ferr != nil {
+				err = reply("err %v", ferr)
+				break
+			}
+			traceFile = f
+			err = reply("ok")
+		case "stoptrace":
+			if terr := stopTrace(); terr != nil {
+				err = reply("err %v", terr)
+				break
+			}
 			err = reply("ok")
 		case "stopprofile":
 			if perr := stopProfile(); perr != nil {
@@ -289,6 +333,18 @@ func (p *RelayProcess) Stats() (RelayStats, error) {
 // StartProfile starts a CPU profile of the child, written to path.
 func (p *RelayProcess) StartProfile(path string) error {
 	_, err := p.command("profile " + path)
+	return err
+}
+
+// StartTrace starts a runtime/trace of the child, written to path.
+func (p *RelayProcess) StartTrace(path string) error {
+	_, err := p.command("trace " + path)
+	return err
+}
+
+// StopTrace ends the trace.
+func (p *RelayProcess) StopTrace() error {
+	_, err := p.command("stoptrace")
 	return err
 }
 

@@ -479,10 +479,6 @@ func (ss *serveSub) startWriter(g *Group, from uint64) {
 	}()
 }
 
-// coalesceMax bounds the payload bytes copied to write them with their
-// object header, and so the buffer of every group writer.
-const coalesceMax = 16 << 10
-
 // writeGroup sends one group on its own subgroup stream.
 func (ss *serveSub) writeGroup(ctx context.Context, w *groupWriter, from uint64) {
 	s := ss.s
@@ -495,6 +491,12 @@ func (ss *serveSub) writeGroup(ctx context.Context, w *groupWriter, from uint64)
 	reset := func(code uint64) {
 		if stream != nil {
 			stream.CancelWrite(code)
+		}
+	}
+	writeFailed := func() {
+		if context.Cause(ctx) == errLagging {
+			s.groupsDropped.Add(1)
+			reset(wire.ResetDeliveryTimeout)
 		}
 	}
 	for i := 0; ; {
@@ -562,14 +564,20 @@ func (ss *serveSub) writeGroup(ctx context.Context, w *groupWriter, from uint64)
 				TrackAlias: ss.alias, GroupID: g.ID, SubgroupID: o.SubgroupID,
 				PublisherPriority: g.Priority(),
 			}
-			buf = s.codec.AppendSubgroupHeader(buf[:0], hdr)
+			// The stream's header alone: the objects' headers go with
+			// their payload in images shared between subscribers, and
+			// this one names the subscriber's track alias.
+			if _, err := st.Write(s.codec.AppendSubgroupHeader(buf[:0], hdr)); err != nil {
+				writeFailed()
+				return
+			}
 		}
 		ext := o.Extensions
 		if !hdr.HasExtensions() {
 			ext = nil
 		}
 		var err error
-		buf, err = s.codec.AppendSubgroupObject(buf, hdr.Type, prevID, first, wire.ObjectHeader{
+		buf, err = s.codec.AppendSubgroupObject(buf[:0], hdr.Type, prevID, first, wire.ObjectHeader{
 			ObjectID: o.ID, Extensions: ext, PayloadLen: uint64(len(o.Payload)), Status: o.Status,
 		})
 		if err != nil {
@@ -579,22 +587,12 @@ func (ss *serveSub) writeGroup(ctx context.Context, w *groupWriter, from uint64)
 			continue
 		}
 		prevID, first = o.ID, false
-		// The header goes out in one write with the payload, or its first
-		// coalesceMax bytes: written alone, QUIC sends it at once in a
-		// packet of its own, which costs a packet (and a send) per object
-		// and subscriber. Write does not keep buf once it returns.
-		k := min(len(o.Payload), coalesceMax)
-		buf = append(buf, o.Payload[:k]...)
-		_, err = stream.Write(buf)
-		if err == nil && k < len(o.Payload) {
-			_, err = stream.Write(o.Payload[k:])
+		img := g.wire(i-1, buf)
+		if img == nil {
+			continue // evicted: the next object() says so
 		}
-		buf = buf[:0]
-		if err != nil {
-			if context.Cause(ctx) == errLagging {
-				s.groupsDropped.Add(1)
-				reset(wire.ResetDeliveryTimeout)
-			}
+		if _, err = stream.Write(img); err != nil {
+			writeFailed()
 			return
 		}
 		s.objectsOut.Add(1)

@@ -1,6 +1,7 @@
 package moq
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -427,14 +428,19 @@ type Group struct {
 	ID    uint64
 	track *Track
 
-	mu       sync.Mutex
-	objects  []Object
-	bytes    int
-	done     bool
-	dropped  bool
-	evicted  bool
-	priority uint8
-	changed  chan struct{}
+	mu      sync.Mutex
+	objects []Object
+	bytes   int
+	// images[i] is object i as a subgroup stream carries it, heads[i] its
+	// header bytes (see wire); imageBytes counts them in the track's cache.
+	images     [][]byte
+	heads      [][]byte
+	imageBytes int
+	done       bool
+	dropped    bool
+	evicted    bool
+	priority   uint8
+	changed    chan struct{}
 }
 
 // Priority returns the publisher priority of the group.
@@ -525,7 +531,48 @@ func (g *Group) evict() int {
 	g.dropped = true
 	g.done = true
 	g.signalLocked()
-	return g.bytes
+	g.images, g.heads = nil, nil
+	return g.bytes + g.imageBytes
+}
+
+// wire returns object i as written after the header bytes head: one
+// buffer, head then payload, so that the object takes a single Write.
+// quic-go returns from a Write once the connection has taken all of it
+// but the last packet's worth, so each further Write of an object costs
+// its writer a wait (and the connection an idle gap), and a header
+// written alone goes out in a packet of its own. The image is built once
+// and shared by every writer with the same header (subscribers of one
+// draft from the same point: no copy per subscriber); another header
+// gets a buffer of its own. Shared images count in the track's cache.
+func (g *Group) wire(i int, head []byte) []byte {
+	g.mu.Lock()
+	if i >= len(g.objects) || g.evicted {
+		g.mu.Unlock()
+		return nil
+	}
+	payload := g.objects[i].Payload
+	if i < len(g.images) && g.images[i] != nil {
+		img := g.images[i]
+		same := bytes.Equal(g.heads[i], head)
+		g.mu.Unlock()
+		if same {
+			return img
+		}
+		return joinBytes(head, payload)
+	}
+	img := joinBytes(head, payload)
+	for len(g.images) <= i {
+		g.images, g.heads = append(g.images, nil), append(g.heads, nil)
+	}
+	g.images[i], g.heads[i] = img, bytes.Clone(head)
+	g.imageBytes += len(img)
+	g.mu.Unlock()
+	g.track.addBytes(len(img)) // after g.mu: eviction takes t.mu, then g.mu
+	return img
+}
+
+func joinBytes(a, b []byte) []byte {
+	return append(append(make([]byte, 0, len(a)+len(b)), a...), b...)
 }
 
 // object returns object i, or a channel to wait on. done is true when
